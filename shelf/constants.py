@@ -1,0 +1,79 @@
+"""Names, defaults and environment variables, read in one place.
+
+Environment variables are read when a function here is called, not at import, so tests and long-running
+programs see the current environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "cclm-shelf"
+
+# Environment variables.
+ENV_CACHE_DIR = "CCLM_SHELF_CACHE_DIR"  # root of the blob store and metadata mirrors
+ENV_HOME = "CCLM_SHELF_HOME"  # where the embedded default shelf lives
+ENV_SHELF = "CCLM_SHELF_URL"  # the shelf used when none is configured or given
+ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
+ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
+ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
+
+DEFAULT_TARGET = ".cclm"
+DEFAULT_JOBS = 8
+PROJECT_FILE = "cclm-shelf.toml"
+PYPROJECT_FILE = "pyproject.toml"
+LOCK_FILE = "cclm-shelf.lock"
+MANIFEST_FILE = "cclm-manifest.json"
+INSTALL_RECORD = ".cclm-shelf-install.json"
+
+# Transfer tuning.
+CHUNK_SIZE = 1 << 20  # bytes read or written at a time while streaming
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+RETRY_ATTEMPTS = 5
+RETRY_TOTAL_SECONDS = 120.0
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def cache_dir() -> Path:
+    """The root of the content-addressed store and of the metadata mirrors."""
+    explicit = _env(ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
+
+
+def home_dir() -> Path:
+    """Where the embedded default shelf (a bare git repository) is created on first use."""
+    explicit = _env(ENV_HOME)
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_shelf_url() -> str | None:
+    return _env(ENV_SHELF)
+
+
+def offline() -> bool:
+    return (_env(ENV_OFFLINE) or "").lower() in {"1", "true", "yes", "on"}
+
+
+def token() -> str | None:
+    return _env(ENV_TOKEN)
+
+
+def jobs() -> int:
+    raw = _env(ENV_JOBS)
+    if raw and raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return DEFAULT_JOBS

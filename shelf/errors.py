@@ -1,0 +1,85 @@
+"""Every error the package manager raises on purpose.
+
+    ShelfError                      root: carries a message and an optional hint
+    ├── ConfigError                 project file, options or environment are wrong
+    ├── NotFoundError               a component, version, file or shelf does not exist
+    ├── OfflineError                the network is needed but offline mode is on
+    ├── TransportError              talking to a git remote or an LFS server failed
+    │   ├── AuthError               401/403: credentials missing or refused
+    │   └── GitError                a git command failed
+    ├── IntegrityError              bytes do not match their sha256 or size
+    ├── UnsafeContentError          a path, archive member or file would escape or run code
+    ├── ResolutionError             no compatible set of components exists
+    ├── LockfileError               the lockfile is missing, stale, corrupt or too new
+    ├── PublishError                a publish was refused (immutable version, bad folder, ...)
+    └── StoreError                  the content-addressed store is broken or locked
+
+Errors carry data and format themselves; only the CLI turns them into messages and exit codes. Errors from
+``registry_index`` (``RegistryIndexError`` and its children) cross into this package unchanged.
+"""
+
+from __future__ import annotations
+
+
+class ShelfError(Exception):
+    """Root of every error raised on purpose by ``shelf``."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class ConfigError(ShelfError):
+    exit_code = 2
+
+
+class NotFoundError(ShelfError):
+    pass
+
+
+class OfflineError(ShelfError):
+    pass
+
+
+class TransportError(ShelfError):
+    pass
+
+
+class AuthError(TransportError):
+    pass
+
+
+class GitError(TransportError):
+    pass
+
+
+class IntegrityError(ShelfError):
+    pass
+
+
+class UnsafeContentError(ShelfError):
+    pass
+
+
+class ResolutionError(ShelfError):
+    pass
+
+
+class LockfileError(ShelfError):
+    pass
+
+
+class PublishError(ShelfError):
+    pass
+
+
+class StoreError(ShelfError):
+    pass
