@@ -1,0 +1,457 @@
+"""The verified, content-addressed blob store shared by every install on the machine.
+
+Layout under ``root`` (default: ``constants.cache_dir()``)::
+
+    CACHEDIR.TAG                              marks the folder as a cache for backup tools
+    blobs/sha256/<oid[:2]>/<oid>              a verified blob, read-only, named by its sha256
+    blobs/sha256/<oid[:2]>/<oid>.incomplete   a blob being written (or left by an interrupted run)
+    locks/<oid[:2]>/<oid>.lock                one file lock per object, held while it is written or removed
+    tmp/                                      files being added whose sha256 is not known yet
+
+A blob only gets its final name after its size and sha256 were checked, its bytes were fsynced and it was
+moved into place with an atomic ``os.replace``. So a blob that exists *is* verified, and ``has`` only checks
+existence and size. An ``.incomplete`` file is never trusted: resuming re-hashes its prefix, and the full
+object is checked again before it is renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import filelock
+
+from shelf import constants
+from shelf.errors import IntegrityError, StoreError
+
+_OID = re.compile(r"^[0-9a-f]{64}$")
+_INCOMPLETE = ".incomplete"
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_LOCK_TIMEOUT = 3600.0  # a writer may hold the lock for a whole large download
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by cclm-shelf.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A blob found in the store."""
+
+    oid: str
+    size: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file in the store that failed verification and was removed."""
+
+    oid: str
+    path: Path
+    reason: str
+
+
+def check_oid(oid: str) -> str:
+    """Return ``oid`` if it is a lowercase sha256 hex digest, else raise ``StoreError``."""
+    if not isinstance(oid, str) or not _OID.match(oid):
+        raise StoreError(
+            f"{oid!r} is not a sha256 object id",
+            hint="object ids are 64 lowercase hexadecimal characters",
+        )
+    return oid
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a folder be opened.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The sha256 hex digest and size of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(constants.CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class BlobWriter:
+    """Streams one object into its ``.incomplete`` file; made by ``BlobStore.writer``.
+
+    ``offset`` is how many bytes are already there (a resumed partial file counts). ``complete`` is true
+    when the blob was already in the store: there is nothing to write.
+    """
+
+    def __init__(self, oid: str, size: int, partial: Path, complete: bool) -> None:
+        self.oid = oid
+        self.size = size
+        self.complete = complete
+        self._partial = partial
+        self._digest = hashlib.sha256()
+        self._handle: BinaryIO | None = None
+        self.offset = 0
+
+    def _open(self) -> None:
+        """Open the partial file, re-hashing a prefix left by an earlier run."""
+        mode = "r+b" if self._partial.exists() else "w+b"
+        self._handle = open(self._partial, mode)  # noqa: SIM115 - closed in close()
+        if self._partial.stat().st_size > self.size:
+            self.restart()
+            return
+        while chunk := self._handle.read(constants.CHUNK_SIZE):
+            self._digest.update(chunk)
+            self.offset += len(chunk)
+
+    def write(self, data: bytes) -> None:
+        """Append bytes; more bytes than the declared size is an integrity failure."""
+        if self.complete:
+            raise StoreError(f"object {self.oid} is already in the store; nothing to write")
+        if self.offset + len(data) > self.size:
+            raise IntegrityError(
+                f"object {self.oid} is longer than its declared size of {self.size} bytes",
+                hint="the source sent different bytes than recorded; it was not stored",
+            )
+        assert self._handle is not None
+        self._handle.write(data)
+        self._digest.update(data)
+        self.offset += len(data)
+
+    def restart(self) -> None:
+        """Throw away what was written and start from byte 0 (a server ignored a Range request)."""
+        assert self._handle is not None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._digest = hashlib.sha256()
+        self.offset = 0
+
+    def _check(self) -> None:
+        if self.offset != self.size:
+            raise IntegrityError(
+                f"object {self.oid} has {self.offset} bytes but {self.size} were expected",
+                hint="the source sent a truncated object; it was not stored",
+            )
+        actual = self._digest.hexdigest()
+        if actual != self.oid:
+            raise IntegrityError(
+                f"object {self.oid} has sha256 {actual}",
+                hint="the bytes do not match their object id; they were not stored",
+            )
+
+    def _commit(self, final: Path) -> None:
+        """Verify, flush to disk and move into place under the final name."""
+        self._check()
+        assert self._handle is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._close()
+        os.chmod(self._partial, _READ_ONLY)
+        os.replace(self._partial, final)
+        _fsync_dir(final.parent)
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _discard(self) -> None:
+        self._close()
+        with contextlib.suppress(FileNotFoundError):
+            self._partial.unlink()
+
+
+class BlobStore:
+    """A folder of verified blobs named by sha256; safe to share between processes."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else constants.cache_dir()
+        self._blobs = self.root / "blobs" / "sha256"
+        self._locks = self.root / "locks"
+        self._tmp = self.root / "tmp"
+
+    # Layout --------------------------------------------------------------------------------------------
+
+    def _ensure(self) -> None:
+        try:
+            for folder in (self._blobs, self._locks, self._tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the blob store at {self.root}: {exc.strerror}",
+                hint=f"set {constants.ENV_CACHE_DIR} to a writable folder",
+            ) from exc
+
+    def path(self, oid: str) -> Path:
+        """Where the blob ``oid`` lives (whether or not it is there)."""
+        check_oid(oid)
+        return self._blobs / oid[:2] / oid
+
+    def _partial_path(self, oid: str) -> Path:
+        return self.path(oid).with_name(oid + _INCOMPLETE)
+
+    def _lock_file(self, oid: str) -> filelock.FileLock:
+        self._ensure()
+        lock_path = self._locks / oid[:2] / f"{oid}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(str(lock_path))
+
+    @contextlib.contextmanager
+    def _lock(self, oid: str) -> Iterator[None]:
+        lock = self._lock_file(oid)
+        try:
+            lock.acquire(timeout=_LOCK_TIMEOUT)
+        except filelock.Timeout as exc:
+            raise StoreError(
+                f"object {oid} is locked by another process",
+                hint=f"wait for it to finish, or remove {lock.lock_file} if no cclm-shelf process runs",
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # Queries -------------------------------------------------------------------------------------------
+
+    def has(self, oid: str, size: int | None = None) -> bool:
+        """Whether the blob is present (and has ``size`` bytes); blobs were verified when they entered."""
+        try:
+            found = self.path(oid).stat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(found.st_mode) and (size is None or found.st_size == size)
+
+    def partial_size(self, oid: str) -> int:
+        """How many bytes an interrupted write of ``oid`` left behind (0 when none)."""
+        try:
+            return self._partial_path(oid).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every finished blob, in no particular order; partial files are left out."""
+        if not self._blobs.is_dir():
+            return
+        for folder in sorted(self._blobs.iterdir()):
+            if not folder.is_dir():
+                continue
+            for entry in sorted(folder.iterdir()):
+                if entry.name.endswith(_INCOMPLETE) or not entry.is_file():
+                    continue
+                yield BlobInfo(oid=entry.name, size=entry.stat().st_size, path=entry)
+
+    def info(self) -> dict[str, object]:
+        """Count and total size of the blobs, and where the store is."""
+        count = total = 0
+        for blob in self.iter_blobs():
+            count += 1
+            total += blob.size
+        return {"root": str(self.root), "count": count, "bytes": total}
+
+    # Writing -------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self, oid: str, size: int) -> Iterator[BlobWriter]:
+        """Write one object, holding its lock; commit on a clean exit.
+
+        An exception other than ``IntegrityError`` keeps the partial file so a later run can resume it;
+        an integrity failure deletes it. Nothing reaches the final name without being verified.
+        """
+        check_oid(oid)
+        if size < 0:
+            raise StoreError(f"object {oid} has a negative size ({size})")
+        with self._lock(oid):
+            final = self.path(oid)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            done = self.has(oid, size)
+            blob = BlobWriter(oid, size, self._partial_path(oid), complete=done)
+            if done:
+                yield blob
+                return
+            blob._open()
+            try:
+                yield blob
+                blob._commit(final)
+            except IntegrityError:
+                blob._discard()
+                raise
+            finally:
+                blob._close()
+
+    def add_file(self, path: Path, oid: str | None = None, size: int | None = None) -> str:
+        """Copy a file into the store and return its oid; with ``oid``/``size``, they must match."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"cannot add {path} to the store: it is not a file")
+        if oid is not None:
+            check_oid(oid)
+            if self.has(oid, size):
+                return oid
+        self._ensure()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=_INCOMPLETE)
+        tmp = Path(tmp_name)
+        try:
+            actual, actual_size = self._copy_hashing(path, fd)
+            self._expect(path, oid, size, actual, actual_size)
+            self._place(tmp, actual)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return actual
+
+    @staticmethod
+    def _copy_hashing(source: Path, fd: int) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            while chunk := src.read(constants.CHUNK_SIZE):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        return digest.hexdigest(), size
+
+    @staticmethod
+    def _expect(path: Path, oid: str | None, size: int | None, actual: str, actual_size: int) -> None:
+        if size is not None and actual_size != size:
+            raise IntegrityError(
+                f"{path} has {actual_size} bytes but {size} were expected", hint="it was not stored"
+            )
+        if oid is not None and actual != oid:
+            raise IntegrityError(f"{path} has sha256 {actual}, expected {oid}", hint="it was not stored")
+
+    def _place(self, tmp: Path, oid: str) -> None:
+        """Move a verified temporary file to its final name unless another process got there first."""
+        with self._lock(oid):
+            final = self.path(oid)
+            if self.has(oid):
+                return
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, _READ_ONLY)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+
+    # Using blobs ---------------------------------------------------------------------------------------
+
+    def link_into(self, oid: str, dest: Path) -> str:
+        """Put the blob at ``dest`` (replacing it atomically): a hardlink, or a copy where links fail.
+
+        Returns ``"link"`` or ``"copy"``. Blobs are read-only, so a linked file cannot be edited in place
+        by accident and corrupt the store.
+        """
+        source = self.path(oid)
+        if not source.is_file():
+            raise StoreError(f"object {oid} is not in the store", hint="download it first")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            method = self._link_or_copy(source, tmp)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise StoreError(f"cannot place object {oid} at {dest}: {exc.strerror}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return method
+
+    @staticmethod
+    def _link_or_copy(source: Path, tmp: Path) -> str:
+        try:
+            os.link(source, tmp)
+            return "link"
+        except OSError:
+            # Other file system, or links not allowed there: a private copy is the fallback.
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, _READ_ONLY)
+            return "copy"
+
+    # Maintenance ---------------------------------------------------------------------------------------
+
+    def verify(self) -> list[Problem]:
+        """Re-hash every blob; remove and report the ones whose name, size or bytes are wrong."""
+        problems = []
+        for blob in list(self.iter_blobs()):
+            reason = self._blob_problem(blob)
+            if reason is None:
+                continue
+            with self._lock_or_skip(blob.oid) as locked:
+                if locked or not _OID.match(blob.oid):
+                    with contextlib.suppress(FileNotFoundError):
+                        blob.path.unlink()
+            problems.append(Problem(oid=blob.oid, path=blob.path, reason=reason))
+        return problems
+
+    @staticmethod
+    def _blob_problem(blob: BlobInfo) -> str | None:
+        if not _OID.match(blob.oid):
+            return "the file name is not a sha256 object id"
+        if blob.path.parent.name != blob.oid[:2]:
+            return "the blob is in the wrong folder"
+        actual, _ = hash_file(blob.path)
+        if actual != blob.oid:
+            return f"its bytes hash to {actual}"
+        return None
+
+    @contextlib.contextmanager
+    def _lock_or_skip(self, oid: str) -> Iterator[bool]:
+        """Hold the object's lock if nobody else does; yield whether it is held."""
+        if not _OID.match(oid):
+            yield False
+            return
+        lock = self._lock_file(oid)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def prune(self, keep: set[str]) -> tuple[int, int]:
+        """Remove every blob (and stale partial file) not in ``keep``; return (count, bytes) removed."""
+        count = freed = 0
+        for blob in list(self.iter_blobs()):
+            if blob.oid in keep:
+                continue
+            with self._lock_or_skip(blob.oid) as locked:
+                if locked or not _OID.match(blob.oid):
+                    blob.path.unlink(missing_ok=True)
+                    count += 1
+                    freed += blob.size
+        freed += self._prune_partials(keep)
+        return count, freed
+
+    def _prune_partials(self, keep: set[str]) -> int:
+        freed = 0
+        for partial in self._blobs.glob(f"*/*{_INCOMPLETE}") if self._blobs.is_dir() else ():
+            oid = partial.name[: -len(_INCOMPLETE)]
+            if oid in keep:
+                continue
+            with self._lock_or_skip(oid) as locked:
+                if locked:
+                    freed += partial.stat().st_size
+                    partial.unlink(missing_ok=True)
+        return freed
