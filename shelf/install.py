@@ -1,0 +1,259 @@
+"""Laying verified components out in an install target.
+
+An install target (default ``.cclm``) holds one folder per component, in the seed library's layout::
+
+    <target>/<name>/cclm-manifest.json          the manifest the files were checked against
+    <target>/<name>/<item_type>/<files>         hardlinks into the blob store (copies where links fail)
+    <target>/.cclm-shelf-install.json           what is installed: version, digest, source, file stats
+    <target>/.install.lock                      serialises writers of this target
+
+Every blob is verified when it enters the store, so installing is fetching what the store lacks (one batch
+per shelf) and linking. A component is replaced atomically: it is built in a staging folder beside the
+target and renamed into place, so a reader never sees half a component and a crash leaves only staging
+debris that the next run removes. A warm install compares file stats with the record and re-hashes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from filelock import FileLock
+
+from shelf import constants
+from shelf.errors import IntegrityError, NotFoundError, UnsafeContentError
+from shelf.store import BlobStore
+
+RECORD_VERSION = 1
+STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".trash-"
+
+
+class FileSpec(Protocol):
+    item: str
+    path: str
+    sha256: str
+    size: int
+
+
+class ComponentSpec(Protocol):
+    """What an install needs to know of one pinned component (a lockfile entry fits)."""
+
+    name: str
+    version: str
+    source: str
+    manifest_digest: str
+    files: Sequence[FileSpec]
+
+
+@dataclass
+class InstallReport:
+    installed: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)
+    objects_fetched: int = 0
+    bytes_fetched: int = 0
+
+
+def safe_relative(*parts: str) -> PurePosixPath:
+    """Join manifest path parts, refusing anything that could leave the component folder."""
+    joined = PurePosixPath(*parts)
+    bad = joined.is_absolute() or any(p in ("..", "", ".") for p in joined.parts) or "\\" in str(joined)
+    if bad or ":" in joined.parts[0]:
+        raise UnsafeContentError(f"refusing unsafe path {str(joined)!r} in a manifest or lockfile")
+    return joined
+
+
+class InstallTarget:
+    """An install folder and its record of what is installed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.record_path = self.root / constants.INSTALL_RECORD
+
+    def lock(self) -> FileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / ".install.lock"))
+
+    def read_record(self) -> dict:
+        try:
+            data = json.loads(self.record_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"record_version": RECORD_VERSION, "components": {}}
+        except (OSError, ValueError):
+            # A damaged record only costs a re-link: every component is then treated as not installed.
+            return {"record_version": RECORD_VERSION, "components": {}}
+        data.setdefault("components", {})
+        return data
+
+    def write_record(self, record: dict) -> None:
+        tmp = self.record_path.with_name(f"{self.record_path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, self.record_path)
+
+    def component_dir(self, name: str) -> Path:
+        return self.root / safe_relative(name)
+
+    def clean_debris(self) -> None:
+        """Remove staging and trash folders left by an interrupted run."""
+        if not self.root.is_dir():
+            return
+        for child in self.root.iterdir():
+            if child.name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
+                shutil.rmtree(child, ignore_errors=True)
+
+    def is_current(self, spec: ComponentSpec, record: dict) -> bool:
+        """True when the component is installed at this digest and no file changed since (stats only)."""
+        entry = record["components"].get(spec.name)
+        if not entry or entry.get("manifest_digest") != spec.manifest_digest:
+            return False
+        folder = self.component_dir(spec.name)
+        for rel, stat in entry.get("files", {}).items():
+            try:
+                st = (folder / rel).stat()
+            except OSError:
+                return False
+            if [st.st_size, st.st_mtime_ns, st.st_ino] != stat:
+                return False
+        return len(entry.get("files", {})) == len(spec.files)
+
+    def materialize(self, spec: ComponentSpec, store: BlobStore, manifest: bytes | None) -> dict:
+        """Build the component's folder from the store in staging, then swap it into place."""
+        staging = self.root / f"{STAGING_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            files = {}
+            for f in spec.files:
+                rel = safe_relative(f.item, f.path)
+                store.link_into(f.sha256, staging / rel)
+                files[str(rel)] = rel
+            if manifest is not None:
+                (staging / constants.MANIFEST_FILE).write_bytes(manifest)
+            self._swap_in(staging, self.component_dir(spec.name))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        folder = self.component_dir(spec.name)
+        stats = {}
+        for key, rel in files.items():
+            st = (folder / rel).stat()
+            stats[key] = [st.st_size, st.st_mtime_ns, st.st_ino]
+        return stats
+
+    def _swap_in(self, staging: Path, final: Path) -> None:
+        if final.exists() or final.is_symlink():
+            trash = self.root / f"{TRASH_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, trash)
+            os.replace(staging, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+
+
+def missing_objects(components: Iterable[ComponentSpec], store: BlobStore) -> dict[str, dict[str, int]]:
+    """The blobs each source must send, by source URL: {source: {oid: size}}."""
+    wanted: dict[str, dict[str, int]] = {}
+    for spec in components:
+        for f in spec.files:
+            if not store.has(f.sha256, f.size):
+                wanted.setdefault(spec.source, {})[f.sha256] = f.size
+    return wanted
+
+
+def install_components(
+    components: Sequence[ComponentSpec],
+    *,
+    target: Path,
+    store: BlobStore,
+    transports: Mapping[str, object],
+    manifests: Mapping[str, bytes] | None = None,
+) -> InstallReport:
+    """Install pinned components into ``target``: fetch what the store lacks, verify, link, record."""
+    report = InstallReport()
+    install_target = InstallTarget(target)
+    with install_target.lock():
+        install_target.clean_debris()
+        record = install_target.read_record()
+        todo = [c for c in components if not install_target.is_current(c, record)]
+        report.unchanged = [(c.name, c.version) for c in components if c not in todo]
+        _fetch(todo, store, transports, report)
+        for spec in todo:
+            stats = install_target.materialize(spec, store, (manifests or {}).get(spec.name))
+            record["components"][spec.name] = _record_entry(spec, stats)
+            install_target.write_record(record)
+            report.installed.append((spec.name, spec.version))
+    return report
+
+
+def _record_entry(spec: ComponentSpec, stats: dict) -> dict:
+    return {
+        "version": spec.version,
+        "manifest_digest": spec.manifest_digest,
+        "source": spec.source,
+        "files": stats,
+        "sha256": {str(safe_relative(f.item, f.path)): f.sha256 for f in spec.files},
+    }
+
+
+def _fetch(todo: Sequence[ComponentSpec], store: BlobStore, transports: Mapping[str, object], report) -> None:
+    from shelf.lfs import LfsObject
+
+    for source, objects in missing_objects(todo, store).items():
+        transport = transports.get(source)
+        if transport is None:
+            raise NotFoundError(f"no transport for shelf {source}")
+        transport.download([LfsObject(oid, size) for oid, size in sorted(objects.items())], store)
+        report.objects_fetched += len(objects)
+        report.bytes_fetched += sum(objects.values())
+
+
+def uninstall(target: Path, name: str) -> str:
+    """Remove an installed component; returns the version that was removed."""
+    install_target = InstallTarget(target)
+    with install_target.lock():
+        record = install_target.read_record()
+        entry = record["components"].pop(name, None)
+        folder = install_target.component_dir(name)
+        if entry is None and not folder.exists():
+            raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
+        if folder.exists():
+            trash = install_target.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        install_target.write_record(record)
+    return (entry or {}).get("version", "?")
+
+
+def verify_installed(target: Path) -> list[str]:
+    """Re-hash every installed file against the sha256 recorded at install; returns the problems."""
+    install_target = InstallTarget(target)
+    problems = []
+    for name, entry in sorted(install_target.read_record()["components"].items()):
+        folder = install_target.component_dir(name)
+        for rel, expected in sorted(entry.get("sha256", {}).items()):
+            problem = _check_file(folder / rel, expected)
+            if problem:
+                problems.append(f"{name}/{rel}: {problem}")
+    return problems
+
+
+def _check_file(path: Path, expected: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(constants.CHUNK_SIZE), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return "missing"
+    if digest.hexdigest() != expected:
+        return f"sha256 {digest.hexdigest()[:12]}… does not match {expected[:12]}…"
+    return None
+
+
+__all__ = ["InstallReport", "InstallTarget", "IntegrityError", "install_components", "uninstall", "verify_installed"]

@@ -1,0 +1,335 @@
+"""Publishing a saved folder to a shelf, and yanking a published version.
+
+A publish is all or nothing. The folder is snapshotted into the blob store first (hashed while copied), so
+what is uploaded is exactly what was hashed even if the folder changes meanwhile; a file that changed
+during the snapshot is refused. Then the manifest is built and validated, the blobs are uploaded (objects
+the server has are skipped), and ONE commit with the pointer files, the manifest and the updated index
+entry is pushed together with the release tag ``<name>/v<version>``. If someone else pushed first, the
+push is rejected, nothing changed on the shelf, and the publish retries on top of the new head.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from registry_index import layout
+from registry_index.index import IndexEntry, entry_from_manifest, format_index_file, with_yanked
+from registry_index.manifest import Manifest, dump_manifest, manifest_digest
+from registry_index.pointer import LfsPointer, format_pointer
+from registry_index.requirements import parse_requirement
+from registry_index.versions import format_version, parse_version
+from shelf.errors import NotFoundError, PublishError, UnsafeContentError
+from shelf.gitrepo import PushRejected
+from shelf.source import ShelfSource
+from shelf.store import BlobStore
+
+METADATA_FILE = "cclm-publish.toml"
+MAX_PUSH_ATTEMPTS = 5
+MARKERS = ("cclm_config.json", "embedder.json", "component.json", "composed.json")
+FRAMEWORK = {"cclm-core": ">=0.1", "tensorflow": ">=2.16"}
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    item: str
+    path: str  # relative to the item folder, POSIX separators
+    sha256: str
+    size: int
+
+
+@dataclass
+class PublishReport:
+    name: str
+    version: str
+    manifest_digest: str
+    commit: str | None
+    uploaded: int = 0
+    skipped: int = 0
+    unchanged: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def find_items(folder: Path) -> dict[str, Path]:
+    """The saved items in a folder: itself if the core saved an item there, else its subfolders."""
+    folder = _checked_dir(folder)
+    if any((folder / m).is_file() for m in MARKERS):
+        return {_item_type(folder): folder}
+    items: dict[str, Path] = {}
+    for child in sorted(folder.iterdir()):
+        if child.name == METADATA_FILE:
+            continue
+        if child.is_symlink() or not child.is_dir():
+            raise UnsafeContentError(
+                f"{child} is not a saved item folder", hint="a publish folder holds only saved items"
+            )
+        kind = _item_type(child)
+        if kind in items:
+            raise PublishError(f"{folder} holds two {kind} items: {items[kind].name} and {child.name}")
+        items[kind] = child
+    if not items:
+        raise PublishError(f"{folder} holds no saved item", hint="save a model with the core, then publish")
+    return items
+
+
+def _checked_dir(folder: Path) -> Path:
+    if folder.is_symlink() or not folder.is_dir():
+        raise PublishError(f"{folder} is not a folder", hint="pass the folder the model was saved to")
+    return folder.resolve()
+
+
+def _item_type(folder: Path) -> str:
+    from cclm_core.fingerprint import item_type
+
+    return item_type(folder)
+
+
+def walk_item(folder: Path) -> list[tuple[str, Path]]:
+    """Every regular file of an item folder; links, devices and other special files are refused."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise UnsafeContentError(f"refusing to publish the symbolic link {path}")
+            if name in filenames and not stat.S_ISREG(mode):
+                raise UnsafeContentError(f"refusing to publish the special file {path}")
+        for name in filenames:
+            path = Path(dirpath) / name
+            found.append((path.relative_to(folder).as_posix(), path))
+    return sorted(found)
+
+
+def snapshot(items: dict[str, Path], store: BlobStore) -> list[SnapshotFile]:
+    """Copy every file into the store, hashing as it goes; refuse files that change meanwhile."""
+    files = []
+    for item, folder in sorted(items.items()):
+        for rel, path in walk_item(folder):
+            before = path.stat()
+            oid = store.add_file(path)
+            after = path.stat()
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                raise PublishError(f"{path} changed while it was being published", hint="publish again")
+            files.append(SnapshotFile(item, rel, oid, after.st_size))
+    return files
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What the publisher says about a package, beside what the folder itself tells."""
+
+    name: str
+    version: str
+    summary: str = ""
+    license: str = "unspecified"
+    requires: tuple[str, ...] = ()
+    training: dict | None = None
+
+
+def read_metadata_file(folder: Path) -> dict:
+    """Name, version and the rest from ``cclm-publish.toml`` in the folder, when there is one."""
+    import tomllib
+
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PublishError(f"{path} is not valid TOML: {e}") from e
+
+
+def describe_items(items: dict[str, Path]) -> dict[str, dict]:
+    from cclm_core.fingerprint import describe
+
+    return {kind: describe(folder) for kind, folder in items.items()}
+
+
+def package_kind(described: dict[str, dict]) -> str:
+    kinds = set(described)
+    if kinds == {"preprocessor"}:
+        return "preprocessor"
+    if kinds <= {"preprocessor", "embedder"}:
+        return "embedder"
+    if kinds == {"component"}:
+        return "component"
+    return "bundle"
+
+
+def base_and_provides(described: dict[str, dict]) -> tuple[dict | None, dict]:
+    """The base a package stands on and what it offers, checked across its own items."""
+    prep = described.get("preprocessor", {}).get("provides")
+    emb = described.get("embedder", {}).get("provides")
+    comp = described.get("component")
+    provides: dict = {}
+    base = None
+    if emb:
+        base = {"embedder": emb["embedder"], "vocab": prep["vocab"] if prep else None,
+                "max_input_length": emb["max_input_length"], "n_chars": emb["n_chars"]}
+        provides.update(emb)
+    if prep:
+        provides["vocab"] = prep["vocab"]
+        _check_same("input length", prep["max_input_length"], base and base["max_input_length"])
+        _check_same("n_chars", prep["n_chars"], base and base["n_chars"])
+    if comp:
+        comp_base = dict(comp["base"])
+        if base:
+            _check_same("embedder", comp_base["embedder"], base["embedder"])
+            comp_base["vocab"] = comp_base.get("vocab") or base["vocab"]
+        base = comp_base
+        provides = {"output_dim": comp["provides"]["output_dim"]} | (
+            {k: v for k, v in provides.items() if k != "output_dim"}
+        )
+    return base, provides
+
+
+def _check_same(what: str, item_value, package_value) -> None:
+    if package_value is not None and item_value != package_value:
+        raise PublishError(
+            f"the items of this folder disagree on the {what}: {item_value} vs {package_value}",
+            hint="save the component together with the embedder and preprocessor it was trained on",
+        )
+
+
+def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequence[SnapshotFile]) -> Manifest:
+    base, provides = base_and_provides(described)
+    items: dict[str, dict] = {}
+    for f in files:
+        items.setdefault(f.item, {"files": []})["files"].append({"path": f.path, "sha256": f.sha256, "size": f.size})
+    data = {
+        "schema_version": 1,
+        "name": info.name,
+        "version": info.version,
+        "kind": package_kind(described),
+        "summary": info.summary,
+        "license": info.license,
+        "items": items,
+        "base": base,
+        "provides": provides,
+        "requires": list(info.requires),
+        "framework": dict(FRAMEWORK),
+    }
+    if info.training:
+        data["training"] = info.training
+    if base is None:
+        data.pop("base")
+    return Manifest.from_dict(data)
+
+
+class _OverlayIndex:
+    """A shelf's index with one more entry, as if it were published already (to test-resolve it)."""
+
+    def __init__(self, index, extra: IndexEntry) -> None:
+        self._index = index
+        self._extra = extra
+
+    def entries(self, name: str) -> list[IndexEntry]:
+        found = [e for e in self._index.entries(name) if e.version != self._extra.version or name != self._extra.name]
+        return found + [self._extra] if name == self._extra.name else found
+
+
+def check_resolves(entry: IndexEntry, source: ShelfSource) -> None:
+    """Refuse a package whose requirements do not resolve on the shelf together with its base."""
+    from shelf.errors import ResolutionError
+    from shelf.resolver import resolve
+
+    try:
+        resolve([parse_requirement(f"{entry.name}=={entry.version}")], _OverlayIndex(source.index, entry))
+    except ResolutionError as e:
+        raise PublishError(f"{entry.name} {entry.version} cannot be installed from {source.url}: {e.message}",
+                           hint=e.hint or "publish what it requires first, or fix its requires") from e
+
+
+def publish(folder: Path, info: PackageInfo, source: ShelfSource, store: BlobStore,
+            progress: Callable[[str], None] = lambda _m: None) -> PublishReport:
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    items = find_items(Path(folder))
+    described = describe_items(items)
+    progress(f"hashing {sum(1 for _ in items)} item(s) of {folder}")
+    files = snapshot(items, store)
+    manifest = build_manifest(info, described, files)
+    data = dump_manifest(manifest)
+    digest = manifest_digest(data)
+    entry = entry_from_manifest(manifest, digest)
+    report = PublishReport(info.name, info.version, digest, commit=None)
+    for _attempt in range(MAX_PUSH_ATTEMPTS):
+        source.refresh()
+        if _already_published(source, entry, report):
+            return report
+        check_resolves(entry, source)
+        if not report.uploaded and not report.skipped:
+            _upload(files, source, store, report, progress)
+        try:
+            report.commit = _push(source, manifest, data, entry, files)
+            return report
+        except PushRejected:
+            progress("the shelf moved on while publishing; retrying on top of it")
+            source.mark_stale()
+    raise PublishError(f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
+                       hint="the shelf is busy; try again")
+
+
+def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport) -> bool:
+    for existing in source.index.entries(entry.name):
+        if existing.version != entry.version:
+            continue
+        if existing.manifest_digest == entry.manifest_digest:
+            report.unchanged = True
+            report.notes.append(f"{entry.name} {entry.version} is already published with identical content")
+            return True
+        raise PublishError(
+            f"{entry.name} {entry.version} is already published with different content; versions are immutable",
+            hint=f"publish a new version, or yank this one: cclm-shelf yank {entry.name}@{entry.version}",
+        )
+    if layout.release_tag(entry.name, entry.version) in source.mirror.tags():
+        raise PublishError(f"the tag {layout.release_tag(entry.name, entry.version)} already exists on {source.url}",
+                           hint="this version was published before the index knew it; publish a new version")
+    return False
+
+
+def _upload(files: Sequence[SnapshotFile], source: ShelfSource, store: BlobStore, report: PublishReport,
+            progress: Callable[[str], None]) -> None:
+    from shelf.lfs import LfsObject
+
+    unique = {f.sha256: f.size for f in files}
+    progress(f"uploading {len(unique)} object(s) to {source.url}")
+    outcome = source.transport().upload([(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()])
+    report.uploaded = len(getattr(outcome, "uploaded", unique))
+    report.skipped = len(getattr(outcome, "skipped", ()))
+
+
+def _push(source: ShelfSource, manifest: Manifest, data: bytes, entry: IndexEntry,
+          files: Sequence[SnapshotFile]) -> str:
+    name, version = manifest.name, manifest.version
+    changes: dict[str, bytes | None] = {layout.manifest_path(name, version): data}
+    for f in files:
+        changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(LfsPointer(f.sha256, f.size))
+    others = [e for e in source.index.entries(name) if e.version != version]
+    changes[layout.index_path(name)] = format_index_file([*others, entry])
+    return source.mirror.commit_and_push(
+        changes, f"Publish {name} {version}", parent=source.head, branch=source.branch,
+        tags=[layout.release_tag(name, version)],
+    )
+
+
+def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
+    """Mark a published version as yanked in the index; the resolver skips it from then on."""
+    version = format_version(parse_version(version))
+    for _attempt in range(MAX_PUSH_ATTEMPTS):
+        source.refresh()
+        entries = source.index.entries(name)
+        if not any(e.version == version for e in entries):
+            raise NotFoundError(f"{name} {version} is not published on {source.url}", hint=f"cclm-shelf show {name}")
+        updated = with_yanked(entries, version, reason)
+        try:
+            return source.mirror.commit_and_push(
+                {layout.index_path(name): format_index_file(updated)},
+                f"Yank {name} {version}: {reason}", parent=source.head, branch=source.branch,
+            )
+        except PushRejected:
+            source.mark_stale()
+    raise PublishError(f"gave up yanking {name} {version}: the shelf kept moving", hint="try again")

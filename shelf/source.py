@@ -1,0 +1,140 @@
+"""Opening a shelf: its metadata mirror, its sparse index, its manifests and its blob transport.
+
+A ``ShelfSource`` is everything an install or a publish needs to know about one shelf repository. Metadata
+(index files, manifests, pointer files) is read from a local bare mirror that is refreshed with a fetch, at
+most once per source object, so a command never clones twice and never downloads LFS content to read
+metadata. Blobs move through ``transport()``: the LFS batch API for remote shelves, the git-lfs object
+folder for local ones.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from registry_index import layout
+from registry_index.index import IndexEntry, parse_index_file
+from registry_index.manifest import Manifest, load_manifest, manifest_digest
+from shelf import constants
+from shelf.errors import IntegrityError, NotFoundError
+from shelf.gitrepo import ShelfMirror, init_shelf, is_local_url, normalise_url
+
+
+class MirrorIndex:
+    """The sparse index read from a shelf mirror at one commit (implements ``IndexSource``)."""
+
+    def __init__(self, mirror: ShelfMirror, commit: str) -> None:
+        self._mirror = mirror
+        self._commit = commit
+        self._cache: dict[str, list[IndexEntry]] = {}
+        self.files_read = 0
+
+    def entries(self, name: str) -> list[IndexEntry]:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def _load(self, name: str) -> list[IndexEntry]:
+        path = layout.index_path(name)
+        if not self._mirror.exists(self._commit, path):
+            return []
+        self.files_read += 1
+        return parse_index_file(self._mirror.read_file(self._commit, path), path)
+
+    def names(self) -> list[str]:
+        tree = self._mirror.list_tree(self._commit, "index", recursive=True)
+        return sorted(
+            Path(entry.path).name for entry in tree if entry.kind == "blob" and entry.path != layout.INDEX_CONFIG_PATH
+        )
+
+
+class ShelfSource:
+    """One shelf repository, opened for reading (and, through ``mirror``, for publishing)."""
+
+    def __init__(self, url: str, *, cache_dir: Path | None = None, offline: bool = False) -> None:
+        self.url = normalise_url(url)
+        self.offline = offline
+        self.cache_dir = cache_dir or constants.cache_dir()
+        self.mirror = ShelfMirror.open(self.url, cache_dir=self.cache_dir, offline=offline)
+        self._refreshed = False
+
+    def refresh(self) -> None:
+        """Bring the mirror up to date with the remote (once per source until marked stale; never offline)."""
+        if self.offline or self._refreshed:
+            return
+        self.mirror.refresh()
+        self._refreshed = True
+        self._forget_head()
+
+    def mark_stale(self) -> None:
+        """The remote moved on (a rejected push): the next ``refresh`` fetches again."""
+        self._refreshed = False
+        self._forget_head()
+
+    def _forget_head(self) -> None:
+        for name in ("head", "index"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def head(self) -> str:
+        return self.mirror.head()
+
+    @cached_property
+    def index(self) -> MirrorIndex:
+        return MirrorIndex(self.mirror, self.head)
+
+    def entry(self, name: str, version: str) -> IndexEntry:
+        for entry in self.index.entries(name):
+            if entry.version == version:
+                return entry
+        raise NotFoundError(f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}")
+
+    def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
+        """The manifest of an index entry, checked against the digest the index recorded."""
+        path = layout.manifest_path(entry.name, entry.version)
+        data = self.mirror.read_file(self.head, path)
+        if manifest_digest(data) != entry.manifest_digest:
+            raise IntegrityError(
+                f"the manifest of {entry.name} {entry.version} on {self.url} does not match its index entry",
+                hint="the shelf was changed after publishing; ask its owner to rebuild the index",
+            )
+        return load_manifest(data, source=f"{self.url}:{path}"), data
+
+    def transport(self, **options):
+        """The blob transport of this shelf: local git-lfs objects or an LFS server."""
+        from shelf.lfs import transport_for
+
+        return transport_for(self.url, self.mirror.lfs_url(self.head), **options)
+
+
+def embedded_shelf_path() -> Path:
+    return constants.home_dir() / "shelf.git"
+
+
+def ensure_embedded_shelf() -> str:
+    """The local shelf on disk used when no shelf is configured, created on first use."""
+    path = embedded_shelf_path()
+    if not (path / "HEAD").exists():
+        create_shelf(path)
+    return str(path)
+
+
+def create_shelf(path: Path, lfs_url: str | None = None) -> str:
+    """Create an empty shelf repository at a local path."""
+    from registry_index.index import INDEX_CONFIG
+
+    files = {".gitattributes": layout.GITATTRIBUTES.encode(), layout.INDEX_CONFIG_PATH: INDEX_CONFIG}
+    return init_shelf(path, lfs_url=lfs_url, initial_files=files)
+
+
+def pick_shelf_url(explicit: str | None, project_shelves: list[str] | None = None) -> str:
+    """The shelf a command uses: an explicit one, else the project's first, else the embedded default."""
+    if explicit:
+        return explicit
+    if project_shelves:
+        return project_shelves[0]
+    env = constants.default_shelf_url()
+    return env or ensure_embedded_shelf()
+
+
+__all__ = ["MirrorIndex", "ShelfSource", "create_shelf", "ensure_embedded_shelf", "is_local_url", "pick_shelf_url"]
