@@ -1,0 +1,657 @@
+"""Git transport for shelves: metadata mirrors and atomic publishing commits.
+
+A shelf is a git repository (a local path, ``file://``, ``git://``, ``ssh://`` or ``http(s)://`` URL) whose
+large files are Git LFS pointer files. The package manager never works in a checkout: it keeps one bare
+*mirror* per shelf remote and reads it with git plumbing, so only small metadata (manifests, index files,
+pointer files) ever crosses the wire and LFS content is never fetched or smudged.
+
+Cache layout (under :func:`shelf.constants.cache_dir`)::
+
+    mirrors/<slug>-<sha256(url)[:16]>.git        bare repository: refs/heads/* and refs/tags/* of the remote
+    mirrors/<slug>-<sha256(url)[:16]>.git.lock   file lock held while the mirror is created or fetched
+
+``<url>`` is the normalised URL without credentials, so ``/srv/shelf`` and ``file:///srv/shelf`` share a
+mirror. Publishing builds a commit inside the mirror without a work tree (a temporary index) and pushes the
+branch and the release tags in one ``git push --atomic`` guarded by the expected old value of the branch:
+either every ref moves or none does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.request import url2pathname
+
+from filelock import FileLock, Timeout
+
+from shelf import constants
+from shelf.errors import ConfigError, GitError, NotFoundError, OfflineError, UnsafeContentError
+
+__all__ = [
+    "FALLBACK_EMAIL",
+    "FALLBACK_NAME",
+    "PushRejected",
+    "ShelfMirror",
+    "TreeEntry",
+    "git_env",
+    "init_shelf",
+    "is_local_url",
+    "mirror_path",
+    "normalise_url",
+    "redact",
+    "run_git",
+]
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_NAME = "cclm-shelf"
+FALLBACK_EMAIL = "cclm-shelf@localhost"
+DEFAULT_BRANCH = "main"
+MIRRORS_DIR = "mirrors"
+LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mirror
+_ZERO_OID = "0" * 40
+_REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
+_REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh"})
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_RETRY_HINT = "refresh the shelf (someone else published first) and try again"
+
+
+class PushRejected(GitError):
+    """The remote refused the atomic update: the branch moved on or a tag already exists.
+
+    ``reasons`` maps each refused ref to git's reason (``stale info``, ``fetch first``, ``already exists``).
+    Nothing changed on the remote; the caller may refresh its mirror and retry.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, reasons: Mapping[str, str] | None = None):
+        super().__init__(message, hint=hint)
+        self.reasons = dict(reasons or {})
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a tree listing; ``path`` is relative to the repository root."""
+
+    path: str
+    mode: str
+    kind: str  # "blob", "tree" or "commit"
+    oid: str
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running git
+
+
+def redact(text: str) -> str:
+    """Hide the user:password part of every URL in ``text`` (for errors and logs)."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git command runs with.
+
+    Prompts would hang a non-interactive install, smudging would download LFS content we never want in a
+    mirror, and a fixed message locale lets us recognise git's refusals.
+    """
+    env = dict(os.environ)
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1", LC_ALL="C")
+    env.update(extra or {})
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    *,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git <args>``; raise :class:`GitError` with the command and git's stderr when it fails."""
+    command = ["git", *map(str, args)]
+    shown = redact(" ".join(command))
+    logger.debug("%s", shown)
+    try:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            env=dict(env) if env is not None else git_env(),
+            input=input,
+            capture_output=True,
+        )
+    except FileNotFoundError as e:
+        raise GitError("git is not installed", hint="install git 2.28 or newer and put it on PATH") from e
+    if check and done.returncode != 0:
+        stderr = redact(done.stderr.decode(errors="replace").strip())
+        raise GitError(f"`{shown}` failed (exit {done.returncode}): {stderr}")
+    return done
+
+
+# --------------------------------------------------------------------------------------------------------
+# URLs
+
+
+def is_local_url(url: str) -> bool:
+    """True for a path on this machine or a ``file://`` URL."""
+    text = str(url).strip()
+    if _SCP_LIKE.match(text):
+        return False
+    return urlsplit(text).scheme in ("", "file")
+
+
+def normalise_url(url: str | os.PathLike[str]) -> str:
+    """The canonical form of a shelf URL: an absolute path for local shelves, a tidy URL otherwise.
+
+    Refuses an empty string, an unknown scheme and a local path that is a regular file.
+    """
+    text = str(url).strip()
+    if not text:
+        raise ConfigError("the shelf URL is empty", hint="give a folder path or a git URL")
+    if _SCP_LIKE.match(text):
+        return text.rstrip("/")
+    if is_local_url(text):
+        return str(_local_path(text))
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in _REMOTE_SCHEMES or not parts.netloc:
+        raise ConfigError(
+            f"unsupported shelf URL {redact(text)!r}",
+            hint="use a local path or a file://, git://, ssh://, http:// or https:// URL",
+        )
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{host.lower()}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def _local_path(text: str) -> Path:
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(f"file URL {text!r} names another host", hint="use file:///absolute/path")
+        path = Path(url2pathname(unquote(parts.path)))
+    else:
+        path = Path(text).expanduser()
+    path = path.resolve()
+    if path.is_file():
+        raise ConfigError(
+            f"{path} is a file, not a shelf",
+            hint="a shelf is a git repository folder: point at the folder (or create one with init_shelf)",
+        )
+    return path
+
+
+def _without_credentials(url: str) -> str:
+    return _CREDENTIALS.sub(r"\g<scheme>", url)
+
+
+def mirror_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the bare mirror of ``url`` lives: one folder per normalised URL, credentials left out."""
+    key = _without_credentials(normalise_url(url))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stem = re.split(r"[/:]", key.rstrip("/"))[-1].removesuffix(".git")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:40] or "shelf"
+    root = Path(cache_dir) if cache_dir is not None else constants.cache_dir()
+    return root / MIRRORS_DIR / f"{slug}-{digest}.git"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Building trees and commits without a work tree
+
+
+def _check_repo_path(path: str) -> str:
+    """Refuse paths that git would store oddly or that could escape a checkout."""
+    parts = path.split("/")
+    bad = (
+        not path
+        or any(c in path for c in "\\\0\n\r")
+        or any(p in ("", ".", "..") for p in parts)
+        or any(p.lower() == ".git" for p in parts)
+    )
+    if bad:
+        raise UnsafeContentError(
+            f"refusing to commit the path {path!r}",
+            hint="use a relative path with '/' separators and no empty, '.', '..' or '.git' parts",
+        )
+    return path
+
+
+def _git_dir_args(git_dir: Path) -> list[str]:
+    return ["--git-dir", str(git_dir)]
+
+
+def _write_blobs(git_dir: Path, contents: Sequence[bytes]) -> list[str]:
+    """Store every content as a blob with ONE ``hash-object`` process; filters (LFS clean) stay off."""
+    if not contents:
+        return []
+    with tempfile.TemporaryDirectory(prefix="cclm-shelf-blobs-") as tmp:
+        paths = []
+        for number, data in enumerate(contents):
+            path = Path(tmp) / str(number)
+            path.write_bytes(data)
+            paths.append(str(path))
+        request = ("\n".join(paths) + "\n").encode()
+        args = [*_git_dir_args(git_dir), "hash-object", "-w", "--no-filters", "--stdin-paths"]
+        out = run_git(args, input=request).stdout.decode().split()
+    return out
+
+
+def _write_tree(git_dir: Path, base: str | None, files: Mapping[str, bytes | None]) -> str:
+    """The tree of ``base`` with ``files`` written (bytes) or removed (None), built in a temporary index."""
+    checked = {_check_repo_path(path): data for path, data in files.items()}
+    added = sorted(path for path, data in checked.items() if data is not None)
+    oids = _write_blobs(git_dir, [checked[path] for path in added])  # type: ignore[misc]
+    lines = [f"0 {_ZERO_OID}\t{path}" for path, data in checked.items() if data is None]
+    lines += [f"100644 {oid}\t{path}" for path, oid in zip(added, oids, strict=True)]
+    with tempfile.TemporaryDirectory(prefix="cclm-shelf-index-") as tmp:
+        env = git_env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        if base is not None:
+            run_git([*_git_dir_args(git_dir), "read-tree", base], env=env)
+        if lines:
+            # --replace: a new file may take the place of a folder of the same name and vice versa.
+            request = ("\n".join(lines) + "\n").encode()
+            run_git(
+                [*_git_dir_args(git_dir), "update-index", "--replace", "--index-info"], env=env, input=request
+            )
+        return run_git([*_git_dir_args(git_dir), "write-tree"], env=env).stdout.decode().strip()
+
+
+def _config_has(git_dir: Path, key: str) -> bool:
+    done = run_git([*_git_dir_args(git_dir), "config", "--get", key], check=False)
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def _identity_env(git_dir: Path) -> dict[str, str]:
+    """A fallback author and committer where neither the environment nor git config names one.
+
+    CI machines often have no ~/.gitconfig; git would then guess from the host name or refuse to commit.
+    """
+    env: dict[str, str] = {}
+    fallbacks = {"NAME": ("user.name", FALLBACK_NAME), "EMAIL": ("user.email", FALLBACK_EMAIL)}
+    for field, (key, fallback) in fallbacks.items():
+        names = [f"GIT_AUTHOR_{field}", f"GIT_COMMITTER_{field}"]
+        if all(os.environ.get(name) for name in names):
+            continue
+        if _config_has(git_dir, key) or (field == "EMAIL" and os.environ.get("EMAIL")):
+            continue
+        env.update({name: fallback for name in names if not os.environ.get(name)})
+    return env
+
+
+def _commit_tree(git_dir: Path, tree: str, parents: Iterable[str], message: str) -> str:
+    args = [*_git_dir_args(git_dir), "commit-tree", tree]
+    for parent in parents:
+        args += ["-p", parent]
+    env = git_env(_identity_env(git_dir))
+    done = run_git([*args, "-F", "-"], env=env, input=message.encode())
+    return done.stdout.decode().strip()
+
+
+def _check_tag(git_dir: Path, tag: str) -> str:
+    done = run_git([*_git_dir_args(git_dir), "check-ref-format", f"refs/tags/{tag}"], check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"{tag!r} is not a valid tag name", hint="tags look like <name>/v<version>")
+    return tag
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pushing
+
+
+def _parse_rejections(porcelain: str) -> dict[str, str]:
+    """Refs that ``git push --porcelain`` reports as refused, with git's reason."""
+    reasons: dict[str, str] = {}
+    for line in porcelain.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0] == "!":
+            ref = fields[1].rpartition(":")[2]
+            reasons[ref] = fields[2]
+    return reasons
+
+
+def _push_atomic(git_dir: Path, url: str, refspecs: Sequence[str], lease: str) -> None:
+    args = [*_git_dir_args(git_dir), "push", "--atomic", "--porcelain", f"--force-with-lease={lease}", url]
+    done = run_git([*args, *refspecs], check=False)
+    if done.returncode == 0:
+        return
+    reasons = _parse_rejections(done.stdout.decode(errors="replace"))
+    stderr = redact(done.stderr.decode(errors="replace").strip())
+    if reasons:
+        # With --atomic the innocent refs are reported "atomic push failed"; the first real reason leads.
+        summary = "; ".join(f"{ref}: {why}" for ref, why in reasons.items())
+        raise PushRejected(f"{redact(url)} refused the update ({summary})", hint=_RETRY_HINT, reasons=reasons)
+    raise GitError(f"pushing to {redact(url)} failed (exit {done.returncode}): {stderr}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# The mirror
+
+
+class ShelfMirror:
+    """A bare, metadata-only mirror of one shelf remote, and the place publishing commits are built.
+
+    Open it with :meth:`open`; it is fetched on first use and by :meth:`refresh`, never cloned again.
+    Two processes may use one mirror at once: fetches hold a file lock, and readers only read objects.
+    """
+
+    def __init__(self, url: str, path: Path, *, offline: bool = False) -> None:
+        self.url = url
+        self.path = path
+        self.offline = offline
+
+    def __repr__(self) -> str:
+        return f"ShelfMirror({redact(self.url)!r}, path={str(self.path)!r}, offline={self.offline})"
+
+    @classmethod
+    def open(
+        cls,
+        url: str | os.PathLike[str],
+        cache_dir: str | os.PathLike[str] | None = None,
+        offline: bool = False,
+    ) -> ShelfMirror:
+        """The mirror of ``url``, created and fetched if it does not exist yet.
+
+        Offline (``offline=True`` or CCLM_SHELF_OFFLINE=1) only what is already mirrored is used.
+        """
+        normalised = normalise_url(str(url))
+        mirror = cls(normalised, mirror_path(normalised, cache_dir), offline=offline or constants.offline())
+        if mirror.offline:
+            if not mirror._has_refs():
+                raise OfflineError(
+                    f"the shelf {redact(normalised)} has not been mirrored yet and offline mode is on",
+                    hint="run once with network access (unset CCLM_SHELF_OFFLINE) to mirror it",
+                )
+            return mirror
+        if not mirror._has_refs():
+            mirror.refresh()
+        return mirror
+
+    # ---- fetching
+
+    def _git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return run_git([*_git_dir_args(self.path), *args], input=input, check=check)
+
+    def _lock(self) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+
+    def _has_refs(self) -> bool:
+        if not (self.path / "HEAD").is_file():
+            return False
+        done = self._git("for-each-ref", "--count=1", "refs/heads", "refs/tags", check=False)
+        return done.returncode == 0 and bool(done.stdout.strip())
+
+    def refresh(self) -> ShelfMirror:
+        """Fetch the remote's branches and tags (pruning deleted ones); a no-op offline."""
+        if self.offline:
+            return self
+        self._check_local_remote()
+        try:
+            with self._lock():
+                created = not (self.path / "HEAD").is_file()
+                if created:
+                    run_git(["init", "--bare", "--quiet", str(self.path)])
+                try:
+                    self._fetch()
+                except GitError:
+                    if created:  # leave no empty mirror behind for a URL that does not work
+                        shutil.rmtree(self.path, ignore_errors=True)
+                    raise
+        except Timeout as e:
+            raise GitError(
+                f"timed out waiting for the lock on the mirror {self.path}",
+                hint=f"another cclm-shelf is fetching; if none runs, delete {self.path}.lock",
+            ) from e
+        return self
+
+    def _check_local_remote(self) -> None:
+        if is_local_url(self.url) and not Path(self.url).is_dir():
+            raise NotFoundError(
+                f"the shelf {self.url} does not exist",
+                hint="check the path, or create a shelf there first",
+            )
+
+    def _fetch(self) -> None:
+        refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        base = ["fetch", "--prune", "--quiet", "--no-write-fetch-head", self.url]
+        done = self._git(*base, *refspecs, f"+HEAD:{_REMOTE_HEAD}", check=False)
+        if done.returncode != 0:
+            # A remote whose HEAD names a missing branch (or an empty remote) cannot serve HEAD.
+            self._git("update-ref", "-d", _REMOTE_HEAD, check=False)
+            self._git(*base, *refspecs)
+        self._point_head()
+
+    def _point_head(self) -> None:
+        """Make the mirror's HEAD name the remote's default branch (main, master or whatever it uses)."""
+        branches = self._branches()
+        if not branches:
+            return
+        remote_head = self._rev(_REMOTE_HEAD)
+        preferred = [DEFAULT_BRANCH, "master", *sorted(branches)]
+        same = [name for name in preferred if name in branches and branches[name] == remote_head]
+        chosen = same[0] if same else next(name for name in preferred if name in branches)
+        self._git("symbolic-ref", "HEAD", f"refs/heads/{chosen}")
+
+    def _branches(self) -> dict[str, str]:
+        out = self._git("for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)", "refs/heads").stdout
+        return dict(line.split("\0", 1) for line in out.decode().splitlines() if line)
+
+    def _rev(self, ref: str) -> str | None:
+        done = self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout.decode().strip() or None
+
+    # ---- reading
+
+    def head(self, ref: str = "HEAD") -> str:
+        """The commit ``ref`` (a branch, tag, sha or ``HEAD`` = the remote's default branch) points at."""
+        commit = self._rev(ref)
+        if commit is None:
+            raise NotFoundError(
+                f"no commit {ref!r} in the shelf {redact(self.url)}",
+                hint="refresh the shelf, or check the branch or tag name",
+            )
+        return commit
+
+    def default_branch(self) -> str:
+        """The name of the remote's default branch, as mirrored."""
+        done = self._git("symbolic-ref", "--short", "HEAD", check=False)
+        return done.stdout.decode().strip() or DEFAULT_BRANCH
+
+    def read_file(self, ref: str, path: str) -> bytes:
+        """The bytes of the file ``path`` at ``ref``."""
+        commit = self.head(ref)
+        done = self._git("cat-file", "blob", f"{commit}:{path}", check=False)
+        if done.returncode != 0:
+            raise NotFoundError(f"no file {path!r} at {ref!r} in the shelf {redact(self.url)}")
+        return done.stdout
+
+    def exists(self, ref: str, path: str) -> bool:
+        """True when ``path`` (a file or folder) exists at ``ref``."""
+        commit = self._rev(ref)
+        if commit is None:
+            return False
+        return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0
+
+    def list_tree(self, ref: str, path: str = "", recursive: bool = False) -> list[TreeEntry]:
+        """The entries of the folder ``path`` at ``ref`` (every file below it when ``recursive``)."""
+        commit = self.head(ref)
+        folder = path.strip("/")
+        spec = f"{commit}:{folder}" if folder else f"{commit}^{{tree}}"
+        done = self._git("ls-tree", "-z", *(["-r"] if recursive else []), spec, check=False)
+        if done.returncode != 0:
+            raise NotFoundError(f"no folder {path!r} at {ref!r} in the shelf {redact(self.url)}")
+        prefix = f"{folder}/" if folder else ""
+        return [_tree_entry(record, prefix) for record in done.stdout.decode().split("\0") if record]
+
+    def tags(self, pattern: str | None = None) -> dict[str, str]:
+        """Tag name -> commit, for every tag matching the shell-style ``pattern`` (``*`` spans ``/``)."""
+        fmt = "--format=%(refname:lstrip=2)%00%(objectname)%00%(*objectname)"
+        out = self._git("for-each-ref", fmt, "refs/tags").stdout.decode()
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            name, oid, peeled = line.split("\0")
+            if pattern is None or fnmatchcase(name, pattern):
+                found[name] = peeled or oid  # annotated tags point at a tag object: report its commit
+        return found
+
+    def lfs_url(self, ref: str = "HEAD") -> str | None:
+        """``lfs.url`` from ``.lfsconfig`` at ``ref``, or None where the shelf does not set one."""
+        commit = self.head(ref)
+        if not self.exists(commit, ".lfsconfig"):
+            return None
+        done = self._git("config", "--blob", f"{commit}:.lfsconfig", "--get", "lfs.url", check=False)
+        return done.stdout.decode().strip() or None
+
+    def read_many(self, ref: str, paths: Iterable[str], *, missing_ok: bool = False) -> dict[str, bytes]:
+        """The bytes of many files at ``ref``, read by ONE ``git cat-file --batch`` process.
+
+        A missing path raises :class:`NotFoundError` naming every missing path, or is left out of the
+        result when ``missing_ok``.
+        """
+        commit = self.head(ref)
+        wanted = list(dict.fromkeys(paths))
+        for path in wanted:
+            if not path or "\n" in path or "\r" in path:
+                raise NotFoundError(f"{path!r} is not a file path", hint="file paths have no line breaks")
+        if not wanted:
+            return {}
+        request = "".join(f"{commit}:{path}\n" for path in wanted).encode()
+        found = _parse_batch(self._git("cat-file", "--batch", input=request).stdout, wanted)
+        missing = [path for path in wanted if path not in found]
+        if missing and not missing_ok:
+            raise NotFoundError(
+                f"no file {', '.join(map(repr, missing))} at {ref!r} in the shelf {redact(self.url)}"
+            )
+        return found
+
+    # ---- publishing
+
+    def commit_and_push(
+        self,
+        files: Mapping[str, bytes | None],
+        message: str,
+        *,
+        parent: str,
+        branch: str,
+        tags: Sequence[str] = (),
+    ) -> str:
+        """Commit ``files`` (None deletes a file) on top of ``parent`` and push branch and tags atomically.
+
+        Returns the new commit. Raises :class:`PushRejected`, leaving the remote untouched, when the
+        remote branch is no longer at ``parent`` or a tag exists already; remote tags never move.
+        """
+        if self.offline:
+            raise OfflineError(f"publishing to {redact(self.url)} needs the network and offline mode is on")
+        parent_commit = self.head(parent)
+        tag_names = [_check_tag(self.path, tag) for tag in dict.fromkeys(tags)]
+        if self._git("check-ref-format", "--branch", branch, check=False).returncode != 0:
+            raise ConfigError(f"{branch!r} is not a valid branch name")
+        taken = [tag for tag in tag_names if self._rev(f"refs/tags/{tag}") is not None]
+        if taken:
+            reasons = {f"refs/tags/{tag}": "already exists" for tag in taken}
+            raise PushRejected(f"the tag {', '.join(taken)} already exists on the shelf", reasons=reasons)
+        tree = _write_tree(self.path, parent_commit, files)
+        commit = _commit_tree(self.path, tree, [parent_commit], message)
+        refspecs = [f"{commit}:refs/heads/{branch}", *(f"{commit}:refs/tags/{tag}" for tag in tag_names)]
+        _push_atomic(self.path, self.url, refspecs, lease=f"refs/heads/{branch}:{parent_commit}")
+        self._record_push(commit, branch, tag_names)
+        return commit
+
+    def _record_push(self, commit: str, branch: str, tags: Sequence[str]) -> None:
+        """Move the mirror's refs as the remote's moved, so readers see the commit before the next fetch."""
+        lines = [
+            f"update refs/heads/{branch} {commit}",
+            *(f"update refs/tags/{tag} {commit}" for tag in tags),
+        ]
+        self._git("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
+
+
+def _tree_entry(record: str, prefix: str) -> TreeEntry:
+    meta, _, name = record.partition("\t")
+    mode, kind, oid = meta.split(" ")
+    return TreeEntry(path=prefix + name, mode=mode, kind=kind, oid=oid)
+
+
+def _parse_batch(out: bytes, wanted: Sequence[str]) -> dict[str, bytes]:
+    """Split ``git cat-file --batch`` output (one header line, then the content, per request line)."""
+    found: dict[str, bytes] = {}
+    position = 0
+    for path in wanted:
+        end = out.index(b"\n", position)
+        header = out[position:end].split(b" ")
+        position = end + 1
+        if len(header) != 3 or header[1] not in (b"blob", b"tree", b"commit", b"tag"):
+            continue  # "<name> missing" or "<name> ambiguous": no content follows
+        size = int(header[2])
+        if header[1] == b"blob":
+            found[path] = out[position : position + size]
+        position += size + 1  # the content is followed by a newline
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------
+# Creating a shelf
+
+
+def _is_shelf(path: Path) -> bool:
+    args = [*_git_dir_args(path), "cat-file", "-e", "HEAD:index/config.json"]
+    return run_git(args, check=False).returncode == 0
+
+
+def init_shelf(
+    path: str | os.PathLike[str], *, lfs_url: str | None = None, initial_files: Mapping[str, bytes]
+) -> str:
+    """Create a bare shelf repository at a local ``path`` with one commit on ``main``; return its path.
+
+    An existing shelf is returned unchanged; any other non-empty folder is refused.
+    """
+    target = _local_path(str(path)) if is_local_url(str(path)) else None
+    if target is None:
+        raise ConfigError(
+            f"{redact(str(path))} is not a local path", hint="shelves are created on this machine"
+        )
+    if target.is_dir() and any(target.iterdir()):
+        if _is_shelf(target):
+            return str(target)
+        raise ConfigError(
+            f"{target} is a non-empty folder that is not a shelf",
+            hint="choose a new or empty folder for the shelf",
+        )
+    files = dict(initial_files)
+    if lfs_url is not None:
+        if ".lfsconfig" in files:
+            raise ConfigError("both lfs_url and an .lfsconfig file were given", hint="give only one")
+        files[".lfsconfig"] = f"[lfs]\n\turl = {lfs_url}\n".encode()
+    existed = target.is_dir()
+    try:
+        _create_bare(target, files)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True) if not existed else _empty_folder(target)
+        raise
+    return str(target)
+
+
+def _create_bare(target: Path, files: Mapping[str, bytes]) -> None:
+    run_git(["init", "--bare", "--quiet", f"--initial-branch={DEFAULT_BRANCH}", str(target)])
+    # A shelf's history is its registry: refuse rewrites of published versions from any client.
+    for key in ("receive.denyNonFastForwards", "receive.denyDeletes"):
+        run_git([*_git_dir_args(target), "config", key, "true"])
+    tree = _write_tree(target, None, files)
+    commit = _commit_tree(target, tree, [], "Create shelf")
+    run_git([*_git_dir_args(target), "update-ref", f"refs/heads/{DEFAULT_BRANCH}", commit, _ZERO_OID])
+
+
+def _empty_folder(folder: Path) -> None:
+    for child in folder.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
