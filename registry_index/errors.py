@@ -6,6 +6,7 @@
     ├── VersionError                a version is not SemVer 2.0
     ├── PointerError                bytes are not a strict Git LFS pointer file (spec v1)
     ├── IndexFormatError            an index file has a truncated or garbled line (path + line number)
+    ├── IndexFetchError             an index file could not be fetched, or is not cached while offline
     └── LayoutError                 a name, version or path cannot be placed in a shelf repository
 
 Errors carry data and format themselves (``str(error)`` gives the message, then the hint). The package
@@ -80,3 +81,14 @@ class IndexFormatError(RegistryIndexError):
 
 class LayoutError(RegistryIndexError):
     pass
+
+
+class IndexFetchError(RegistryIndexError):
+    """An index file could not be fetched over HTTP, or is not cached while offline."""
+
+    def __init__(
+        self, message: str, *, url: str | None = None, status: int | None = None, hint: str | None = None
+    ):
+        self.url = url
+        self.status = status
+        super().__init__(message, hint=hint)
