@@ -314,7 +314,9 @@ def _parse_rejections(porcelain: str) -> dict[str, str]:
         fields = line.split("\t")
         if len(fields) >= 3 and fields[0] == "!":
             ref = fields[1].rpartition(":")[2]
-            reasons[ref] = fields[2]
+            # "[rejected] (stale info)" -> "stale info"; keep the whole summary when it has no reason.
+            why = re.search(r"\((.*)\)", fields[2])
+            reasons[ref] = why.group(1) if why else fields[2]
     return reasons
 
 
