@@ -1,0 +1,369 @@
+"""The project file: which shelves a project reads, which components it requires, where they install.
+
+A project declares its stack either in ``cclm-shelf.toml`` (top-level keys) or in the ``[tool.cclm-shelf]``
+table of ``pyproject.toml``; ``cclm-shelf.toml`` wins when a folder has both::
+
+    shelves = ["https://example.org/shelf.git", "../local-shelf"]   # priority order; or shelf = "..."
+    requires = ["en_wiki_clm_1>=0.2", "en_wiki_ner_1"]
+    target = ".cclm"
+
+Editing (``add_requirements``, ``remove_requirement``) rewrites only the text of the ``requires`` array, so
+every other byte of the file (comments, other tables, formatting) stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry_index.errors import RegistryIndexError
+from registry_index.requirements import Requirement, parse_requirement
+from shelf.constants import DEFAULT_TARGET, PROJECT_FILE, PYPROJECT_FILE
+from shelf.errors import ConfigError, NotFoundError
+
+TOOL_KEY = "cclm-shelf"
+_KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target"})
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project file; ``path`` is the file itself, ``root`` the folder holding it."""
+
+    path: Path
+    requirement_strings: tuple[str, ...] = ()
+    shelves: tuple[str, ...] = ()
+    target_setting: str = DEFAULT_TARGET
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def requirements(self) -> tuple[Requirement, ...]:
+        return tuple(parse_requirement(text) for text in self.requirement_strings)
+
+    @property
+    def target(self) -> Path:
+        """The install folder, relative paths taken from the project root."""
+        return (self.root / self.target_setting).resolve()
+
+    @property
+    def in_pyproject(self) -> bool:
+        return self.path.name == PYPROJECT_FILE
+
+    def shelf_locations(self) -> tuple[str, ...]:
+        """The shelves with relative local paths made absolute from the project root; URLs unchanged."""
+        return tuple(_absolute_shelf(s, self.root) for s in self.shelves)
+
+    @classmethod
+    def load(cls, path: Path) -> Project:
+        """Load ``path`` (a project file, or a folder holding one); ConfigError names the file on bad content."""
+        path = _project_file_in(Path(path)) if Path(path).is_dir() else Path(path)
+        table = _read_table(path)
+        if table is None:
+            raise ConfigError(
+                f"{path} has no [tool.{TOOL_KEY}] table",
+                hint=f"add a [tool.{TOOL_KEY}] table or create {PROJECT_FILE}",
+            )
+        return _from_table(path.resolve(), table)
+
+
+def find_project(start: Path) -> Project | None:
+    """The nearest project at or above ``start`` (a folder or a file), or None when there is none."""
+    start = Path(start).resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        own = candidate / PROJECT_FILE
+        if own.is_file():
+            return Project.load(own)
+        pyproject = candidate / PYPROJECT_FILE
+        if pyproject.is_file() and _read_table(pyproject) is not None:
+            return Project.load(pyproject)
+    return None
+
+
+def _project_file_in(folder: Path) -> Path:
+    if (folder / PROJECT_FILE).is_file():
+        return folder / PROJECT_FILE
+    if (folder / PYPROJECT_FILE).is_file():
+        return folder / PYPROJECT_FILE
+    raise NotFoundError(
+        f"no {PROJECT_FILE} or {PYPROJECT_FILE} in {folder}", hint="run `cclm-shelf init` to create one"
+    )
+
+
+def _read_table(path: Path) -> dict[str, Any] | None:
+    """Our settings from ``path``: the whole file for cclm-shelf.toml, [tool.cclm-shelf] otherwise."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise NotFoundError(f"no project file at {path}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}", hint="fix the syntax error it names") from e
+    if path.name != PYPROJECT_FILE:
+        return data
+    table = data.get("tool", {}).get(TOOL_KEY)
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: tool.{TOOL_KEY} must be a table", hint=f"write it as [tool.{TOOL_KEY}]")
+    return table
+
+
+def _from_table(path: Path, table: Mapping[str, Any]) -> Project:
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}",
+            hint=f"the settings are {', '.join(sorted(_KNOWN_KEYS))}",
+        )
+    return Project(
+        path=path,
+        requirement_strings=_read_requires(path, table.get("requires", [])),
+        shelves=_read_shelves(path, table),
+        target_setting=_read_target(path, table.get("target", DEFAULT_TARGET)),
+    )
+
+
+def _read_requires(path: Path, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"{path}: 'requires' must be a list of strings", hint='e.g. requires = ["en_wiki_clm_1>=0.2"]'
+        )
+    for text in value:
+        try:
+            parse_requirement(text)
+        except RegistryIndexError as e:
+            raise ConfigError(f"{path}: in 'requires': {e.message}", hint=e.hint) from e
+    return tuple(value)
+
+
+def _read_shelves(path: Path, table: Mapping[str, Any]) -> tuple[str, ...]:
+    if "shelf" in table and "shelves" in table:
+        raise ConfigError(f"{path}: set either 'shelf' or 'shelves', not both", hint="keep 'shelves = [...]'")
+    value = table.get("shelves", [table["shelf"]] if "shelf" in table else [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f"{path}: 'shelves' must be a list of shelf URLs or paths ('shelf' a single one)",
+            hint='e.g. shelves = ["https://example.org/shelf.git"]',
+        )
+    return tuple(v.strip() for v in value)
+
+
+def _read_target(path: Path, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: 'target' must be a folder path", hint=f'e.g. target = "{DEFAULT_TARGET}"')
+    return value
+
+
+def _absolute_shelf(shelf: str, root: Path) -> str:
+    if "://" in shelf or _looks_scp_like(shelf):
+        return shelf
+    return str((root / Path(shelf).expanduser()).resolve())
+
+
+def _looks_scp_like(shelf: str) -> bool:
+    """``git@host:path``: a colon before the first slash, and not a Windows drive letter."""
+    head = shelf.split("/", 1)[0]
+    return ":" in head and len(head.split(":", 1)[0]) > 1
+
+
+# --- editing -------------------------------------------------------------------------------------------
+
+
+def add_requirements(path: Path, requirements: Iterable[Requirement | str]) -> Project:
+    """Add (or replace, by name) requirements in the project file at ``path``; other content is kept."""
+    project = Project.load(path)
+    current = list(project.requirement_strings)
+    for requirement in requirements:
+        parsed = _parse_for_edit(project.path, requirement)
+        text = requirement.strip() if isinstance(requirement, str) else str(parsed)
+        names = [parse_requirement(r).name for r in current]
+        if parsed.name in names:
+            current[names.index(parsed.name)] = text
+        else:
+            current.append(text)
+    _write_requires(project, current)
+    return Project.load(project.path)
+
+
+def remove_requirement(path: Path, name: str) -> Project:
+    """Remove every requirement on ``name``; NotFoundError when the project does not require it."""
+    project = Project.load(path)
+    kept = [r for r in project.requirement_strings if parse_requirement(r).name != name]
+    if len(kept) == len(project.requirement_strings):
+        raise NotFoundError(
+            f"{project.path} does not require {name!r}",
+            hint=f"it requires: {', '.join(project.requirement_strings) or 'nothing yet'}",
+        )
+    _write_requires(project, kept)
+    return Project.load(project.path)
+
+
+def _parse_for_edit(path: Path, requirement: Requirement | str) -> Requirement:
+    if not isinstance(requirement, str):
+        return requirement
+    try:
+        return parse_requirement(requirement)
+    except RegistryIndexError as e:
+        raise ConfigError(f"cannot add to {path}: {e.message}", hint=e.hint) from e
+
+
+def _write_requires(project: Project, requires: list[str]) -> None:
+    text = project.path.read_text(encoding="utf-8")
+    new_text = replace_requires(text, requires, in_pyproject=project.in_pyproject)
+    table = tomllib.loads(new_text)
+    if project.in_pyproject:
+        table = table.get("tool", {}).get(TOOL_KEY, {})
+    if table.get("requires") != requires:  # a safety net: never write a file that reads back differently
+        raise ConfigError(f"could not edit 'requires' in {project.path}", hint="edit the file by hand")
+    project.path.write_text(new_text, encoding="utf-8")
+
+
+def format_requires(requires: list[str]) -> str:
+    """A TOML array of strings, one per line (JSON string escapes are valid TOML basic strings)."""
+    if not requires:
+        return "[]"
+    lines = "".join(f"    {json.dumps(r, ensure_ascii=False)},\n" for r in requires)
+    return "[\n" + lines + "]"
+
+
+def replace_requires(text: str, requires: list[str], *, in_pyproject: bool) -> str:
+    """``text`` with our ``requires`` array replaced (or inserted); nothing else changes."""
+    start, end = _table_span(text, in_pyproject)
+    if start < 0:
+        suffix = "" if text.endswith("\n") or not text else "\n"
+        return f"{text}{suffix}\n[tool.{TOOL_KEY}]\nrequires = {format_requires(requires)}\n"
+    span = _key_value_span(text, start, end, "requires")
+    if span is None:
+        insert = f"requires = {format_requires(requires)}\n"
+        return text[:start] + insert + text[start:]
+    return text[: span[0]] + format_requires(requires) + text[span[1] :]
+
+
+# --- a small TOML scanner, enough to find one table and one array value in it ---------------------------
+
+
+def _scan_structure(text: str) -> list[tuple[int, int]]:
+    """(line start, line end) of every table header (``[x]`` / ``[[x]]`` at depth 0, outside strings)."""
+    headers: list[tuple[int, int]] = []
+    i, depth, line_start = 0, 0, True
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            i = _skip_string(text, i)
+            line_start = False
+            continue
+        if ch == "#":
+            i = _line_end(text, i)
+            continue
+        if ch == "\n":
+            line_start = True
+        elif ch == "[" and depth == 0 and line_start:
+            end = _line_end(text, i)
+            headers.append((i, end))
+            i, line_start = end, False
+            continue
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(depth - 1, 0)
+        elif not ch.isspace():
+            line_start = False
+        i += 1
+    return headers
+
+
+def _line_end(text: str, i: int) -> int:
+    end = text.find("\n", i)
+    return len(text) if end < 0 else end
+
+
+def _skip_string(text: str, i: int) -> int:
+    """The index just past the string starting at ``i`` (basic, literal, and their multi-line forms)."""
+    quote = text[i]
+    if text.startswith(quote * 3, i):
+        end = text.find(quote * 3, i + 3)
+        while quote == '"' and end > 0 and _escaped(text, end):
+            end = text.find(quote * 3, end + 1)
+        return len(text) if end < 0 else end + 3
+    j = i + 1
+    while j < len(text) and text[j] != quote and text[j] != "\n":
+        j += 2 if quote == '"' and text[j] == "\\" else 1
+    return j + 1
+
+
+def _escaped(text: str, i: int) -> bool:
+    slashes = 0
+    while i - slashes - 1 >= 0 and text[i - slashes - 1] == "\\":
+        slashes += 1
+    return slashes % 2 == 1
+
+
+def _header_name(header: str) -> str:
+    inner = header.split("#", 1)[0].strip().strip("[]").strip()
+    return ".".join(part.strip().strip('"').strip("'") for part in inner.split("."))
+
+
+def _table_span(text: str, in_pyproject: bool) -> tuple[int, int]:
+    """Where the body of our table starts and ends; (-1, -1) when the file has no such table."""
+    headers = _scan_structure(text)
+    if not in_pyproject:  # top-level keys: from the start to the first header
+        return 0, headers[0][0] if headers else len(text)
+    for index, (start, end) in enumerate(headers):
+        if not text.startswith("[[", start) and _header_name(text[start:end]) == f"tool.{TOOL_KEY}":
+            body_start = min(end + 1, len(text))
+            body_end = headers[index + 1][0] if index + 1 < len(headers) else len(text)
+            return body_start, body_end
+    return -1, -1
+
+
+def _key_value_span(text: str, start: int, end: int, key: str) -> tuple[int, int] | None:
+    """The span of the value of ``key = ...`` inside ``text[start:end]``, or None.
+
+    Other keys' values are skipped whole, so a multi-line array holding ``"requires = x"`` is not a match.
+    """
+    i = start
+    while i < end:
+        line_end = _line_end(text, i)
+        line = text[i:line_end]
+        stripped = line.lstrip()
+        name, sep, _ = stripped.partition("=")
+        if sep and not stripped.startswith("#"):
+            value_start = i + (len(line) - len(stripped)) + len(name) + 1
+            while value_start < len(text) and text[value_start] in " \t":
+                value_start += 1
+            value_end = _value_end(text, value_start)
+            if name.strip().strip('"').strip("'") == key:
+                return value_start, value_end
+            line_end = _line_end(text, value_end)
+        i = line_end + 1
+    return None
+
+
+def _value_end(text: str, i: int) -> int:
+    """The end of the TOML value starting at ``i`` (arrays may span lines, hold comments and strings)."""
+    if i >= len(text):
+        return i
+    if text[i] in "\"'":
+        return _skip_string(text, i)
+    if text[i] != "[":
+        end = _line_end(text, i)
+        comment = text.find("#", i, end)
+        return (comment if comment >= 0 else end) if text[i:end].strip() else end
+    depth = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "\"'":
+            i = _skip_string(text, i)
+            continue
+        if ch == "#":
+            i = _line_end(text, i)
+            continue
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        i += 1
+        if depth == 0:
+            return i
+    return i

@@ -1,0 +1,185 @@
+"""The resolvelib provider: reads index entries through one ``entries(name)`` interface, nothing else.
+
+Policy lives here: newest versions first, a locked version first when the name is not being upgraded,
+yanked versions only when the lockfile pins them, pre-releases only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import semver
+from resolvelib.providers import AbstractProvider
+
+from registry_index.requirements import parse_requirement
+from registry_index.versions import is_prerelease, parse_version
+from shelf.resolution.models import (
+    BASE_KEYS,
+    AnyCandidate,
+    AnyRequirement,
+    BaseCandidate,
+    BaseRequirement,
+    ComponentCandidate,
+    ComponentRequirement,
+    is_base_identifier,
+)
+
+if TYPE_CHECKING:
+    from registry_index.index import IndexEntry
+
+
+class EntrySource(Protocol):
+    """Anything that lists the published versions of a component (``registry_index`` readers do)."""
+
+    def entries(self, name: str) -> list[IndexEntry]: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the caller asked for beyond the requirements."""
+
+    locked: Mapping[str, str]
+    upgrade: bool | frozenset[str] = False
+    allow_prereleases: bool = False
+
+    def pinned_version(self, name: str) -> str | None:
+        """The locked version of ``name`` still in force (not being upgraded), if any."""
+        if self.upgrade is True or (isinstance(self.upgrade, frozenset) and name in self.upgrade):
+            return None
+        return self.locked.get(name)
+
+
+class CandidateIndex:
+    """Parsed, sorted candidates per name, read from the source once per name."""
+
+    def __init__(self, source: EntrySource) -> None:
+        self._source = source
+        self._cache: dict[str, tuple[ComponentCandidate, ...]] = {}
+
+    def candidates(self, name: str) -> tuple[ComponentCandidate, ...]:
+        """Every published version of ``name``, newest first."""
+        if name not in self._cache:
+            found = [
+                ComponentCandidate(e, e.name, parse_version(str(e.version)))
+                for e in self._source.entries(name)
+            ]
+            found.sort(key=lambda c: (c.version, c.version.build or ""), reverse=True)
+            self._cache[name] = tuple(found)
+        return self._cache[name]
+
+
+class ShelfProvider(AbstractProvider):
+    """resolvelib's view of a shelf: components plus the virtual base packages."""
+
+    def __init__(self, index: CandidateIndex, policy: Policy, direct: Iterable[str]) -> None:
+        self.index = index
+        self.policy = policy
+        self._direct = frozenset(direct)
+        self._dependency_cache: dict[ComponentCandidate, tuple[AnyRequirement, ...]] = {}
+
+    def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, AnyCandidate],
+        candidates: Mapping[str, Iterator[AnyCandidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> tuple[bool, bool, bool, str]:
+        # Smaller sorts first: work on what caused the last backtrack, then settled base values (one
+        # candidate each), then what the user asked for by name, then the rest alphabetically.
+        causes = {c.requirement.identifier for c in backtrack_causes}
+        causes |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
+        return (
+            identifier not in causes,
+            not is_base_identifier(identifier),
+            identifier not in self._direct,
+            identifier,
+        )
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[AnyRequirement]],
+        incompatibilities: Mapping[str, Iterator[AnyCandidate]],
+    ) -> list[AnyCandidate]:
+        wanted = list(requirements[identifier])
+        excluded = set(incompatibilities[identifier])
+        if is_base_identifier(identifier):
+            return self._base_matches(wanted, excluded)
+        return [c for c in self.allowed(identifier, wanted) if c not in excluded]
+
+    def _base_matches(self, wanted: list[Any], excluded: set[Any]) -> list[AnyCandidate]:
+        values = {r.value for r in wanted}
+        if len(values) != 1:
+            return []  # two components disagree on this base value: nothing can satisfy both
+        candidate = BaseCandidate(wanted[0].key, values.pop())
+        return [] if candidate in excluded else [candidate]
+
+    def allowed(self, name: str, wanted: Sequence[ComponentRequirement]) -> list[ComponentCandidate]:
+        """The versions of ``name`` the policy allows and every requirement accepts, preferred first."""
+        pinned = self.policy.pinned_version(name)
+        pin = parse_version(pinned) if pinned else None
+        prereleases = self._prereleases_allowed(wanted)
+        matches = [
+            c
+            for c in self.index.candidates(name)
+            if (not c.entry.yanked or _same(c.version, pin))
+            and (not is_prerelease(c.version) or prereleases or _same(c.version, pin))
+            and all(r.requirement.matches(c.version, prereleases=True) for r in wanted)
+        ]
+        # The locked version goes first so an unchanged project resolves to its lockfile.
+        matches.sort(key=lambda c: not _same(c.version, pin))
+        return matches
+
+    def _prereleases_allowed(self, wanted: Sequence[ComponentRequirement]) -> bool:
+        if self.policy.allow_prereleases:
+            return True
+        return any(
+            r.requirement.exact is not None or r.requirement.specifier.allows_prereleases for r in wanted
+        )
+
+    def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        if isinstance(requirement, BaseRequirement):
+            return isinstance(candidate, BaseCandidate) and candidate.value == requirement.value
+        assert isinstance(candidate, ComponentCandidate)
+        return requirement.requirement.matches(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
+        if isinstance(candidate, BaseCandidate):
+            return []
+        if candidate not in self._dependency_cache:
+            self._dependency_cache[candidate] = dependencies_of(candidate.entry)
+        return list(self._dependency_cache[candidate])
+
+
+def _same(version: semver.Version, pin: semver.Version | None) -> bool:
+    return pin is not None and version.compare(pin) == 0 and (version.build or "") == (pin.build or "")
+
+
+def base_values(entry: IndexEntry) -> dict[str, str]:
+    """The base values ``entry`` needs: from its base, overridden by what an embedder/preprocessor provides.
+
+    An embedder *is* the embedder fingerprint it provides and a preprocessor *is* the vocabulary it
+    provides, so what they provide is what they bind the rest of the set to.
+    """
+    values: dict[str, str] = {}
+    if entry.base is not None:
+        values = {key: str(getattr(entry.base, key)) for key in BASE_KEYS}
+    provides = entry.provides or {}
+    own = {"embedder": ("embedder",), "preprocessor": ("vocab", "max_input_length")}.get(entry.kind, ())
+    for key in own:
+        if provides.get(key) is not None:
+            values[key] = str(provides[key])
+    return values
+
+
+def dependencies_of(entry: IndexEntry) -> tuple[AnyRequirement, ...]:
+    """The component requirements of ``entry`` followed by one requirement per base value."""
+    components = tuple(ComponentRequirement(parse_requirement(text), text) for text in entry.requires)
+    bases = tuple(BaseRequirement(key, value) for key, value in sorted(base_values(entry).items()))
+    return components + bases
