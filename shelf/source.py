@@ -100,11 +100,11 @@ class ShelfSource:
             )
         return load_manifest(data, source=f"{self.url}:{path}"), data
 
-    def transport(self, **options):
-        """The blob transport of this shelf: local git-lfs objects or an LFS server."""
+    def transport(self, ref: str | None = None, **options):
+        """The blob transport of this shelf (local git-lfs objects or an LFS server), as ``ref`` configures it."""
         from shelf.lfs import transport_for
 
-        return transport_for(self.url, self.mirror.lfs_url(self.head), **options)
+        return transport_for(self.url, self.mirror.lfs_url(ref or self.head), **options)
 
 
 def embedded_shelf_path() -> Path:

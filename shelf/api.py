@@ -1,0 +1,196 @@
+"""The ``Shelf`` class: the Python face of the package manager, and the seed library's ``Shelf().fetch``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from registry_index import layout
+from registry_index.errors import RegistryIndexError
+from registry_index.pointer import parse_pointer
+from registry_index.requirements import Requirement, parse_requirement
+from registry_index.versions import format_version, parse_version
+from shelf import constants
+from shelf.errors import NotFoundError, OfflineError
+from shelf.install import InstallReport, InstallTarget, install_components
+from shelf.lockfile import LockedComponent, Lockfile, public_source
+from shelf.gitrepo import normalise_url
+from shelf.source import ShelfSource, pick_shelf_url
+from shelf.store import BlobStore
+
+
+class Shelf:
+    """A handle on one shelf (or the embedded default), a blob store and the install machinery.
+
+    ``Shelf()`` with no arguments uses ``$CCLM_SHELF_URL`` or the local shelf on disk, created on first use.
+    """
+
+    def __init__(self, url: str | None = None, *, cache_dir: str | Path | None = None,
+                 offline: bool | None = None, jobs: int | None = None) -> None:
+        self._url = url
+        self.cache_dir = Path(cache_dir) if cache_dir else constants.cache_dir()
+        self.offline = constants.offline() if offline is None else offline
+        self.jobs = jobs or constants.jobs()
+        self.store = BlobStore(self.cache_dir)
+        self._sources: dict[str, ShelfSource] = {}
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = pick_shelf_url(None)
+        return self._url
+
+    def source(self, url: str | None = None) -> ShelfSource:
+        """The shelf at ``url`` (default: this shelf's), mirrored and refreshed once per ``Shelf``."""
+        key = url or self.url
+        if key not in self._sources:
+            source = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+            source.refresh()
+            self._sources[key] = source
+        return self._sources[key]
+
+    def transports(self, components: Iterable[LockedComponent]) -> dict[str, object]:
+        """One blob transport per shelf the components come from, keyed as the lockfile names shelves."""
+        found: dict[str, object] = {}
+        for component in components:
+            if component.source not in found:
+                source = self._source_for(component.source)
+                found[component.source] = source.transport(jobs=self.jobs)
+        return found
+
+    def _source_for(self, public_url: str) -> ShelfSource:
+        for key in (self._url, *self._sources):
+            if key and public_source(normalise_url(key)) == public_url:
+                return self.source(key)
+        return self.source(public_url)
+
+    # -- resolving and locking -------------------------------------------------------------------------
+    def resolve(self, requirements: Sequence[str | Requirement], *, locked: dict[str, str] | None = None,
+                upgrade: bool | set[str] = False, allow_prereleases: bool = False):
+        from shelf.resolution import resolve
+
+        reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+        return resolve(reqs, self.source().index, locked=locked or {}, upgrade=upgrade,
+                       allow_prereleases=allow_prereleases)
+
+    def pin(self, resolution) -> tuple[list[LockedComponent], dict[str, bytes]]:
+        """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
+        source = self.source()
+        components, manifests = [], {}
+        for entry in resolution.components.values():
+            manifest, data = source.manifest(entry)
+            components.append(LockedComponent.from_manifest(entry, manifest, source.url))
+            manifests[entry.name] = data
+        return components, manifests
+
+    # -- installing ------------------------------------------------------------------------------------
+    def install(self, *requirements: str | Requirement, target: str | Path = constants.DEFAULT_TARGET,
+                allow_prereleases: bool = False) -> InstallReport:
+        """Resolve ``requirements`` on this shelf and install the set into ``target``."""
+        if not requirements:
+            raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
+        components, manifests = self.pin(self.resolve(requirements, allow_prereleases=allow_prereleases))
+        return self.install_pinned(components, target=target, manifests=manifests)
+
+    def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
+        """Install exactly what a lockfile pins; never re-resolves."""
+        manifests = {}
+        for component in lock.components:
+            data = self._locked_manifest(component)
+            if data is not None:
+                manifests[component.name] = data
+        return self.install_pinned(list(lock.components), target=target, manifests=manifests)
+
+    def _locked_manifest(self, component: LockedComponent) -> bytes | None:
+        from registry_index.manifest import manifest_digest
+
+        try:
+            source = self._source_for(component.source)
+            data = source.mirror.read_file(source.head, layout.manifest_path(component.name, component.version))
+        except (NotFoundError, OfflineError):
+            return None
+        return data if manifest_digest(data) == component.manifest_digest else None
+
+    def install_pinned(self, components: Sequence[LockedComponent], *, target: str | Path,
+                       manifests: dict[str, bytes] | None = None) -> InstallReport:
+        self._check_offline(components)
+        transports = _LazyTransports(self, components)
+        return install_components(components, target=Path(target), store=self.store, transports=transports,
+                                  manifests=manifests)
+
+    def _check_offline(self, components: Sequence[LockedComponent]) -> None:
+        if not self.offline:
+            return
+        missing = [f"{c.name} {c.version}: {f.item}/{f.path}" for c in components for f in c.files
+                   if not self.store.has(f.sha256, f.size)]
+        if missing:
+            listed = "\n    ".join(missing[:10]) + ("\n    ..." if len(missing) > 10 else "")
+            raise OfflineError(f"offline, and the store lacks {len(missing)} file(s):\n    {listed}",
+                               hint="run the same command once with the network to fill the store")
+
+    # -- the seed's call ------------------------------------------------------------------------------
+    def fetch(self, identifier: str, item_type: str, tag: str | None = None, cache_dir: str | Path = ".cclm",
+              ) -> str:
+        """Install one item of a component and return its folder ``cache_dir/identifier/item_type``.
+
+        ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
+        shelf-wide tag on a shelf of the original cclm layout. A different tag is a different install.
+        """
+        source = self.source()
+        entry = self._find_version(source, identifier, tag)
+        if entry is not None:
+            components, manifests = self.pin(_Single(entry))
+            if not any(f.item == item_type for f in components[0].files):
+                raise NotFoundError(f"{identifier} {entry.version} has no {item_type!r} item",
+                                    hint=f"cclm-shelf show {identifier}@{entry.version}")
+            self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
+            return str(Path(cache_dir) / identifier / item_type)
+        return self._fetch_legacy(source, identifier, item_type, tag, Path(cache_dir))
+
+    def _find_version(self, source: ShelfSource, identifier: str, tag: str | None):
+        entries = source.index.entries(identifier)
+        if not entries:
+            return None
+        if tag is None:
+            return self.resolve([identifier]).components[identifier]
+        try:
+            version = format_version(parse_version(tag))
+        except RegistryIndexError:
+            return None
+        return next((e for e in entries if e.version == version), None)
+
+    def _fetch_legacy(self, source: ShelfSource, identifier: str, item_type: str, tag: str | None,
+                      cache_dir: Path) -> str:
+        from shelf.legacy import install_legacy_item
+
+        if tag is None or tag not in source.mirror.tags():
+            raise NotFoundError(f"{identifier} {tag or ''} is not on {source.url}".replace("  ", " "),
+                                hint=f"cclm-shelf show {identifier}")
+        path = layout.legacy_archive_path(item_type, identifier)
+        if not source.mirror.exists(tag, path):
+            raise NotFoundError(f"{path} is not in {source.url} at tag {tag}")
+        pointer = parse_pointer(source.mirror.read_file(tag, path))
+        transport = source.transport(ref=tag, jobs=self.jobs)
+        return str(install_legacy_item(InstallTarget(cache_dir), self.store, transport, identifier, item_type,
+                                       tag, pointer))
+
+
+class _Single:
+    """A one-entry resolution, for installing an exact index entry."""
+
+    def __init__(self, entry) -> None:
+        self.components = {entry.name: entry}
+
+
+class _LazyTransports(dict):
+    """Transports opened only for the shelves that actually have to send something."""
+
+    def __init__(self, shelf: Shelf, components: Sequence[LockedComponent]) -> None:
+        super().__init__()
+        self._shelf = shelf
+        self._components = {c.source: c for c in components}
+
+    def get(self, key, default=None):
+        if key not in self and key in self._components:
+            self[key] = self._shelf.transports([self._components[key]])[key]
+        return super().get(key, default)

@@ -1,0 +1,134 @@
+"""The original cclm shelf layout, read-only: ``<item_type>/<identifier>.tar.gz`` at a shelf-wide tag.
+
+The original client downloaded these tarballs without checking anything and extracted them with
+``extractall``. Here the tarball's LFS pointer is read from the tag, the blob is verified into the store like
+any other, and the archive is treated as untrusted input: only regular files and folders are extracted, by
+our own loop, into a staging folder that is renamed into place; absolute paths, ``..``, links, devices and
+FIFOs are refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import uuid
+from pathlib import Path, PurePosixPath
+
+from shelf import constants
+from shelf.errors import UnsafeContentError
+
+MAX_MEMBERS = 10_000
+
+
+def check_member(member: tarfile.TarInfo, archive: str) -> PurePosixPath | None:
+    """The safe relative path of a member, None for a folder entry; refuses anything else."""
+    name = member.name
+    path = PurePosixPath(name)
+    if name.startswith(("/", "\\")) or path.is_absolute() or "\\" in name or ":" in path.parts[0]:
+        raise UnsafeContentError(f"{archive}: member {name!r} has an absolute path; refusing to extract")
+    if ".." in path.parts:
+        raise UnsafeContentError(f"{archive}: member {name!r} climbs out with '..'; refusing to extract")
+    if member.issym() or member.islnk():
+        raise UnsafeContentError(f"{archive}: member {name!r} is a link; refusing to extract")
+    if member.isdir():
+        return None
+    if not member.isreg():
+        raise UnsafeContentError(f"{archive}: member {name!r} is a device or FIFO; refusing to extract")
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if not parts:
+        raise UnsafeContentError(f"{archive}: member {name!r} has an empty path; refusing to extract")
+    return PurePosixPath(*parts)
+
+
+def extract_archive(archive: Path, dest: Path, label: str) -> list[str]:
+    """Extract a legacy tarball into ``dest`` (which must not exist) atomically; returns the files written."""
+    staging = dest.parent / f".staging-{dest.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        written = _extract_into(archive, staging, label)
+        if dest.exists():
+            trash = dest.parent / f".trash-{dest.name}-{uuid.uuid4().hex[:8]}"
+            dest.rename(trash)
+            staging.rename(dest)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            staging.rename(dest)
+        return written
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _extract_into(archive: Path, staging: Path, label: str) -> list[str]:
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_MEMBERS:
+                raise UnsafeContentError(f"{label}: more than {MAX_MEMBERS} members; refusing to extract")
+            checked = [(m, check_member(m, label)) for m in members]
+            written = []
+            for member, rel in checked:
+                if rel is not None:
+                    _write_member(tar, member, staging / rel)
+                    written.append(str(rel))
+            return sorted(written)
+    except tarfile.TarError as e:
+        raise UnsafeContentError(f"{label} is not a readable tar archive: {e}") from e
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    if dest.exists():
+        raise UnsafeContentError(f"archive member {member.name!r} appears twice; refusing to extract")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    if source is None:
+        raise UnsafeContentError(f"archive member {member.name!r} has no content")
+    with source, dest.open("xb") as out:
+        remaining = member.size
+        while remaining > 0:
+            chunk = source.read(min(constants.CHUNK_SIZE, remaining))
+            if not chunk:
+                raise UnsafeContentError(f"archive member {member.name!r} is truncated")
+            out.write(chunk)
+            remaining -= len(chunk)
+
+
+def install_legacy_item(target, store, transport, identifier: str, item_type: str, tag: str, pointer) -> Path:
+    """Fetch, verify and extract one legacy tarball into ``target/identifier/item_type``.
+
+    The tag is part of the install record, so fetching another tag replaces the folder (the original client
+    kept whatever folder was there, whatever tag was asked for).
+    """
+    from shelf.install import safe_relative
+    from shelf.lfs import LfsObject
+
+    dest = target.component_dir(identifier) / safe_relative(item_type)
+    key = f"{identifier}/{item_type}"
+    with target.lock():
+        record = target.read_record()
+        legacy = record.setdefault("legacy", {})
+        current = legacy.get(key)
+        if current and current.get("tag") == tag and current.get("oid") == pointer.oid and _unchanged(dest, current):
+            return dest
+        if not store.has(pointer.oid, pointer.size):
+            transport.download([LfsObject(pointer.oid, pointer.size)], store)
+        label = f"{item_type}/{identifier}.tar.gz at {tag}"
+        written = extract_archive(store.path(pointer.oid), dest, label)
+        legacy[key] = {"tag": tag, "oid": pointer.oid, "files": _stats(dest, written)}
+        target.write_record(record)
+    return dest
+
+
+def _stats(folder: Path, files: list[str]) -> dict[str, list[int]]:
+    stats = {}
+    for rel in files:
+        st = (folder / rel).stat()
+        stats[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return stats
+
+
+def _unchanged(folder: Path, entry: dict) -> bool:
+    try:
+        return all(_stats(folder, [rel])[rel] == stat for rel, stat in entry.get("files", {}).items())
+    except OSError:
+        return False
