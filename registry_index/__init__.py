@@ -1,6 +1,7 @@
 """The contract between publishers and installers: manifests, versions, requirements, layout, index."""
 
 from registry_index.errors import (
+    IndexFetchError,
     IndexFormatError,
     LayoutError,
     ManifestError,
@@ -9,6 +10,38 @@ from registry_index.errors import (
     RegistryIndexError,
     RequirementError,
     VersionError,
+)
+from registry_index.http_index import HttpIndex
+from registry_index.index import (
+    IndexEntry,
+    IndexSource,
+    LocalIndex,
+    build_index,
+    entry_from_manifest,
+    format_index_file,
+    parse_index_file,
+    with_yanked,
+)
+from registry_index.layout import (
+    GITATTRIBUTES,
+    INDEX_CONFIG_PATH,
+    MANIFEST_NAME,
+    component_dir,
+    file_path,
+    index_path,
+    legacy_archive_path,
+    legacy_tag,
+    manifest_path,
+    release_tag,
+)
+from registry_index.manifest import (
+    Base,
+    FileEntry,
+    Manifest,
+    dump_manifest,
+    load_manifest,
+    manifest_digest,
+    validate_manifest,
 )
 from registry_index.pointer import LfsPointer, format_pointer, looks_like_pointer, parse_pointer
 from registry_index.requirements import (
@@ -21,9 +54,20 @@ from registry_index.requirements import (
 from registry_index.versions import format_version, is_prerelease, parse_version, version_key
 
 __all__ = [
+    "GITATTRIBUTES",
+    "INDEX_CONFIG_PATH",
+    "MANIFEST_NAME",
+    "Base",
+    "FileEntry",
+    "HttpIndex",
+    "IndexEntry",
+    "IndexFetchError",
     "IndexFormatError",
+    "IndexSource",
     "LayoutError",
     "LfsPointer",
+    "LocalIndex",
+    "Manifest",
     "ManifestError",
     "PointerError",
     "Problem",
@@ -33,13 +77,29 @@ __all__ = [
     "Specifier",
     "SpecifierSet",
     "VersionError",
+    "build_index",
+    "component_dir",
+    "dump_manifest",
+    "entry_from_manifest",
+    "file_path",
+    "format_index_file",
     "format_pointer",
     "format_version",
+    "index_path",
     "is_prerelease",
+    "legacy_archive_path",
+    "legacy_tag",
+    "load_manifest",
     "looks_like_pointer",
+    "manifest_digest",
+    "manifest_path",
+    "parse_index_file",
     "parse_pointer",
     "parse_requirement",
     "parse_version",
+    "release_tag",
+    "validate_manifest",
     "validate_name",
     "version_key",
+    "with_yanked",
 ]
