@@ -198,7 +198,9 @@ def _component_table(component: LockedComponent) -> dict[str, Any]:
         "requires": list(component.requires),
     }
     if component.base is not None:
-        table["base"] = {key: getattr(component.base, key) for key in _BASE_FIELDS}
+        # TOML has no null: a missing vocabulary fingerprint is an absent key.
+        values = {key: getattr(component.base, key) for key in _BASE_FIELDS}
+        table["base"] = {key: value for key, value in values.items() if value is not None}
     files = sorted(component.files, key=lambda f: (f.item, f.path))
     if files:
         table["files"] = [{"item": f.item, "path": f.path, "sha256": f.sha256, "size": f.size} for f in files]
@@ -299,7 +301,7 @@ def _read_base(table: Any, where: str) -> Base | None:
         raise _corrupt(where, "'base' must be a table")
     return Base(
         embedder=_field(table, "embedder", str, where),
-        vocab=_field(table, "vocab", str, where),
+        vocab=_field(table, "vocab", str, where) if "vocab" in table else None,
         max_input_length=_field(table, "max_input_length", int, where),
         n_chars=_field(table, "n_chars", int, where),
     )

@@ -61,7 +61,7 @@ class Project:
 
     @classmethod
     def load(cls, path: Path) -> Project:
-        """Load ``path`` (a project file, or a folder holding one); ConfigError names the file on bad content."""
+        """Load ``path`` (a project file or its folder); bad content is a ConfigError naming the file."""
         path = _project_file_in(Path(path)) if Path(path).is_dir() else Path(path)
         table = _read_table(path)
         if table is None:

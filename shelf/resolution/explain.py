@@ -61,7 +61,7 @@ class Explainer:
     # --- origins -----------------------------------------------------------------------------------
 
     def origin(self, candidate: ComponentCandidate, depth: int = 0) -> str:
-        """Why ``candidate`` is in the set: "pinned by you", "requested by you", "via X>=1 (needed by ...)"."""
+        """Why ``candidate`` is in the set: "pinned by you", "requested by you", "via X>=1, needed by ..."."""
         pinned = self.provider.policy.pinned_version(candidate.name)
         pairs = [
             (req, parent)

@@ -1,10 +1,11 @@
 """Requirement and candidate values the resolver works with.
 
 Components are real packages. A component's *base* (embedder fingerprint, vocabulary fingerprint, input
-length) is modelled as three virtual packages, ``base:embedder``, ``base:vocab`` and ``base:max_input_length``,
-whose candidates are plain values. Every component with a base depends on exactly one value of each, an
-embedder depends on the fingerprint it provides, a preprocessor on the vocabulary it provides; so a set of
-components is only complete when they agree, and resolvelib backtracks to older versions until they do.
+length) is modelled as three virtual packages, ``base:embedder``, ``base:vocab`` and
+``base:max_input_length``, whose candidates are plain values. Every component with a base depends on
+exactly one value of each; an embedder depends on the fingerprint it provides, a preprocessor on the
+vocabulary it provides. So a set is only complete when they all agree, and resolvelib backtracks to older
+versions until they do.
 """
 
 from __future__ import annotations

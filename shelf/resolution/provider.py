@@ -169,7 +169,9 @@ def base_values(entry: IndexEntry) -> dict[str, str]:
     """
     values: dict[str, str] = {}
     if entry.base is not None:
-        values = {key: str(getattr(entry.base, key)) for key in BASE_KEYS}
+        # A base without a vocabulary fingerprint (None) constrains nothing there.
+        raw = {key: getattr(entry.base, key) for key in BASE_KEYS}
+        values = {key: str(value) for key, value in raw.items() if value is not None}
     provides = entry.provides or {}
     own = {"embedder": ("embedder",), "preprocessor": ("vocab", "max_input_length")}.get(entry.kind, ())
     for key in own:
