@@ -20,12 +20,14 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from registry_index.errors import IndexFetchError
 from registry_index.index import IndexEntry, parse_index_file
 from registry_index.layout import index_path
+
+if TYPE_CHECKING:  # requests is imported on first use: importing registry_index stays fast
+    import requests
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
@@ -43,7 +45,7 @@ class HttpIndex:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.offline = offline
-        self.session = session or requests.Session()
+        self.session = session or _new_session()
         self.cache_root = Path(cache_dir) / hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
         self.files_read = 0  # index files parsed, from the network or the cache
         self.requests_made = 0
@@ -97,6 +99,8 @@ class HttpIndex:
         return data
 
     def _get(self, url: str, headers: dict[str, str], name: str) -> requests.Response:
+        import requests
+
         self.requests_made += 1
         try:
             return self.session.get(url, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
@@ -117,6 +121,12 @@ class HttpIndex:
             _atomic_write(etag_file, etag.encode("ascii", "replace"))
         else:
             _remove(etag_file)
+
+
+def _new_session() -> requests.Session:
+    import requests
+
+    return requests.Session()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -23,15 +23,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import semver
 
 from registry_index.errors import ManifestError, Problem, RegistryIndexError
 from registry_index.layout import validate_item_type, validate_relative_path
 from registry_index.requirements import Requirement, parse_requirement, validate_name
 from registry_index.versions import parse_version
+
+if TYPE_CHECKING:  # jsonschema is imported on first validation: importing registry_index stays fast
+    import jsonschema
 
 SCHEMA_VERSION = 1
 KINDS = ("preprocessor", "embedder", "component", "bundle")
@@ -160,6 +162,8 @@ def schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(schema())
 
 
