@@ -12,9 +12,9 @@ from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
 from shelf.errors import NotFoundError, OfflineError
+from shelf.gitrepo import normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
-from shelf.gitrepo import normalise_url
 from shelf.source import ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
 
@@ -25,8 +25,14 @@ class Shelf:
     ``Shelf()`` with no arguments uses ``$CCLM_SHELF_URL`` or the local shelf on disk, created on first use.
     """
 
-    def __init__(self, url: str | None = None, *, cache_dir: str | Path | None = None,
-                 offline: bool | None = None, jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        offline: bool | None = None,
+        jobs: int | None = None,
+    ) -> None:
         self._url = url
         self.cache_dir = Path(cache_dir) if cache_dir else constants.cache_dir()
         self.offline = constants.offline() if offline is None else offline
@@ -65,13 +71,24 @@ class Shelf:
         return self.source(public_url)
 
     # -- resolving and locking -------------------------------------------------------------------------
-    def resolve(self, requirements: Sequence[str | Requirement], *, locked: dict[str, str] | None = None,
-                upgrade: bool | set[str] = False, allow_prereleases: bool = False):
+    def resolve(
+        self,
+        requirements: Sequence[str | Requirement],
+        *,
+        locked: dict[str, str] | None = None,
+        upgrade: bool | set[str] = False,
+        allow_prereleases: bool = False,
+    ):
         from shelf.resolution import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
-        return resolve(reqs, self.source().index, locked=locked or {}, upgrade=upgrade,
-                       allow_prereleases=allow_prereleases)
+        return resolve(
+            reqs,
+            self.source().index,
+            locked=locked or {},
+            upgrade=upgrade,
+            allow_prereleases=allow_prereleases,
+        )
 
     def pin(self, resolution) -> tuple[list[LockedComponent], dict[str, bytes]]:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
@@ -84,8 +101,12 @@ class Shelf:
         return components, manifests
 
     # -- installing ------------------------------------------------------------------------------------
-    def install(self, *requirements: str | Requirement, target: str | Path = constants.DEFAULT_TARGET,
-                allow_prereleases: bool = False) -> InstallReport:
+    def install(
+        self,
+        *requirements: str | Requirement,
+        target: str | Path = constants.DEFAULT_TARGET,
+        allow_prereleases: bool = False,
+    ) -> InstallReport:
         """Resolve ``requirements`` on this shelf and install the set into ``target``."""
         if not requirements:
             raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
@@ -106,31 +127,50 @@ class Shelf:
 
         try:
             source = self._source_for(component.source)
-            data = source.mirror.read_file(source.head, layout.manifest_path(component.name, component.version))
+            data = source.mirror.read_file(
+                source.head, layout.manifest_path(component.name, component.version)
+            )
         except (NotFoundError, OfflineError):
             return None
         return data if manifest_digest(data) == component.manifest_digest else None
 
-    def install_pinned(self, components: Sequence[LockedComponent], *, target: str | Path,
-                       manifests: dict[str, bytes] | None = None) -> InstallReport:
+    def install_pinned(
+        self,
+        components: Sequence[LockedComponent],
+        *,
+        target: str | Path,
+        manifests: dict[str, bytes] | None = None,
+    ) -> InstallReport:
         self._check_offline(components)
         transports = _LazyTransports(self, components)
-        return install_components(components, target=Path(target), store=self.store, transports=transports,
-                                  manifests=manifests)
+        return install_components(
+            components, target=Path(target), store=self.store, transports=transports, manifests=manifests
+        )
 
     def _check_offline(self, components: Sequence[LockedComponent]) -> None:
         if not self.offline:
             return
-        missing = [f"{c.name} {c.version}: {f.item}/{f.path}" for c in components for f in c.files
-                   if not self.store.has(f.sha256, f.size)]
+        missing = [
+            f"{c.name} {c.version}: {f.item}/{f.path}"
+            for c in components
+            for f in c.files
+            if not self.store.has(f.sha256, f.size)
+        ]
         if missing:
             listed = "\n    ".join(missing[:10]) + ("\n    ..." if len(missing) > 10 else "")
-            raise OfflineError(f"offline, and the store lacks {len(missing)} file(s):\n    {listed}",
-                               hint="run the same command once with the network to fill the store")
+            raise OfflineError(
+                f"offline, and the store lacks {len(missing)} file(s):\n    {listed}",
+                hint="run the same command once with the network to fill the store",
+            )
 
     # -- the seed's call ------------------------------------------------------------------------------
-    def fetch(self, identifier: str, item_type: str, tag: str | None = None, cache_dir: str | Path = ".cclm",
-              ) -> str:
+    def fetch(
+        self,
+        identifier: str,
+        item_type: str,
+        tag: str | None = None,
+        cache_dir: str | Path = ".cclm",
+    ) -> str:
         """Install one item of a component and return its folder ``cache_dir/identifier/item_type``.
 
         ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
@@ -141,8 +181,10 @@ class Shelf:
         if entry is not None:
             components, manifests = self.pin(_Single(entry))
             if not any(f.item == item_type for f in components[0].files):
-                raise NotFoundError(f"{identifier} {entry.version} has no {item_type!r} item",
-                                    hint=f"cclm-shelf show {identifier}@{entry.version}")
+                raise NotFoundError(
+                    f"{identifier} {entry.version} has no {item_type!r} item",
+                    hint=f"cclm-shelf show {identifier}@{entry.version}",
+                )
             self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
             return str(Path(cache_dir) / identifier / item_type)
         return self._fetch_legacy(source, identifier, item_type, tag, Path(cache_dir))
@@ -159,20 +201,26 @@ class Shelf:
             return None
         return next((e for e in entries if e.version == version), None)
 
-    def _fetch_legacy(self, source: ShelfSource, identifier: str, item_type: str, tag: str | None,
-                      cache_dir: Path) -> str:
+    def _fetch_legacy(
+        self, source: ShelfSource, identifier: str, item_type: str, tag: str | None, cache_dir: Path
+    ) -> str:
         from shelf.legacy import install_legacy_item
 
         if tag is None or tag not in source.mirror.tags():
-            raise NotFoundError(f"{identifier} {tag or ''} is not on {source.url}".replace("  ", " "),
-                                hint=f"cclm-shelf show {identifier}")
+            raise NotFoundError(
+                f"{identifier} {tag or ''} is not on {source.url}".replace("  ", " "),
+                hint=f"cclm-shelf show {identifier}",
+            )
         path = layout.legacy_archive_path(item_type, identifier)
         if not source.mirror.exists(tag, path):
             raise NotFoundError(f"{path} is not in {source.url} at tag {tag}")
         pointer = parse_pointer(source.mirror.read_file(tag, path))
         transport = source.transport(ref=tag, jobs=self.jobs)
-        return str(install_legacy_item(InstallTarget(cache_dir), self.store, transport, identifier, item_type,
-                                       tag, pointer))
+        return str(
+            install_legacy_item(
+                InstallTarget(cache_dir), self.store, transport, identifier, item_type, tag, pointer
+            )
+        )
 
 
 class _Single:

@@ -256,4 +256,11 @@ def _check_file(path: Path, expected: str) -> str | None:
     return None
 
 
-__all__ = ["InstallReport", "InstallTarget", "IntegrityError", "install_components", "uninstall", "verify_installed"]
+__all__ = [
+    "InstallReport",
+    "InstallTarget",
+    "IntegrityError",
+    "install_components",
+    "uninstall",
+    "verify_installed",
+]

@@ -108,7 +108,12 @@ def install_legacy_item(target, store, transport, identifier: str, item_type: st
         record = target.read_record()
         legacy = record.setdefault("legacy", {})
         current = legacy.get(key)
-        if current and current.get("tag") == tag and current.get("oid") == pointer.oid and _unchanged(dest, current):
+        if (
+            current
+            and current.get("tag") == tag
+            and current.get("oid") == pointer.oid
+            and _unchanged(dest, current)
+        ):
             return dest
         if not store.has(pointer.oid, pointer.size):
             transport.download([LfsObject(pointer.oid, pointer.size)], store)

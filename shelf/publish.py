@@ -168,8 +168,12 @@ def base_and_provides(described: dict[str, dict]) -> tuple[dict | None, dict]:
     provides: dict = {}
     base = None
     if emb:
-        base = {"embedder": emb["embedder"], "vocab": prep["vocab"] if prep else None,
-                "max_input_length": emb["max_input_length"], "n_chars": emb["n_chars"]}
+        base = {
+            "embedder": emb["embedder"],
+            "vocab": prep["vocab"] if prep else None,
+            "max_input_length": emb["max_input_length"],
+            "n_chars": emb["n_chars"],
+        }
         provides.update(emb)
     if prep:
         provides["vocab"] = prep["vocab"]
@@ -199,7 +203,9 @@ def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequenc
     base, provides = base_and_provides(described)
     items: dict[str, dict] = {}
     for f in files:
-        items.setdefault(f.item, {"files": []})["files"].append({"path": f.path, "sha256": f.sha256, "size": f.size})
+        items.setdefault(f.item, {"files": []})["files"].append(
+            {"path": f.path, "sha256": f.sha256, "size": f.size}
+        )
     data = {
         "schema_version": 1,
         "name": info.name,
@@ -228,8 +234,12 @@ class _OverlayIndex:
         self._extra = extra
 
     def entries(self, name: str) -> list[IndexEntry]:
-        found = [e for e in self._index.entries(name) if e.version != self._extra.version or name != self._extra.name]
-        return found + [self._extra] if name == self._extra.name else found
+        found = [
+            e
+            for e in self._index.entries(name)
+            if e.version != self._extra.version or name != self._extra.name
+        ]
+        return [*found, self._extra] if name == self._extra.name else found
 
 
 def check_resolves(entry: IndexEntry, source: ShelfSource) -> None:
@@ -240,12 +250,19 @@ def check_resolves(entry: IndexEntry, source: ShelfSource) -> None:
     try:
         resolve([parse_requirement(f"{entry.name}=={entry.version}")], _OverlayIndex(source.index, entry))
     except ResolutionError as e:
-        raise PublishError(f"{entry.name} {entry.version} cannot be installed from {source.url}: {e.message}",
-                           hint=e.hint or "publish what it requires first, or fix its requires") from e
+        raise PublishError(
+            f"{entry.name} {entry.version} cannot be installed from {source.url}: {e.message}",
+            hint=e.hint or "publish what it requires first, or fix its requires",
+        ) from e
 
 
-def publish(folder: Path, info: PackageInfo, source: ShelfSource, store: BlobStore,
-            progress: Callable[[str], None] = lambda _m: None) -> PublishReport:
+def publish(
+    folder: Path,
+    info: PackageInfo,
+    source: ShelfSource,
+    store: BlobStore,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     items = find_items(Path(folder))
     described = describe_items(items)
@@ -269,8 +286,10 @@ def publish(folder: Path, info: PackageInfo, source: ShelfSource, store: BlobSto
         except PushRejected:
             progress("the shelf moved on while publishing; retrying on top of it")
             source.mark_stale()
-    raise PublishError(f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
-                       hint="the shelf is busy; try again")
+    raise PublishError(
+        f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
+        hint="the shelf is busy; try again",
+    )
 
 
 def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport) -> bool:
@@ -282,36 +301,52 @@ def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishRe
             report.notes.append(f"{entry.name} {entry.version} is already published with identical content")
             return True
         raise PublishError(
-            f"{entry.name} {entry.version} is already published with different content; versions are immutable",
+            f"{entry.name} {entry.version} is already published with different content "
+            "(published versions never change)",
             hint=f"publish a new version, or yank this one: cclm-shelf yank {entry.name}@{entry.version}",
         )
     if layout.release_tag(entry.name, entry.version) in source.mirror.tags():
-        raise PublishError(f"the tag {layout.release_tag(entry.name, entry.version)} already exists on {source.url}",
-                           hint="this version was published before the index knew it; publish a new version")
+        raise PublishError(
+            f"the tag {layout.release_tag(entry.name, entry.version)} already exists on {source.url}",
+            hint="this version was published before the index knew it; publish a new version",
+        )
     return False
 
 
-def _upload(files: Sequence[SnapshotFile], source: ShelfSource, store: BlobStore, report: PublishReport,
-            progress: Callable[[str], None]) -> None:
+def _upload(
+    files: Sequence[SnapshotFile],
+    source: ShelfSource,
+    store: BlobStore,
+    report: PublishReport,
+    progress: Callable[[str], None],
+) -> None:
     from shelf.lfs import LfsObject
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
-    outcome = source.transport().upload([(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()])
+    outcome = source.transport().upload(
+        [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
+    )
     report.uploaded = len(getattr(outcome, "uploaded", unique))
     report.skipped = len(getattr(outcome, "skipped", ()))
 
 
-def _push(source: ShelfSource, manifest: Manifest, data: bytes, entry: IndexEntry,
-          files: Sequence[SnapshotFile]) -> str:
+def _push(
+    source: ShelfSource, manifest: Manifest, data: bytes, entry: IndexEntry, files: Sequence[SnapshotFile]
+) -> str:
     name, version = manifest.name, manifest.version
     changes: dict[str, bytes | None] = {layout.manifest_path(name, version): data}
     for f in files:
-        changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(LfsPointer(f.sha256, f.size))
+        changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(
+            LfsPointer(f.sha256, f.size)
+        )
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
     return source.mirror.commit_and_push(
-        changes, f"Publish {name} {version}", parent=source.head, branch=source.branch,
+        changes,
+        f"Publish {name} {version}",
+        parent=source.head,
+        branch=source.branch,
         tags=[layout.release_tag(name, version)],
     )
 
@@ -323,12 +358,16 @@ def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
         source.refresh()
         entries = source.index.entries(name)
         if not any(e.version == version for e in entries):
-            raise NotFoundError(f"{name} {version} is not published on {source.url}", hint=f"cclm-shelf show {name}")
+            raise NotFoundError(
+                f"{name} {version} is not published on {source.url}", hint=f"cclm-shelf show {name}"
+            )
         updated = with_yanked(entries, version, reason)
         try:
             return source.mirror.commit_and_push(
                 {layout.index_path(name): format_index_file(updated)},
-                f"Yank {name} {version}: {reason}", parent=source.head, branch=source.branch,
+                f"Yank {name} {version}: {reason}",
+                parent=source.head,
+                branch=source.branch,
             )
         except PushRejected:
             source.mark_stale()

@@ -44,7 +44,9 @@ class MirrorIndex:
     def names(self) -> list[str]:
         tree = self._mirror.list_tree(self._commit, "index", recursive=True)
         return sorted(
-            Path(entry.path).name for entry in tree if entry.kind == "blob" and entry.path != layout.INDEX_CONFIG_PATH
+            Path(entry.path).name
+            for entry in tree
+            if entry.kind == "blob" and entry.path != layout.INDEX_CONFIG_PATH
         )
 
 
@@ -79,6 +81,10 @@ class ShelfSource:
     def head(self) -> str:
         return self.mirror.head()
 
+    @property
+    def branch(self) -> str:
+        return self.mirror.default_branch()
+
     @cached_property
     def index(self) -> MirrorIndex:
         return MirrorIndex(self.mirror, self.head)
@@ -87,7 +93,9 @@ class ShelfSource:
         for entry in self.index.entries(name):
             if entry.version == version:
                 return entry
-        raise NotFoundError(f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}")
+        raise NotFoundError(
+            f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}"
+        )
 
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
@@ -101,7 +109,7 @@ class ShelfSource:
         return load_manifest(data, source=f"{self.url}:{path}"), data
 
     def transport(self, ref: str | None = None, **options):
-        """The blob transport of this shelf (local git-lfs objects or an LFS server), as ``ref`` configures it."""
+        """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
         from shelf.lfs import transport_for
 
         return transport_for(self.url, self.mirror.lfs_url(ref or self.head), **options)
@@ -121,9 +129,9 @@ def ensure_embedded_shelf() -> str:
 
 def create_shelf(path: Path, lfs_url: str | None = None) -> str:
     """Create an empty shelf repository at a local path."""
-    from registry_index.index import INDEX_CONFIG
+    from registry_index.index import index_config
 
-    files = {".gitattributes": layout.GITATTRIBUTES.encode(), layout.INDEX_CONFIG_PATH: INDEX_CONFIG}
+    files = {".gitattributes": layout.GITATTRIBUTES.encode(), layout.INDEX_CONFIG_PATH: index_config()}
     return init_shelf(path, lfs_url=lfs_url, initial_files=files)
 
 
@@ -137,4 +145,11 @@ def pick_shelf_url(explicit: str | None, project_shelves: list[str] | None = Non
     return env or ensure_embedded_shelf()
 
 
-__all__ = ["MirrorIndex", "ShelfSource", "create_shelf", "ensure_embedded_shelf", "is_local_url", "pick_shelf_url"]
+__all__ = [
+    "MirrorIndex",
+    "ShelfSource",
+    "create_shelf",
+    "ensure_embedded_shelf",
+    "is_local_url",
+    "pick_shelf_url",
+]
