@@ -426,10 +426,8 @@ class LfsClient:
                 if isinstance(raw, dict) and raw.get("href")
             }
             answers[oid] = ObjectAction(LfsObject(oid, int(item.get("size", 0))), actions)
-        failed = {oid for oid, _, _ in failures}
-        failures += [
-            (o.oid, 0, "the server did not answer for it") for o in asked if o.oid not in answers.keys() | failed
-        ]
+        answered = answers.keys() | {oid for oid, _, _ in failures}
+        failures += [(o.oid, 0, "the server did not answer for it") for o in asked if o.oid not in answered]
         if failures:
             raise self._batch_error(failures, operation)
         return [ObjectAction(o, answers[o.oid].actions) for o in asked]
