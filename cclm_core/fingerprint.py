@@ -1,0 +1,215 @@
+"""Content fingerprints of saved items, computed from the files alone, without TensorFlow.
+
+A fingerprint hashes what a model *is*, not the bytes of its files: the canonical JSON of its config
+(sorted keys, fixed separators, volatile fields such as ``meta`` left out), then every weight of the
+``.weights.h5`` file in sorted path order as (path, dtype, shape, little-endian bytes). HDF5 attributes,
+timestamps and chunk layout never enter the hash, so a fingerprint survives save/load round trips and
+is the same in every process and on every machine; changing any single weight changes it.
+
+Only json, hashlib, h5py and numpy are imported here, so the shelf can fingerprint and describe
+folders without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cclm_core.errors import FormatError
+from cclm_core.formats import (
+    COMPONENT_CONFIG,
+    COMPONENT_WEIGHTS,
+    COMPOSED_COMPONENTS_DIR,
+    COMPOSED_CONFIG,
+    COMPOSED_EMBEDDER_DIR,
+    EMBEDDER_CONFIG,
+    EMBEDDER_WEIGHTS,
+    PREPROCESSOR_CONFIG,
+    VOLATILE_KEYS,
+    canonical_json,
+    check_format,
+    read_json,
+    require_keys,
+)
+
+PREFIX = "sha256:"
+
+
+def _record(digest: Any, label: str, payload: bytes) -> None:
+    """Feed one length-prefixed record, so that no two different inputs hash the same."""
+    digest.update(f"{label}:{len(payload)}:".encode())
+    digest.update(payload)
+
+
+def _hash_weights(digest: Any, path: Path) -> None:
+    if not path.is_file():
+        raise FormatError(f"{path} is missing", hint="save the item again; the weights file is required")
+    try:
+        with h5py.File(path, "r") as handle:
+            names: list[str] = []
+            handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+            for name in sorted(names):
+                array = np.asarray(handle[name][()])
+                little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+                _record(digest, "name", name.encode("utf-8"))
+                _record(digest, "dtype", little.dtype.str.encode())
+                _record(digest, "shape", repr(tuple(little.shape)).encode())
+                _record(digest, "data", np.ascontiguousarray(little).tobytes())
+    except OSError as e:
+        raise FormatError(f"{path} is not a readable weights file: {e}", hint="the file is corrupt") from e
+
+
+def _stable_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+
+
+def _model_fingerprint(folder: Path, config_name: str, weights_name: str) -> str:
+    config = read_json(folder / config_name)
+    check_format(config, folder / config_name)
+    digest = hashlib.sha256()
+    _record(digest, "config", canonical_json(_stable_config(config)))
+    _hash_weights(digest, folder / weights_name)
+    return PREFIX + digest.hexdigest()
+
+
+def embedder_fingerprint(folder: str | Path) -> str:
+    """Fingerprint of a saved embedder folder (``embedder.json`` + ``embedder.weights.h5``)."""
+    return _model_fingerprint(Path(folder), EMBEDDER_CONFIG, EMBEDDER_WEIGHTS)
+
+
+def component_fingerprint(folder: str | Path) -> str:
+    """Fingerprint of a saved component folder (``component.json`` + ``component.weights.h5``)."""
+    return _model_fingerprint(Path(folder), COMPONENT_CONFIG, COMPONENT_WEIGHTS)
+
+
+def _preprocessor_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path / PREPROCESSOR_CONFIG if path.is_dir() else path
+
+
+def vocab_fingerprint(path: str | Path) -> str:
+    """Fingerprint of the char->id mapping in a ``cclm_config.json`` (or the folder holding it).
+
+    Only ``char_dict`` is hashed, so this core's format and the original cclm format of the same
+    vocabulary give the same value.
+    """
+    path = _preprocessor_path(path)
+    config = read_json(path)
+    check_format(config, path, required=False)
+    require_keys(config, ("char_dict",), path)
+    char_dict = config["char_dict"]
+    if not isinstance(char_dict, dict):
+        raise FormatError(f"{path}: 'char_dict' must be an object mapping characters to ids")
+    return vocab_fingerprint_of(char_dict)
+
+
+def vocab_fingerprint_of(char_dict: dict[str, int]) -> str:
+    """Fingerprint of an in-memory char->id mapping; equals ``vocab_fingerprint`` of its saved file."""
+    pairs = sorted((str(ch), int(i)) for ch, i in char_dict.items())
+    return PREFIX + hashlib.sha256(canonical_json(pairs)).hexdigest()
+
+
+def composed_fingerprint(folder: str | Path) -> str:
+    """Fingerprint of a saved composed folder: its embedder's and its components' fingerprints in order."""
+    folder = Path(folder)
+    parts = {
+        "embedder": embedder_fingerprint(folder / COMPOSED_EMBEDDER_DIR),
+        "components": [component_fingerprint(p) for p in _composed_component_dirs(folder)],
+    }
+    return PREFIX + hashlib.sha256(canonical_json(parts)).hexdigest()
+
+
+def _composed_component_dirs(folder: Path) -> list[Path]:
+    config = read_json(folder / COMPOSED_CONFIG)
+    check_format(config, folder / COMPOSED_CONFIG)
+    require_keys(config, ("n_components",), folder / COMPOSED_CONFIG)
+    return [folder / COMPOSED_COMPONENTS_DIR / str(i) for i in range(int(config["n_components"]))]
+
+
+def item_type(folder: str | Path) -> str:
+    """Which kind of item a saved folder holds, told by its fixed config file name."""
+    folder = Path(folder)
+    for name, kind in (
+        (COMPOSED_CONFIG, "composed"),
+        (EMBEDDER_CONFIG, "embedder"),
+        (COMPONENT_CONFIG, "component"),
+        (PREPROCESSOR_CONFIG, "preprocessor"),
+    ):
+        if (folder / name).is_file():
+            return kind
+    raise FormatError(
+        f"{folder} holds no saved cclm item",
+        hint=f"expected one of {COMPOSED_CONFIG}, {EMBEDDER_CONFIG}, {COMPONENT_CONFIG}, {PREPROCESSOR_CONFIG}",
+    )
+
+
+def describe(folder: str | Path) -> dict[str, Any]:
+    """Describe a saved folder: item type, fingerprint, the base it needs and what it provides."""
+    folder = Path(folder)
+    describers = {
+        "preprocessor": _describe_preprocessor,
+        "embedder": _describe_embedder,
+        "component": _describe_component,
+        "composed": _describe_composed,
+    }
+    return describers[item_type(folder)](folder)
+
+
+def _describe_preprocessor(folder: Path) -> dict[str, Any]:
+    path = folder / PREPROCESSOR_CONFIG
+    config = read_json(path)
+    require_keys(config, ("char_dict", "char_rev", "max_example_len"), path)
+    vocab = vocab_fingerprint(path)
+    ids = [int(i) for i in config["char_rev"]] + [int(i) for i in config["char_dict"].values()]
+    provides = {"vocab": vocab, "n_chars": max(ids) + 1, "max_input_length": int(config["max_example_len"])}
+    return {"item_type": "preprocessor", "fingerprint": vocab, "base": None, "provides": provides}
+
+
+def _describe_embedder(folder: Path) -> dict[str, Any]:
+    fingerprint = embedder_fingerprint(folder)
+    config = read_json(folder / EMBEDDER_CONFIG)
+    require_keys(config, ("max_len", "n_chars", "output_dim"), folder / EMBEDDER_CONFIG)
+    provides = {
+        "embedder": fingerprint,
+        "n_chars": int(config["n_chars"]),
+        "max_input_length": int(config["max_len"]),
+        "output_dim": int(config["output_dim"]),
+    }
+    return {"item_type": "embedder", "fingerprint": fingerprint, "base": None, "provides": provides}
+
+
+def _describe_component(folder: Path) -> dict[str, Any]:
+    fingerprint = component_fingerprint(folder)
+    config = read_json(folder / COMPONENT_CONFIG)
+    require_keys(config, ("base", "output_dim"), folder / COMPONENT_CONFIG)
+    base = config["base"]
+    if not isinstance(base, dict):
+        raise FormatError(f"{folder / COMPONENT_CONFIG}: 'base' must be an object")
+    require_keys(base, ("embedder", "vocab", "max_input_length", "n_chars"), folder / COMPONENT_CONFIG)
+    return {
+        "item_type": "component",
+        "fingerprint": fingerprint,
+        "base": {k: base[k] for k in ("embedder", "vocab", "max_input_length", "n_chars")},
+        "provides": {"output_dim": int(config["output_dim"])},
+    }
+
+
+def _describe_composed(folder: Path) -> dict[str, Any]:
+    embedder = _describe_embedder(folder / COMPOSED_EMBEDDER_DIR)
+    components = [_describe_component(p) for p in _composed_component_dirs(folder)]
+    provides = {
+        "embedder": embedder["fingerprint"],
+        "n_chars": embedder["provides"]["n_chars"],
+        "max_input_length": embedder["provides"]["max_input_length"],
+        "output_dim": sum(c["provides"]["output_dim"] for c in components),
+    }
+    return {
+        "item_type": "composed",
+        "fingerprint": composed_fingerprint(folder),
+        "base": None,
+        "provides": provides,
+    }

@@ -1,0 +1,153 @@
+"""Custom Keras layers of the core, all registered under the ``cclm_core`` package.
+
+They are plain layers with a ``get_config`` that round-trips through ``from_config``: saved configs
+name them as ``cclm_core>ClassName`` and are rebuilt in Keras safe mode, never from code in a file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+_register = keras.saving.register_keras_serializable(package="cclm_core")
+
+
+@_register
+class ResidualConvBlock(keras.layers.Layer):
+    """Conv1D over characters, added back to its input, then layer-normalised.
+
+    The residual keeps stacks of blocks trainable from the first steps, which matters for the short
+    pretraining runs the core is used with.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 5, dropout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.conv = keras.layers.Conv1D(filters, kernel_size, padding="same", activation="relu", name="conv")
+        self.drop = keras.layers.Dropout(dropout)
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
+
+    def build(self, input_shape: tuple) -> None:
+        if input_shape[-1] != self.filters:
+            raise ValueError(f"ResidualConvBlock needs input width {self.filters}, got {input_shape[-1]}")
+        self.conv.build(input_shape)
+        self.norm.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.norm(x + self.drop(self.conv(x), training=training))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "dropout": self.dropout,
+        }
+
+
+@_register
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position, so attention layers can tell positions apart."""
+
+    def __init__(self, max_len: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_len = max_len
+
+    def build(self, input_shape: tuple) -> None:
+        self.positions = self.add_weight(
+            name="positions", shape=(self.max_len, input_shape[-1]), initializer="glorot_uniform"
+        )
+        super().build(input_shape)
+
+    def call(self, x: Any) -> Any:
+        length = tf.shape(x)[1]
+        return x + self.positions[tf.newaxis, :length, :]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_len": self.max_len}
+
+
+@_register
+class TransformerBlock(keras.layers.Layer):
+    """Post-norm transformer encoder block: self-attention and a feed-forward layer, each residual."""
+
+    def __init__(
+        self, num_heads: int, key_dim: int, ff_dim: int, dropout: float = 0.0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim, self.ff_dim, self.dropout = num_heads, key_dim, ff_dim, dropout
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads, key_dim, dropout=dropout, name="attention"
+        )
+        self.ff_in = keras.layers.Dense(ff_dim, activation="gelu", name="ff_in")
+        self.ff_out: keras.layers.Dense | None = None
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm1")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm2")
+        self.drop = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape: tuple) -> None:
+        width = input_shape[-1]
+        self.ff_out = keras.layers.Dense(width, name="ff_out")
+        self.attention.build(input_shape, input_shape)
+        self.ff_in.build(input_shape)
+        self.ff_out.build((*input_shape[:-1], self.ff_dim))
+        self.norm1.build(input_shape)
+        self.norm2.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        x = self.norm1(x + self.attention(x, x, training=training))
+        return self.norm2(x + self.drop(self.ff_out(self.ff_in(x)), training=training))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout,
+        }
+
+
+@_register
+class SampledSoftmaxHead(keras.layers.Layer):
+    """Output weights for masked-character prediction trained with sampled softmax.
+
+    Used only while pretraining: ``masked_loss`` scores the hidden states of masked positions against
+    the true character and ``num_sampled`` sampled ones. The log-uniform sampler fits because the
+    vocabulary ids are ordered by descending frequency.
+    """
+
+    def __init__(self, n_classes: int, num_sampled: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_classes = n_classes
+        self.num_sampled = max(1, min(num_sampled, n_classes - 1))
+
+    def build(self, input_shape: tuple) -> None:
+        dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.n_classes, dim), initializer="glorot_uniform"
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.n_classes,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, hidden: Any) -> Any:
+        """Full logits, for evaluation; training uses ``masked_loss``."""
+        return tf.matmul(hidden, self.kernel, transpose_b=True) + self.bias
+
+    def masked_loss(self, hidden: Any, targets: Any, weights: Any) -> Any:
+        """Mean sampled-softmax loss over the positions where ``weights`` is 1."""
+        picked = tf.boolean_mask(hidden, weights > 0)
+        labels = tf.cast(tf.boolean_mask(targets, weights > 0), tf.int64)[:, tf.newaxis]
+        losses = tf.nn.sampled_softmax_loss(
+            self.kernel, self.bias, labels, picked, self.num_sampled, self.n_classes
+        )
+        return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_classes": self.n_classes, "num_sampled": self.num_sampled}

@@ -1,0 +1,258 @@
+"""Pretrainers: train a component (and the shared embedder) on a self-supervised task.
+
+A ``Pretrainer`` builds its component ``model`` (``(B, L, D_emb)`` -> ``(B, L, output_dim)``) and a
+training-only head. ``fit`` runs a ``tf.data`` pipeline: the texts are turned into ids once, then each
+batch is corrupted with vectorised tensor ops (``masking.mask_batch``), never a Python generator per
+example. The embedder is trained too: its layers are the same objects the pretrainer calls.
+
+Without a ``preprocessor``, ``fit`` builds one from the data it is given, exactly as
+``Preprocessor(max_example_len=embedder.max_len).fit(data)`` would (same data, same vocabulary), and
+refuses to train if that vocabulary's ``n_chars`` differs from the embedder's; pass the preprocessor
+the embedder was made with to train on other data. Texts longer than ``embedder.max_len`` are
+truncated.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from cclm_core.component import Component
+from cclm_core.embedder import Embedder
+from cclm_core.errors import DataError, IncompatibleComponentError
+from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
+from cclm_core.layers import PositionEmbedding, ResidualConvBlock, SampledSoftmaxHead, TransformerBlock
+from cclm_core.masking import MaskingConfig, mask_batch
+from cclm_core.preprocessing import Preprocessor, extract_texts
+
+
+class _TrainingModel(keras.Model):
+    """Embedder + component + head, with a train step that only scores the corrupted positions."""
+
+    def __init__(self, pretrainer: Pretrainer) -> None:
+        super().__init__(name="pretraining")
+        self.embedder_model = pretrainer.embedder.model
+        self.component_model = pretrainer.model
+        self.head = pretrainer.head
+        self.loss_fn = pretrainer.loss
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    def call(self, ids: Any, training: bool = False) -> Any:
+        return self.component_model(self.embedder_model(ids, training=training), training=training)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        inputs, targets, weights = data
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(self(inputs, training=True), targets, weights)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [self.loss_tracker]
+
+
+class Pretrainer:
+    """Base class: subclasses define ``task``, ``build_component``, ``build_head`` and ``loss``."""
+
+    task = "base"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        preprocessor: Preprocessor | None = None,
+        output_dim: int = 64,
+        masking: MaskingConfig | None = None,
+        learning_rate: float = 1e-3,
+    ) -> None:
+        if not isinstance(embedder, Embedder):
+            raise DataError(f"embedder must be an Embedder, got {type(embedder).__name__}")
+        self.embedder = embedder
+        self.preprocessor = preprocessor
+        if preprocessor is not None:
+            self._check_preprocessor(preprocessor)
+        self.output_dim = output_dim
+        self.masking = masking or self.default_masking()
+        self.learning_rate = learning_rate
+        self.model = self.build_component()
+        self.head = self.build_head()
+        self._trainer: _TrainingModel | None = None
+
+    def default_masking(self) -> MaskingConfig:
+        return MaskingConfig()
+
+    def build_component(self) -> keras.Model:
+        raise NotImplementedError
+
+    def build_head(self) -> keras.layers.Layer:
+        raise NotImplementedError
+
+    def loss(self, hidden: Any, targets: Any, weights: Any) -> Any:
+        raise NotImplementedError
+
+    def _component_name(self) -> str:
+        # a random suffix keeps names unique when several components of one task share a ComposedModel
+        return f"{self.task}_component_{secrets.token_hex(3)}"
+
+    @property
+    def component(self) -> Component:
+        """The component alone, with its task; its base is filled in when it is saved."""
+        return Component(self.model, task=self.task)
+
+    def _check_preprocessor(self, prep: Preprocessor) -> None:
+        if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
+            raise IncompatibleComponentError(
+                f"the preprocessor gives n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
+                f"but the embedder was built for n_chars {self.embedder.n_chars} and max_len {self.embedder.max_len}",
+                hint="pass the Preprocessor the embedder was built with",
+            )
+
+    def _preprocessor_for(self, texts: list[str]) -> Preprocessor:
+        if self.preprocessor is None:
+            prep = Preprocessor(max_example_len=self.embedder.max_len).fit(texts)
+            self._check_preprocessor(prep)
+            self.preprocessor = prep
+        return self.preprocessor
+
+    def dataset(self, data: Any, batch_size: int = 32, text_column: str | None = None) -> tf.data.Dataset:
+        """Batches of ``(inputs, targets, weights)`` from ``data``, corrupted with vectorised ops."""
+        texts = extract_texts(data, text_column)
+        if not any(texts):
+            raise DataError("cannot pretrain on empty data", hint="pass at least one non-empty string")
+        ids = self._preprocessor_for(texts).strings_to_array(texts, self.embedder.max_len)
+        n_chars, masking = self.embedder.n_chars, self.masking
+        return (
+            tf.data.Dataset.from_tensor_slices(ids)
+            .shuffle(len(ids), reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(lambda batch: mask_batch(batch, n_chars, masking), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    def training_model(self) -> keras.Model:
+        """The compiled model ``fit`` trains; built once so the optimizer state carries across fits."""
+        if self._trainer is None:
+            self._trainer = _TrainingModel(self)
+            self._trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate), jit_compile=False)
+            self._trainer.optimizer.build(self._trainer.trainable_variables)
+        return self._trainer
+
+    def fit(
+        self,
+        data: Any,
+        epochs: int = 1,
+        batch_size: int = 32,
+        verbose: int = 0,
+        text_column: str | None = None,
+    ) -> keras.callbacks.History:
+        """Train the component and the embedder on ``data`` (List[str] or ``datasets.Dataset``)."""
+        if not isinstance(epochs, int) or epochs < 1 or not isinstance(batch_size, int) or batch_size < 1:
+            raise DataError(
+                f"epochs and batch_size must be positive integers, got {epochs!r}, {batch_size!r}"
+            )
+        dataset = self.dataset(data, batch_size, text_column)
+        return self.training_model().fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)
+
+    def base(self) -> dict[str, Any]:
+        """The base this component is trained on right now (embedder weights, vocabulary, sizes)."""
+        with tempfile.TemporaryDirectory(prefix="cclm-base-") as tmp:
+            fingerprint = embedder_fingerprint(self.embedder.save(tmp))
+        vocab = vocab_fingerprint_of(self.preprocessor.char_dict) if self.preprocessor else None
+        return {
+            "embedder": fingerprint,
+            "vocab": vocab,
+            "max_input_length": self.embedder.max_len,
+            "n_chars": self.embedder.n_chars,
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """Save the component (not the training head) with its current base into ``folder``."""
+        return self.component.save(folder, self.base())
+
+
+class MaskedLanguagePretrainer(Pretrainer):
+    """Masked character spans, predicted by a small transformer trained with sampled softmax."""
+
+    task = "mlm"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        preprocessor: Preprocessor | None = None,
+        output_dim: int = 64,
+        hidden_dim: int = 64,
+        num_heads: int = 2,
+        n_layers: int = 1,
+        num_sampled: int = 16,
+        **kwargs: Any,
+    ) -> None:
+        self.hidden_dim, self.num_heads, self.n_layers, self.num_sampled = (
+            hidden_dim,
+            num_heads,
+            n_layers,
+            num_sampled,
+        )
+        super().__init__(embedder, preprocessor, output_dim, **kwargs)
+
+    def build_component(self) -> keras.Model:
+        inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
+        x = keras.layers.Dense(self.hidden_dim, name="input_projection")(inputs)
+        x = PositionEmbedding(self.embedder.max_len, name="positions")(x)
+        for i in range(self.n_layers):
+            key_dim = max(1, self.hidden_dim // self.num_heads)
+            x = TransformerBlock(self.num_heads, key_dim, 2 * self.hidden_dim, name=f"transformer_{i}")(x)
+        outputs = keras.layers.Dense(self.output_dim, name="output_projection")(x)
+        return keras.Model(inputs, outputs, name=self._component_name())
+
+    def build_head(self) -> keras.layers.Layer:
+        head = SampledSoftmaxHead(self.embedder.n_chars, self.num_sampled, name="mlm_head")
+        head.build((None, None, self.output_dim))
+        return head
+
+    def loss(self, hidden: Any, targets: Any, weights: Any) -> Any:
+        return self.head.masked_loss(hidden, targets, weights)
+
+
+class CharacterReconstructionPretrainer(Pretrainer):
+    """Single characters masked or replaced by typos; a conv stack predicts the originals (full softmax)."""
+
+    task = "reconstruction"
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        preprocessor: Preprocessor | None = None,
+        output_dim: int = 32,
+        n_layers: int = 1,
+        kernel_size: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        self.n_layers, self.kernel_size = n_layers, kernel_size
+        super().__init__(embedder, preprocessor, output_dim, **kwargs)
+
+    def default_masking(self) -> MaskingConfig:
+        return MaskingConfig(rate=0.15, span_len=1, random_rate=0.5, keep_rate=0.1)
+
+    def build_component(self) -> keras.Model:
+        inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
+        x = keras.layers.Dense(self.output_dim, activation="relu", name="input_projection")(inputs)
+        for i in range(self.n_layers):
+            x = ResidualConvBlock(self.output_dim, self.kernel_size, name=f"conv_block_{i}")(x)
+        return keras.Model(inputs, x, name=self._component_name())
+
+    def build_head(self) -> keras.layers.Layer:
+        head = keras.layers.Dense(self.embedder.n_chars, name="reconstruction_head")
+        head.build((None, None, self.output_dim))
+        return head
+
+    def loss(self, hidden: Any, targets: Any, weights: Any) -> Any:
+        losses = keras.losses.sparse_categorical_crossentropy(targets, self.head(hidden), from_logits=True)
+        return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
