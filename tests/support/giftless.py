@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -55,7 +55,8 @@ def _config(storage: Path, auth: str, action_lifetime: int) -> str:
         f"      action_lifetime: {action_lifetime}\n"
         "PRE_AUTHORIZED_ACTION_PROVIDER:\n"
         "  factory: giftless.auth.jwt:factory\n"
-        f"  options: {{algorithm: HS256, private_key: '{SIGNING_KEY}', default_lifetime: {action_lifetime}}}\n"
+        f"  options: {{algorithm: HS256, private_key: '{SIGNING_KEY}',"
+        f" default_lifetime: {action_lifetime}}}\n"
     )
 
 
@@ -158,12 +159,3 @@ def giftless_fixture(tmp_path_factory, auth: str = "anon") -> Iterator[GiftlessS
 def jwt_giftless_fixture(tmp_path_factory) -> Iterator[GiftlessServer]:
     """Like ``giftless_fixture``, with JWT authentication required."""
     yield from giftless_fixture(tmp_path_factory, auth="jwt")
-
-
-__all__: Sequence[str] = [
-    "SIGNING_KEY",
-    "GiftlessServer",
-    "free_port",
-    "giftless_fixture",
-    "jwt_giftless_fixture",
-]
