@@ -79,7 +79,7 @@ class Shelf:
         upgrade: bool | set[str] = False,
         allow_prereleases: bool = False,
     ):
-        from shelf.resolution import resolve
+        from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         return resolve(

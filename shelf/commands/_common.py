@@ -1,0 +1,72 @@
+"""What the subcommands share: the settings, the shelf they act on, the project, and how they print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shelf import constants
+from shelf.project import Project, find_project
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document for scripts.")
+target_option = click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Install folder (default: the project's target, else ./{constants.DEFAULT_TARGET}).",
+)
+
+
+def settings(ctx: click.Context):
+    return ctx.find_root().obj
+
+
+def project(required: bool = False) -> Project | None:
+    found = find_project(Path.cwd())
+    if found is None and required:
+        from shelf.errors import ConfigError
+
+        raise ConfigError(
+            f"no project here: no {constants.PROJECT_FILE} and no [tool.cclm-shelf] table in pyproject.toml",
+            hint="run `cclm-shelf add NAME` to start one, or cd into the project",
+        )
+    return found
+
+
+def open_shelf(ctx: click.Context, proj: Project | None = None):
+    """A ``Shelf`` for the URL given on the command line, else the project's, else the default one."""
+    from shelf.api import Shelf
+    from shelf.source import pick_shelf_url
+
+    opts = settings(ctx)
+    shelves = list(proj.shelf_locations()) if proj else None
+    url = pick_shelf_url(opts.shelf, shelves)
+    return Shelf(url, cache_dir=opts.cache_dir, offline=opts.offline or None)
+
+
+def install_target(explicit: Path | None, proj: Project | None) -> Path:
+    if explicit is not None:
+        return explicit
+    return proj.target if proj else Path(constants.DEFAULT_TARGET)
+
+
+def emit(as_json: bool, data: Any, lines: list[str]) -> None:
+    """Print ``data`` as JSON, or ``lines`` for people."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    for line in lines:
+        click.echo(line)
+
+
+def note(message: str) -> None:
+    """A progress line on stderr (kept off stdout so --json output stays clean)."""
+    click.echo(message, err=True)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,123 @@
+"""``install``, ``uninstall``, ``list`` and ``verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shelf.commands._common import emit, install_target, json_option, note, open_shelf, project, target_option
+
+
+@click.command("install")
+@click.argument("requirements", nargs=-1)
+@target_option
+@click.option("--pre", is_flag=True, help="Allow pre-release versions.")
+@click.option("--frozen", is_flag=True, help="Install the lockfile as it is; fail if it is missing or stale.")
+@json_option
+@click.pass_context
+def install_cmd(ctx, requirements, target, pre, frozen, as_json):
+    """Install components and everything they need into the install folder.
+
+    \b
+    With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf and install the
+    set. With none, install the project's lockfile exactly (locking first if it is missing or stale).
+
+    \b
+    Examples:
+      cclm-shelf install en_wiki_clm_1@v0.2.1
+      cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
+      cclm-shelf install            # from cclm-shelf.lock
+    """
+    proj = project()
+    dest = install_target(target, proj)
+    if requirements:
+        shelf = open_shelf(ctx, proj)
+        report = shelf.install(*requirements, target=dest, allow_prereleases=pre)
+    else:
+        from shelf.commands.project import ensure_lock
+
+        shelf, lock = ensure_lock(ctx, frozen=frozen)
+        report = shelf.install_locked(lock, target=dest)
+    _print_report(report, dest, as_json)
+
+
+def _print_report(report, dest: Path, as_json: bool) -> None:
+    data = {
+        "target": str(dest),
+        "installed": [{"name": n, "version": v} for n, v in report.installed],
+        "unchanged": [{"name": n, "version": v} for n, v in report.unchanged],
+        "objects_fetched": report.objects_fetched,
+        "bytes_fetched": report.bytes_fetched,
+    }
+    lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
+    lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
+    if report.objects_fetched:
+        lines.append(
+            f"fetched {report.objects_fetched} object(s), {_size(report.bytes_fetched)}, all verified"
+        )
+    emit(as_json, data, lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@click.command("uninstall")
+@click.argument("names", nargs=-1, required=True)
+@target_option
+@click.pass_context
+def uninstall_cmd(ctx, names, target):
+    """Remove installed components from the install folder."""
+    from shelf.install import uninstall
+
+    dest = install_target(target, project())
+    for name in names:
+        version = uninstall(dest, name)
+        click.echo(f"removed {name} {version} from {dest}")
+
+
+@click.command("list")
+@target_option
+@json_option
+def list_cmd(target, as_json):
+    """List the components installed in the install folder."""
+    from shelf.install import InstallTarget
+
+    dest = install_target(target, project())
+    record = InstallTarget(dest).read_record()
+    rows = [
+        {
+            "name": name,
+            "version": entry.get("version"),
+            "source": entry.get("source"),
+            "files": len(entry.get("files", {})),
+        }
+        for name, entry in sorted(record["components"].items())
+    ]
+    lines = [f"{r['name']:<32} {r['version']:<12} {r['files']} file(s)  {r['source']}" for r in rows]
+    emit(as_json, {"target": str(dest), "components": rows}, lines or [f"nothing installed in {dest}"])
+
+
+@click.command("verify")
+@target_option
+@json_option
+def verify_cmd(target, as_json):
+    """Re-hash every installed file against the sha256 its manifest gave."""
+    from shelf.install import InstallTarget, verify_installed
+
+    dest = install_target(target, project())
+    problems = verify_installed(dest)
+    count = sum(len(e.get("sha256", {})) for e in InstallTarget(dest).read_record()["components"].values())
+    emit(
+        as_json,
+        {"target": str(dest), "files": count, "problems": problems},
+        [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"],
+    )
+    if problems:
+        note(f"{len(problems)} file(s) do not match; reinstall with `cclm-shelf install`")
+        raise SystemExit(1)

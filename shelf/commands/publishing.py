@@ -1,0 +1,125 @@
+"""``init``, ``publish`` and ``yank``: the commands that write to a shelf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shelf.commands._common import emit, json_option, note, open_shelf, project
+
+
+@click.command("init")
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--lfs-url", metavar="URL", help="LFS server for the shelf's blobs (written to .lfsconfig).")
+@click.pass_context
+def init_cmd(ctx, path, lfs_url):
+    """Create a shelf: a bare git repository with an empty index.
+
+    Without PATH, creates the local shelf on disk that commands use when no shelf is configured.
+    Blobs of a local shelf live in PATH/lfs/objects, where git-lfs itself keeps them.
+    """
+    from shelf.source import create_shelf, embedded_shelf_path
+
+    where = path or embedded_shelf_path()
+    created = create_shelf(Path(where).absolute(), lfs_url=lfs_url)
+    click.echo(f"shelf ready at {created}")
+    click.echo(f"publish to it:  cclm-shelf --shelf {created} publish FOLDER --name NAME --version 0.1.0")
+
+
+@click.command("publish")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", help="Component name (default: from cclm-publish.toml in FOLDER).")
+@click.option("--version", "version", help="SemVer version, e.g. 0.1.0 (default: from cclm-publish.toml).")
+@click.option("--summary", help="One line saying what the component is.")
+@click.option("--license", "license_", help="Licence of the weights, e.g. MIT.")
+@click.option(
+    "--requires", "requires", multiple=True, help="A requirement, e.g. 'base_model==0.1.0' (repeatable)."
+)
+@json_option
+@click.pass_context
+def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json):
+    """Publish a folder saved by the core as NAME VERSION.
+
+    \b
+    FOLDER is one saved item (preprocessor, embedder, component) or a folder of such items. Every file is
+    hashed, the manifest is validated, blobs are uploaded, and one commit with the tag NAME/vVERSION is
+    pushed. A published version never changes: publishing it again with other content is refused.
+
+    \b
+    Example:
+      cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
+    """
+    from shelf.publish import publish
+
+    info = package_info(folder, name, version, summary, license_, requires)
+    shelf = open_shelf(ctx, project())
+    report = publish(folder, info, shelf.source(), shelf.store, progress=note)
+    data = {
+        "name": report.name,
+        "version": report.version,
+        "manifest_digest": report.manifest_digest,
+        "commit": report.commit,
+        "unchanged": report.unchanged,
+        "shelf": shelf.url,
+        "uploaded": report.uploaded,
+        "skipped": report.skipped,
+    }
+    if report.unchanged:
+        lines = [
+            f"{report.name} {report.version} is already on {shelf.url} with identical content; nothing to do"
+        ]
+    else:
+        lines = [
+            f"published {report.name} {report.version} to {shelf.url}",
+            f"  manifest {report.manifest_digest}",
+            f"  install it: cclm-shelf install {report.name}@v{report.version}",
+        ]
+    emit(as_json, data, lines)
+
+
+def package_info(folder: Path, name, version, summary, license_, requires):
+    """Options from the command line win over ``cclm-publish.toml`` in the folder."""
+    from registry_index.requirements import parse_requirement, validate_name
+    from registry_index.versions import format_version, parse_version
+    from shelf.errors import ConfigError
+    from shelf.publish import PackageInfo, read_metadata_file
+
+    meta = read_metadata_file(folder)
+    name = name or meta.get("name")
+    version = version or meta.get("version")
+    if not name or not version:
+        raise ConfigError(
+            "publish needs a name and a version",
+            hint="pass --name and --version, or write them in cclm-publish.toml in the folder",
+        )
+    reqs = tuple(requires) or tuple(meta.get("requires", ()))
+    for text in reqs:
+        parse_requirement(text)
+    return PackageInfo(
+        name=validate_name(name),
+        version=format_version(parse_version(str(version))),
+        summary=summary or meta.get("summary", ""),
+        license=license_ or meta.get("license", "unspecified"),
+        requires=reqs,
+        training=meta.get("training"),
+    )
+
+
+@click.command("yank")
+@click.argument("spec", metavar="NAME@VERSION")
+@click.option("--reason", required=True, help="Why the version must not be used (shown to installers).")
+@click.pass_context
+def yank_cmd(ctx, spec, reason):
+    """Mark a published version as yanked: the resolver skips it unless a lockfile pins it."""
+    from shelf.errors import ConfigError
+    from shelf.publish import yank
+
+    name, sep, version = spec.partition("@")
+    if not sep or not name or not version:
+        raise ConfigError(
+            f"{spec!r} is not NAME@VERSION", hint="e.g. cclm-shelf yank en_wiki_clm_1@0.2.1 --reason ..."
+        )
+    shelf = open_shelf(ctx, project())
+    yank(shelf.source(), name, version, reason)
+    click.echo(f"yanked {name} {version.lstrip('v')} on {shelf.url}: {reason}")
