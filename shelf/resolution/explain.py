@@ -90,10 +90,10 @@ class Explainer:
 
     def unknown_name(self, name: str, parent: ComponentCandidate | None) -> ResolutionError:
         where = "" if parent is None else f" (required by {parent}, {self.origin(parent)})"
-        close = difflib.get_close_matches(name, list(self.known_names), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(self.known_names), n=1, cutoff=0.6)
         message = f"no component named {name!r} on the shelf{where}"
         if close:
-            message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+            message += f"; did you mean {close[0]!r}?"
         return ResolutionError(message, hint="check the spelling, or add the shelf that publishes it")
 
     def no_version(
@@ -101,7 +101,7 @@ class Explainer:
     ) -> ResolutionError:
         asks = _unique(self.asked_by(r, p) for r, p in zip(requirements, parents, strict=True))
         every = self.provider.index.candidates(name)
-        published = ", ".join(str(c.version) for c in every[:_MAX_VERSIONS])
+        published = ", ".join(_labelled(c) for c in every[:_MAX_VERSIONS])
         message = f"no version of {name} satisfies " + " and ".join(asks)
         message += f"; published: {published}" + (", ..." if len(every) > _MAX_VERSIONS else "")
         return ResolutionError(message, hint=self._held_back(name, requirements) or _loosen_hint(name))
@@ -155,7 +155,7 @@ class Explainer:
                 )
         if not fixes:
             return (
-                f"no published version of {party_a[0].name} or {party_b[0].name} shares a {label}; "
+                f"no published version of {party_a[0].name} or {party_b[0].name} shares the other's {label}; "
                 "drop one of them, or publish a version trained on the other's base"
             )
         return "; ".join(fixes)
@@ -170,6 +170,15 @@ def _sides(causes: Sequence[Any]) -> list[tuple[str, list[ComponentCandidate]]]:
         if cause.parent is not None and cause.parent not in party:
             party.append(cause.parent)
     return [(value, party) for value, party in grouped.items() if party]
+
+
+def _labelled(candidate: ComponentCandidate) -> str:
+    """A version with what holds it back: ``0.3.1 (yanked)``, ``0.4.0-rc.1 (pre-release)``."""
+    if candidate.entry.yanked:
+        return f"{candidate.version} (yanked)"
+    if is_prerelease(candidate.version):
+        return f"{candidate.version} (pre-release)"
+    return str(candidate.version)
 
 
 def _versions(party: Sequence[ComponentCandidate]) -> str:

@@ -1,0 +1,163 @@
+"""Resolver tests driven by data: JSON index files plus JSON cases (requested -> resolved | conflict).
+
+Each ``resolver_cases/index-*.json`` is written as a real on-disk sparse index and read through
+``registry_index.index.LocalIndex``; fingerprints are written as labels (``E1``) and expanded to
+``sha256:`` digests here, and ``{E1}`` in a conflict fact stands for the shortened digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry_index.index import IndexEntry, LocalIndex, format_index_file, index_config
+from registry_index.layout import INDEX_CONFIG_PATH, index_path
+from shelf.errors import ResolutionError
+from shelf.resolution.explain import short
+from shelf.resolver import Edge, resolve
+
+CASES_DIR = Path(__file__).parent / "resolver_cases"
+
+
+def fingerprint(label: str) -> str:
+    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+
+
+def _entry(name: str, raw: dict[str, Any], bases: dict[str, Any]) -> IndexEntry:
+    base = bases[raw["base"]] if raw.get("base") else None
+    if base is not None:
+        base = {**base, "embedder": fingerprint(base["embedder"]), "vocab": fingerprint(base["vocab"])}
+    provides = {
+        k: fingerprint(v) if k in ("embedder", "vocab") else v for k, v in raw.get("provides", {}).items()
+    }
+    data = {
+        "name": name,
+        "version": raw["version"],
+        "manifest_digest": fingerprint(f"{name}@{raw['version']}"),
+        "kind": raw.get("kind", "component"),
+        "base": base,
+        "provides": provides,
+        "requires": raw.get("requires", []),
+        "yanked": raw.get("yanked", False),
+    }
+    if "yank_reason" in raw:
+        data["yank_reason"] = raw["yank_reason"]
+    return IndexEntry.from_dict(data)
+
+
+def write_index(spec: dict[str, Any], root: Path) -> LocalIndex:
+    """Write ``spec`` as a sparse index under ``root`` and open it."""
+    (root / INDEX_CONFIG_PATH).parent.mkdir(parents=True, exist_ok=True)
+    (root / INDEX_CONFIG_PATH).write_bytes(index_config())
+    for name, raws in spec["components"].items():
+        path = root / index_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(format_index_file(_entry(name, raw, spec.get("bases", {})) for raw in raws))
+    return LocalIndex(root)
+
+
+def _load_cases() -> list[Any]:
+    cases = []
+    for path in sorted(CASES_DIR.glob("cases-*.json")):
+        for case in json.loads(path.read_text()):
+            cases.append(pytest.param(case, id=case["id"]))
+    return cases
+
+
+def _expand(fact: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: short(fingerprint(m.group(1))), fact)
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LocalIndex]:
+    built = {}
+    for path in sorted(CASES_DIR.glob("index-*.json")):
+        built[path.name] = write_index(json.loads(path.read_text()), tmp_path_factory.mktemp(path.stem))
+    return built
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(_load_cases()) >= 25
+
+
+@pytest.mark.parametrize("case", _load_cases())
+def test_case(case: dict[str, Any], indexes: dict[str, LocalIndex]) -> None:
+    run = lambda: resolve(  # noqa: E731
+        case["requested"],
+        indexes[case["index"]],
+        locked=case.get("locked", {}),
+        upgrade=case.get("upgrade", False),
+        allow_prereleases=case.get("allow_prereleases", False),
+    )
+    if "resolved" in case:
+        assert run().versions() == case["resolved"]
+        return
+    with pytest.raises(ResolutionError) as caught:
+        run()
+    text = str(caught.value)
+    assert "resolvelib" not in text and "Traceback" not in text
+    for fact in case["conflict"]:
+        assert _expand(fact) in text, f"{fact!r} missing from:\n{text}"
+
+
+# --- beyond the table: the result's shape, and reading only what is needed -----------------------------
+
+
+@pytest.fixture
+def stack(indexes: dict[str, LocalIndex]) -> LocalIndex:
+    return indexes["index-stack.json"]
+
+
+def test_components_sorted_and_base_agreed(stack: LocalIndex) -> None:
+    result = resolve(["en_wiki_sent_1", "en_wiki_ner_1"], stack)
+    assert list(result.components) == ["en_wiki_clm_1", "en_wiki_ner_1", "en_wiki_sent_1"]
+    assert result.base is not None
+    assert result.base.embedder == fingerprint("E2")
+    assert result.base.max_input_length == 256
+
+
+def test_graph_records_who_required_whom(stack: LocalIndex) -> None:
+    result = resolve(["en_wiki_ner_1"], stack)
+    assert Edge(None, "en_wiki_ner_1", "en_wiki_ner_1") in result.graph
+    assert result.dependencies("en_wiki_ner_1") == (
+        Edge("en_wiki_ner_1", "en_wiki_clm_1", "en_wiki_clm_1>=0.3"),
+    )
+    assert result.roots() == ("en_wiki_ner_1",)
+    chains = result.why("en_wiki_clm_1")
+    assert [[e.child for e in chain] for chain in chains] == [["en_wiki_ner_1", "en_wiki_clm_1"]]
+
+
+def test_no_base_without_based_components(indexes: dict[str, LocalIndex]) -> None:
+    assert resolve(["app"], indexes["index-diamond.json"]).base is None
+
+
+def test_reads_only_the_index_files_it_needs(tmp_path: Path) -> None:
+    spec = json.loads((CASES_DIR / "index-stack.json").read_text())
+    source = write_index(spec, tmp_path)
+    resolve(["en_wiki_ner_1"], source)
+    assert source.files_read == 2  # ner and clm, once each, out of eight components
+
+
+def test_requirement_objects_are_accepted(stack: LocalIndex) -> None:
+    from registry_index.requirements import parse_requirement
+
+    result = resolve([parse_requirement("en_wiki_clm_1<0.3")], stack)
+    assert result.versions() == {"en_wiki_clm_1": "0.2.1"}
+
+
+def test_base_conflict_hint_names_a_fix(stack: LocalIndex) -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve(["en_wiki_embedder@1.0.0", "en_wiki_sent_1>=0.2"], stack)
+    assert caught.value.hint is not None
+    assert "en_wiki_sent_1 0.1.1, 0.1.0" in caught.value.hint
+
+
+def test_fingerprints_are_shortened_to_12_hex() -> None:
+    digest = fingerprint("E1")
+    assert short(digest) == digest[: len("sha256:") + 12] + "…"
+    assert short("256") == "256"
