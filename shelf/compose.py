@@ -1,0 +1,95 @@
+"""Building a ``ComposedModel`` from installed components.
+
+Before any weights are loaded (and before TensorFlow is imported), every component's base is checked
+against the embedder and preprocessor that are installed beside it: their fingerprints are recomputed from
+the installed files, not taken from the manifests, so a mismatch is refused in model terms however the
+folder came to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shelf import constants
+from shelf.errors import NotFoundError
+from shelf.install import InstallTarget
+
+
+@dataclass(frozen=True)
+class InstalledStack:
+    """The installed folders a composition is built from."""
+
+    embedder: Path
+    preprocessor: Path | None
+    components: tuple[tuple[str, Path], ...]  # (label, folder)
+
+
+def find_stack(
+    target: Path = Path(constants.DEFAULT_TARGET), names: Sequence[str] | None = None
+) -> InstalledStack:
+    """Locate the embedder, preprocessor and components installed in ``target`` (restricted to ``names``)."""
+    record = InstallTarget(target).read_record()["components"]
+    chosen = list(names) if names else sorted(record)
+    unknown = [n for n in chosen if n not in record]
+    if unknown:
+        raise NotFoundError(
+            f"not installed in {target}: {', '.join(unknown)}", hint="cclm-shelf install NAME"
+        )
+    embedders, preprocessors, components = [], [], []
+    for name in sorted(record):
+        folder = Path(target) / name
+        if (folder / "embedder").is_dir():
+            embedders.append(folder / "embedder")
+        if (folder / "preprocessor").is_dir():
+            preprocessors.append(folder / "preprocessor")
+        if name in chosen and (folder / "component").is_dir():
+            components.append((f"{name} {record[name].get('version', '?')}", folder / "component"))
+    if len(embedders) != 1:
+        raise NotFoundError(
+            f"{target} holds {len(embedders)} embedders; composing needs exactly one",
+            hint="install the package that provides the components' embedder (it is in their requires)",
+        )
+    if not components:
+        raise NotFoundError(f"no component to compose in {target}", hint="cclm-shelf install NAME@VERSION")
+    return InstalledStack(
+        embedders[0], preprocessors[0] if len(preprocessors) == 1 else None, tuple(components)
+    )
+
+
+def check_stack(stack: InstalledStack) -> dict:
+    """Check every component's base against the installed embedder and preprocessor; no TensorFlow."""
+    from cclm_core.compat import check_compatible
+    from cclm_core.fingerprint import describe
+
+    embedder = describe(stack.embedder)
+    components = []
+    for label, folder in stack.components:
+        info = describe(folder)
+        info["name"] = label
+        components.append(info)
+    preprocessor = describe(stack.preprocessor) if stack.preprocessor else None
+    check_compatible(embedder, components, preprocessor)
+    return {
+        "embedder": embedder,
+        "components": components,
+        "preprocessor": preprocessor,
+        "output_dim": sum(int(c["provides"]["output_dim"]) for c in components),
+    }
+
+
+def compose_installed(names: Sequence[str] | None = None, target: str | Path = constants.DEFAULT_TARGET):
+    """A ``ComposedModel`` (with its ``Preprocessor`` when one is installed) from an install folder."""
+    stack = find_stack(Path(target), names)
+    check_stack(stack)
+    from cclm_core.component import load_component
+    from cclm_core.models import ComposedModel, Embedder
+    from cclm_core.preprocessing import Preprocessor
+
+    embedder = Embedder.load(stack.embedder)
+    components = [load_component(folder) for _label, folder in stack.components]
+    prep = None
+    if stack.preprocessor is not None:
+        prep = Preprocessor(load_from=str(stack.preprocessor / "cclm_config.json"))
+    return ComposedModel(embedder, components, preprocessor=prep)
