@@ -85,7 +85,7 @@ def test_build_index_is_byte_identical_on_rebuild_and_includes_config():
 
 
 def test_build_index_refuses_to_yank_unpublished_versions():
-    with pytest.raises(RegistryIndexError, match="not published: nope 1.0.0"):
+    with pytest.raises(RegistryIndexError, match=r"not published: nope 1\.0\.0"):
         build_index(shelf_manifests(), {("nope", "1.0.0"): None})
 
 
@@ -95,7 +95,7 @@ def test_with_yanked_changes_only_the_yanked_fields():
     assert changed[1] == replace(entries[1], yanked=True, yank_reason="broken weights")
     assert [changed[0], changed[2]] == [entries[0], entries[2]]
     assert with_yanked(changed, "0.2.0", yanked=False) == entries
-    with pytest.raises(RegistryIndexError, match="0.5.0 is not in the index"):
+    with pytest.raises(RegistryIndexError, match=r"0\.5\.0 is not in the index"):
         with_yanked(entries, "0.5.0")
 
 
@@ -185,7 +185,7 @@ def test_local_index_refuses_a_newer_format(tmp_path):
     with pytest.raises(IndexFormatError, match="newer than this client"):
         LocalIndex(tmp_path)
     write_tree(tmp_path, {INDEX_CONFIG_PATH: b"{oops"})
-    with pytest.raises(IndexFormatError, match="config.json:1: not JSON"):
+    with pytest.raises(IndexFormatError, match=r"config\.json:1: not JSON"):
         LocalIndex(tmp_path)
 
 
