@@ -73,7 +73,8 @@ class ComposedModel:
     def _check(self) -> None:
         """Refuse components of the wrong width, or trained on another embedder (when known)."""
         problems = [
-            f"component #{i} takes vectors of width {c.input_dim} but the embedder gives {self.embedder.output_dim}"
+            f"component #{i} takes vectors of width {c.input_dim} "
+            f"but the embedder gives {self.embedder.output_dim}"
             for i, c in enumerate(self.components)
             if c.input_dim != self.embedder.output_dim
         ]

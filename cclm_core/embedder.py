@@ -47,7 +47,7 @@ def build_embedder_model(
 
 
 class Embedder:
-    """Holds the base model shared by every component: ids ``(B, max_len)`` -> ``(B, max_len, output_dim)``."""
+    """The base model shared by every component: ids ``(B, max_len)`` -> ``(B, max_len, output_dim)``."""
 
     def __init__(
         self,

@@ -143,7 +143,8 @@ def item_type(folder: str | Path) -> str:
             return kind
     raise FormatError(
         f"{folder} holds no saved cclm item",
-        hint=f"expected one of {COMPOSED_CONFIG}, {EMBEDDER_CONFIG}, {COMPONENT_CONFIG}, {PREPROCESSOR_CONFIG}",
+        hint=f"expected one of {COMPOSED_CONFIG}, {EMBEDDER_CONFIG}, {COMPONENT_CONFIG} "
+        f"or {PREPROCESSOR_CONFIG}",
     )
 
 

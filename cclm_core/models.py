@@ -4,4 +4,4 @@ from cclm_core.component import Component, load_component
 from cclm_core.composed import ComposedModel
 from cclm_core.embedder import Embedder
 
-__all__ = ["ComposedModel", "Component", "Embedder", "load_component"]
+__all__ = ["Component", "ComposedModel", "Embedder", "load_component"]

@@ -111,7 +111,8 @@ class Pretrainer:
         if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
             raise IncompatibleComponentError(
                 f"the preprocessor gives n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
-                f"but the embedder was built for n_chars {self.embedder.n_chars} and max_len {self.embedder.max_len}",
+                f"but the embedder was built for n_chars {self.embedder.n_chars} "
+                f"and max_len {self.embedder.max_len}",
                 hint="pass the Preprocessor the embedder was built with",
             )
 
