@@ -23,7 +23,7 @@ from shelf.resolution.models import (
     ComponentRequirement,
     base_identifier,
 )
-from shelf.resolution.provider import ShelfProvider, base_values
+from shelf.resolution.provider import PROVIDED_KEYS, ShelfProvider, base_values
 from shelf.resolution.reporter import ShelfReporter
 
 _MAX_CHAIN = 4
@@ -189,8 +189,7 @@ def _versions(party: Sequence[ComponentCandidate]) -> str:
 
 
 def _verb(candidate: ComponentCandidate, key: str) -> str:
-    provider_kinds = {"embedder": "embedder", "vocab": "preprocessor", "max_input_length": "preprocessor"}
-    return "provides" if candidate.entry.kind == provider_kinds[key] else "is built on"
+    return "provides" if key in PROVIDED_KEYS.get(candidate.entry.kind, ()) else "is built on"
 
 
 def _base_value(candidate: ComponentCandidate, key: str) -> str | None:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from registry_index.index import IndexEntry
 
 
+# The base values a kind provides itself (an embedder's manifest must provide its fingerprint and length).
+PROVIDED_KEYS = {"embedder": ("embedder", "max_input_length"), "preprocessor": ("vocab", "max_input_length")}
+
+
 class EntrySource(Protocol):
     """Anything that lists the published versions of a component (``registry_index`` readers do)."""
 
@@ -173,8 +177,7 @@ def base_values(entry: IndexEntry) -> dict[str, str]:
         raw = {key: getattr(entry.base, key) for key in BASE_KEYS}
         values = {key: str(value) for key, value in raw.items() if value is not None}
     provides = entry.provides or {}
-    own = {"embedder": ("embedder",), "preprocessor": ("vocab", "max_input_length")}.get(entry.kind, ())
-    for key in own:
+    for key in PROVIDED_KEYS.get(entry.kind, ()):
         if provides.get(key) is not None:
             values[key] = str(provides[key])
     return values
