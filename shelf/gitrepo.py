@@ -532,9 +532,8 @@ class ShelfMirror:
         found = _parse_batch(self._git("cat-file", "--batch", input=request).stdout, wanted)
         missing = [path for path in wanted if path not in found]
         if missing and not missing_ok:
-            raise NotFoundError(
-                f"no file {', '.join(map(repr, missing))} at {ref!r} in the shelf {redact(self.url)}"
-            )
+            named = f"file{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+            raise NotFoundError(f"no {named} at {ref!r} in the shelf {redact(self.url)}")
         return found
 
     # ---- publishing
