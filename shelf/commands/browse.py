@@ -1,0 +1,94 @@
+"""``show`` and ``search``: reading a shelf's index and manifests."""
+
+from __future__ import annotations
+
+import click
+
+from shelf.commands._common import emit, json_option, open_shelf, project
+
+
+def _entry_dict(entry) -> dict:
+    base = entry.base
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "kind": entry.kind,
+        "yanked": entry.yanked,
+        "yank_reason": entry.yank_reason,
+        "requires": list(entry.requires),
+        "provides": dict(entry.provides),
+        "manifest_digest": entry.manifest_digest,
+        "base": None
+        if base is None
+        else {
+            "embedder": base.embedder,
+            "vocab": base.vocab,
+            "max_input_length": base.max_input_length,
+            "n_chars": base.n_chars,
+        },
+    }
+
+
+@click.command("show")
+@click.argument("spec", metavar="NAME[@VERSION]")
+@json_option
+@click.pass_context
+def show_cmd(ctx, spec, as_json):
+    """Show a component's versions, or one version's manifest (files, base, requires)."""
+    from registry_index.versions import format_version, parse_version
+    from shelf.errors import NotFoundError
+
+    name, _, version = spec.partition("@")
+    source = open_shelf(ctx, project()).source()
+    entries = source.index.entries(name)
+    if not entries:
+        raise NotFoundError(f"no component named {name!r} on {source.url}", hint="cclm-shelf search TEXT")
+    if not version:
+        rows = [_entry_dict(e) for e in entries]
+        lines = [f"{name} on {source.url}"] + [
+            f"  {e.version:<14} {e.kind:<12}" + (f" yanked: {e.yank_reason}" if e.yanked else "")
+            for e in entries
+        ]
+        emit(as_json, {"name": name, "shelf": source.url, "versions": rows}, lines)
+        return
+    entry = source.entry(name, format_version(parse_version(version)))
+    manifest, _data = source.manifest(entry)
+    data = manifest.to_dict() | {"manifest_digest": entry.manifest_digest, "yanked": entry.yanked}
+    lines = [
+        f"{manifest.name} {manifest.version} [{manifest.kind}]  {manifest.summary}".rstrip(),
+        f"  licence   {manifest.license}",
+        f"  manifest  {entry.manifest_digest}",
+    ]
+    if entry.yanked:
+        lines.append(f"  YANKED    {entry.yank_reason}")
+    if manifest.base is not None:
+        lines.append(f"  base      embedder {manifest.base.embedder}  vocab {manifest.base.vocab}")
+        lines.append(
+            f"            max_input_length {manifest.base.max_input_length}  n_chars {manifest.base.n_chars}"
+        )
+    lines += [f"  requires  {r}" for r in manifest.requires]
+    lines += [
+        f"  file      {item}/{f.path}  {f.size} bytes  sha256:{f.sha256[:16]}…"
+        for item, f in manifest.files()
+    ]
+    emit(as_json, data, lines)
+
+
+@click.command("search")
+@click.argument("text")
+@json_option
+@click.pass_context
+def search_cmd(ctx, text, as_json):
+    """List the components whose name contains TEXT, with their newest version."""
+    source = open_shelf(ctx, project()).source()
+    needle = text.lower()
+    rows = []
+    for name in source.index.names():
+        if needle in name.lower():
+            entries = [e for e in source.index.entries(name) if not e.yanked] or source.index.entries(name)
+            newest = entries[-1]
+            rows.append({"name": name, "version": newest.version, "kind": newest.kind})
+    lines = [f"{r['name']:<32} {r['version']:<14} {r['kind']}" for r in rows]
+    emit(
+        as_json, {"query": text, "shelf": source.url, "results": rows}, lines or [f"nothing matches {text!r}"]
+    )
