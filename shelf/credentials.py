@@ -31,7 +31,9 @@ _PATTERNS = (
     # "Authorization: Bearer abc", "'Authorization': 'Basic abc'", JSON or header dumps alike.
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+|token\s+)?[^\s'\",}]+"),
     re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)([?&](?:jwt|token|access_token|sig|signature|x-amz-signature|code)=)[^&#\s'\"]+"),
+    re.compile(
+        r"(?i)(\b(?:jwt|token|access_token|password|secret|sig|signature|x-amz-signature)=)[^&#\s'\",]+"
+    ),
     re.compile(r"(://[^/\s:@]+:)[^@/\s]+(@)"),
 )
 

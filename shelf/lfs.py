@@ -384,7 +384,16 @@ class LfsClient:
             "hash_algo": "sha256",
         }
         what = f"LFS batch {operation} at {safe_url(self.endpoint)}"
-        data = self._with_retries(what, lambda: self._post_batch(body, what))
+        try:
+            data = self._with_retries(what, lambda: self._post_batch(body, what))
+        except NotFoundError as exc:
+            # A 404 for the whole batch: no such repository, or (giftless) none of the objects exists.
+            oids = ", ".join(o.oid for o in objects)
+            raise NotFoundError(
+                f"the LFS server at {safe_url(self.endpoint)} has none of the {len(objects)} object(s)"
+                f" asked for ({oids}), or no such repository",
+                hint="check the shelf URL; if it is right, its publisher must upload these objects again",
+            ) from exc
         return self._parse_batch(data, objects, operation)
 
     def _post_batch(self, body: dict[str, Any], what: str) -> dict[str, Any]:
@@ -521,24 +530,23 @@ class LfsClient:
 
     def _fetch(self, answer: ObjectAction, writer: BlobWriter) -> int:
         """Stream one object into ``writer``, resuming after errors; return the bytes received."""
-        received = 0
         what = f"download of object {answer.oid}"
 
         def attempt() -> None:
-            nonlocal answer, received
+            nonlocal answer
             answer = self._fresh(answer, "download", "download")
             action = answer.actions.get("download")
             if action is None:
                 raise TransportError(f"{what}: the LFS server gave no download action")
-            received += self._get_into(action, writer, what)
+            self._get_into(action, writer, what)
 
         self._with_retries(what, attempt)
-        return received
+        return writer.written
 
-    def _get_into(self, action: Action, writer: BlobWriter, what: str) -> int:
+    def _get_into(self, action: Action, writer: BlobWriter, what: str) -> None:
         """One GET: from ``writer.offset`` if the server honours the range, else from byte 0."""
         if writer.offset == writer.size:
-            return 0  # a finished partial from an earlier run: the commit verifies it
+            return  # a finished partial from an earlier run: the commit verifies it
         headers = dict(action.header)
         if writer.offset:
             headers["Range"] = f"bytes={writer.offset}-"
@@ -551,7 +559,7 @@ class LfsClient:
                 raise _Retryable("the server refused the range; starting over")
             self._check_status(response, what)
             self._align(response, writer)
-            return self._stream(response, writer)
+            self._stream(response, writer)
 
     @staticmethod
     def _align(response: requests.Response, writer: BlobWriter) -> None:
@@ -565,16 +573,15 @@ class LfsClient:
         if writer.offset:
             writer.restart()  # the server ignored Range and sends everything
 
-    def _stream(self, response: requests.Response, writer: BlobWriter) -> int:
+    def _stream(self, response: requests.Response, writer: BlobWriter) -> None:
         """Copy the body; read at most one byte past the declared size, to catch too-long bodies."""
-        received = 0
         while True:
             want = min(constants.CHUNK_SIZE, writer.size - writer.offset + 1)
-            chunk = response.raw.read(want, decode_content=True)
+            # read1 hands over what has arrived, so bytes before a broken connection are kept for resume.
+            chunk = response.raw.read1(want, decode_content=True)
             if not chunk:
-                return received
+                return
             writer.write(chunk)
-            received += len(chunk)
             self.progress.advance(writer.oid, len(chunk))
 
     # Upload -----------------------------------------------------------------------------------------------

@@ -96,8 +96,9 @@ def hash_file(path: Path) -> tuple[str, int]:
 class BlobWriter:
     """Streams one object into its ``.incomplete`` file; made by ``BlobStore.writer``.
 
-    ``offset`` is how many bytes are already there (a resumed partial file counts). ``complete`` is true
-    when the blob was already in the store: there is nothing to write.
+    ``offset`` is how many bytes are already there (a resumed partial file counts); ``written`` is how many
+    bytes this writer was given, restarts included. ``complete`` is true when the blob was already in the
+    store: there is nothing to write.
     """
 
     def __init__(self, oid: str, size: int, partial: Path, complete: bool) -> None:
@@ -108,6 +109,7 @@ class BlobWriter:
         self._digest = hashlib.sha256()
         self._handle: BinaryIO | None = None
         self.offset = 0
+        self.written = 0
 
     def _open(self) -> None:
         """Open the partial file, re-hashing a prefix left by an earlier run."""
@@ -133,6 +135,7 @@ class BlobWriter:
         self._handle.write(data)
         self._digest.update(data)
         self.offset += len(data)
+        self.written += len(data)
 
     def restart(self) -> None:
         """Throw away what was written and start from byte 0 (a server ignored a Range request)."""

@@ -121,9 +121,9 @@ class GiftlessServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"giftless exited early:\n{self.log()}")
             try:
-                requests.get(self.base_url + "/", timeout=1)
+                requests.get(self.base_url + "/", timeout=5)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or workers still booting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"giftless did not start within {_START_TIMEOUT}s:\n{self.log()}")
