@@ -106,6 +106,9 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     env = dict(os.environ)
     env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1", LC_ALL="C")
+    # A stalled HTTP remote would hang an install forever; git gives up below 1 kB/s for READ_TIMEOUT.
+    env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
+    env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(int(constants.READ_TIMEOUT)))
     env.update(extra or {})
     return env
 
@@ -321,7 +324,16 @@ def _parse_rejections(porcelain: str) -> dict[str, str]:
 
 
 def _push_atomic(git_dir: Path, url: str, refspecs: Sequence[str], lease: str) -> None:
-    args = [*_git_dir_args(git_dir), "push", "--atomic", "--porcelain", f"--force-with-lease={lease}", url]
+    # --no-verify: a pre-push hook from a git template (git-lfs installs one) must not upload anything.
+    args = [
+        *_git_dir_args(git_dir),
+        "push",
+        "--atomic",
+        "--porcelain",
+        "--no-verify",
+        f"--force-with-lease={lease}",
+    ]
+    args.append(url)
     done = run_git([*args, *refspecs], check=False)
     if done.returncode == 0:
         return
@@ -565,7 +577,9 @@ class ShelfMirror:
         tree = _write_tree(self.path, parent_commit, files)
         commit = _commit_tree(self.path, tree, [parent_commit], message)
         refspecs = [f"{commit}:refs/heads/{branch}", *(f"{commit}:refs/tags/{tag}" for tag in tag_names)]
-        _push_atomic(self.path, self.url, refspecs, lease=f"refs/heads/{branch}:{parent_commit}")
+        # The remote branch must still be where we built on; a branch the mirror lacks must still be absent.
+        expected = parent_commit if self._rev(f"refs/heads/{branch}") is not None else ""
+        _push_atomic(self.path, self.url, refspecs, lease=f"refs/heads/{branch}:{expected}")
         self._record_push(commit, branch, tag_names)
         return commit
 

@@ -7,6 +7,7 @@ Remote state is checked with plain git commands, independently of the code under
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -299,6 +300,26 @@ def test_commit_and_push_writes_exactly_the_expected_tree(shelf_url: str, shelf_
     assert git("--git-dir", str(shelf_repo), "rev-parse", f"{commit}^") == parent
     assert git("--git-dir", str(shelf_repo), "log", "-1", "--format=%s", commit) == "Publish a 1.0.0"
     assert mirror.head() == commit and mirror.tags() == {"a/v1.0.0": commit}  # no fetch needed
+
+
+def test_publishing_a_new_branch_requires_it_to_be_absent(shelf_repo: Path, tmp_path: Path) -> None:
+    mirror = ShelfMirror.open(shelf_repo)
+    stale = ShelfMirror.open(shelf_repo, cache_dir=tmp_path / "stale")
+    created = mirror.commit_and_push({"x": b"1"}, "x", parent=mirror.head(), branch="staging")
+
+    with pytest.raises(PushRejected):
+        stale.commit_and_push({"y": b"2"}, "y", parent=stale.head(), branch="staging")
+    assert remote_refs(shelf_repo)["refs/heads/staging"] == created
+
+
+@pytest.mark.network
+def test_large_push_over_http_is_streamed(shelf_repo: Path) -> None:
+    big = os.urandom(3 << 20)  # beyond git's 1 MiB post buffer: the push body is sent chunked
+    with GitHttpServer(shelf_repo.parent) as server:
+        mirror = ShelfMirror.open(server.url(shelf_repo.name))
+        mirror.commit_and_push({"big.bin": big}, "big", parent=mirror.head(), branch="main")
+
+    assert remote_files(shelf_repo)["big.bin"] == big
 
 
 def test_file_may_replace_a_folder(shelf_repo: Path) -> None:
