@@ -282,6 +282,7 @@ def publish(
             _upload(files, source, store, report, progress)
         try:
             report.commit = _push(source, manifest, data, entry, files)
+            source.reread()
             return report
         except PushRejected:
             progress("the shelf moved on while publishing; retrying on top of it")
@@ -363,7 +364,7 @@ def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
             )
         updated = with_yanked(entries, version, reason)
         try:
-            return source.mirror.commit_and_push(
+            commit = source.mirror.commit_and_push(
                 {layout.index_path(name): format_index_file(updated)},
                 f"Yank {name} {version}: {reason}",
                 parent=source.head,
@@ -371,4 +372,7 @@ def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
             )
         except PushRejected:
             source.mark_stale()
+            continue
+        source.reread()
+        return commit
     raise PublishError(f"gave up yanking {name} {version}: the shelf kept moving", hint="try again")

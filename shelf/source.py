@@ -66,14 +66,15 @@ class ShelfSource:
             return
         self.mirror.refresh()
         self._refreshed = True
-        self._forget_head()
+        self.reread()
 
     def mark_stale(self) -> None:
         """The remote moved on (a rejected push): the next ``refresh`` fetches again."""
         self._refreshed = False
-        self._forget_head()
+        self.reread()
 
-    def _forget_head(self) -> None:
+    def reread(self) -> None:
+        """Read head and index from the mirror again (after this process pushed to the shelf)."""
         for name in ("head", "index"):
             self.__dict__.pop(name, None)
 

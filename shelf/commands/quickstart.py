@@ -1,0 +1,50 @@
+"""``quickstart``: train, publish, install by name@version, verify and compose, all offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shelf.commands._common import note, settings
+
+
+@click.command("quickstart")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("cclm-quickstart"),
+    show_default=True,
+    help="Where the trained folders and the install folder go.",
+)
+@click.option("--small", is_flag=True, help="A smaller corpus and model (for tests and slow machines).")
+@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs per component.")
+@click.pass_context
+def quickstart_cmd(ctx, workdir, small, epochs):
+    """Train a tiny stack on Python's own documentation, publish it, install it, verify it, compose it.
+
+    Needs no network and no server: it publishes to the local shelf on disk (or --shelf), then installs by
+    name@vX.Y.Z into WORKDIR/.cclm exactly as an install from a remote shelf would.
+    """
+    import dataclasses
+
+    from shelf.quickstart import SMALL, QuickstartConfig, run
+
+    config = SMALL if small else QuickstartConfig()
+    if epochs:
+        config = dataclasses.replace(config, epochs=epochs)
+    opts = settings(ctx)
+    result = run(workdir, opts.shelf, config, note, cache_dir=opts.cache_dir)
+    names = " ".join(f"{n}@v{v}" for n, v in result.installed if n != "stdlib_docs_base")
+    click.echo("")
+    click.echo(f"shelf            {result.shelf}")
+    click.echo(f"trained folders  {result.saved}")
+    for name, version in result.installed:
+        click.echo(f"installed        {name} {version} -> {result.target / name}")
+    click.echo(f"verified         {result.verified_files} file(s), every sha256 matches")
+    click.echo(f"composed output  {result.output_shape}  (batch, characters, features)")
+    click.echo(f"took             {result.seconds:.1f} s")
+    click.echo("")
+    click.echo("next, in any folder:")
+    click.echo(f"  cclm-shelf install {names}")
+    click.echo('  python -c "from shelf.compose import compose_installed as c; c().model.summary()"')

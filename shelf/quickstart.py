@@ -1,0 +1,244 @@
+"""The quickstart: the whole life of a component stack on one machine, with no network and no server.
+
+It trains a tiny preprocessor, embedder and two components on documentation text that ships with Python,
+publishes them to a shelf (by default the local shelf on disk), installs them by ``name@vX.Y.Z`` into a fresh
+folder through the same code path as any remote install, verifies every installed file, and composes them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_NAME = "stdlib_docs_base"
+MLM_NAME = "stdlib_docs_mlm"
+CHARS_NAME = "stdlib_docs_chars"
+FIRST_VERSION = "0.1.0"
+
+# Modules whose docstrings make the corpus: always there, never downloaded.
+CORPUS_MODULES = (
+    "argparse",
+    "asyncio",
+    "base64",
+    "bisect",
+    "calendar",
+    "collections",
+    "contextlib",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "email",
+    "enum",
+    "fractions",
+    "functools",
+    "glob",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "html",
+    "http",
+    "inspect",
+    "io",
+    "itertools",
+    "json",
+    "logging",
+    "math",
+    "operator",
+    "os",
+    "pathlib",
+    "pickle",
+    "pprint",
+    "queue",
+    "random",
+    "re",
+    "shlex",
+    "shutil",
+    "socket",
+    "sqlite3",
+    "statistics",
+    "string",
+    "struct",
+    "subprocess",
+    "tarfile",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "timeit",
+    "tokenize",
+    "typing",
+    "unittest",
+    "urllib",
+    "uuid",
+    "warnings",
+    "weakref",
+    "zipfile",
+)
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    max_len: int = 64
+    max_texts: int = 1500
+    epochs: int = 1
+    hidden: int = 32
+
+
+SMALL = QuickstartConfig(max_len=32, max_texts=200, epochs=1, hidden=16)
+
+
+@dataclass
+class QuickstartResult:
+    shelf: str
+    version: str
+    target: Path
+    saved: Path
+    installed: list[tuple[str, str]] = field(default_factory=list)
+    verified_files: int = 0
+    output_shape: tuple[int, ...] = ()
+    seconds: float = 0.0
+
+
+def corpus(max_len: int, max_texts: int) -> list[str]:
+    """Lines of standard-library docstrings, cut to the input length."""
+    texts: list[str] = []
+    for name in CORPUS_MODULES:
+        try:
+            doc = importlib.import_module(name).__doc__ or ""
+        except ImportError:  # a Python built without a module (sqlite3, say) still has plenty of text
+            continue
+        for line in doc.splitlines():
+            line = " ".join(line.split())
+            for start in range(0, len(line), max_len):
+                if len(piece := line[start : start + max_len]) >= 8:
+                    texts.append(piece)
+    return texts[:max_texts]
+
+
+def train_and_save(config: QuickstartConfig, saved: Path, say: Callable[[str], None]) -> None:
+    """Train the preprocessor, embedder and two components; save them as three publishable folders."""
+    from cclm_core.models import Embedder
+    from cclm_core.preprocessing import Preprocessor
+    from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer
+
+    texts = corpus(config.max_len, config.max_texts)
+    say(f"corpus: {len(texts)} lines of Python's own documentation")
+    prep = Preprocessor(max_example_len=config.max_len).fit(texts)
+    embedder = Embedder(prep.max_example_len, prep.n_chars)
+    say(f"training a masked-language component ({config.epochs} epoch(s))")
+    mlm = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep, output_dim=config.hidden * 2)
+    mlm.fit(texts, epochs=config.epochs)
+    say(f"training a character-reconstruction component ({config.epochs} epoch(s))")
+    chars = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep, output_dim=config.hidden)
+    chars.fit(texts, epochs=config.epochs)
+    # Both components trained the shared embedder; they are saved with the embedder as it is now.
+    prep.save(saved / "base" / "preprocessor")
+    embedder.save(saved / "base" / "embedder")
+    mlm.save(saved / "mlm")
+    chars.save(saved / "chars")
+
+
+def next_version(shelf) -> str:
+    """The first version not yet used by any of the quickstart's packages on this shelf."""
+    from registry_index.versions import parse_version
+
+    source = shelf.source()
+    used = [
+        parse_version(e.version) for n in (BASE_NAME, MLM_NAME, CHARS_NAME) for e in source.index.entries(n)
+    ]
+    if not used:
+        return FIRST_VERSION
+    return str(max(used).bump_patch())
+
+
+def publish_all(shelf, saved: Path, version: str, say: Callable[[str], None]) -> None:
+    from shelf.publish import PackageInfo, publish
+
+    source = shelf.source()
+    packages = [
+        (
+            saved / "base",
+            PackageInfo(
+                BASE_NAME,
+                version,
+                "Character vocabulary and embedder trained on Python's documentation",
+                "PSF-2.0",
+            ),
+        ),
+        (
+            saved / "mlm",
+            PackageInfo(
+                MLM_NAME,
+                version,
+                "Masked-language component on stdlib_docs_base",
+                "PSF-2.0",
+                requires=(f"{BASE_NAME}=={version}",),
+            ),
+        ),
+        (
+            saved / "chars",
+            PackageInfo(
+                CHARS_NAME,
+                version,
+                "Character-reconstruction component on stdlib_docs_base",
+                "PSF-2.0",
+                requires=(f"{BASE_NAME}=={version}",),
+            ),
+        ),
+    ]
+    for folder, info in packages:
+        report = publish(folder, info, source, shelf.store)
+        say(f"published {info.name} {info.version}  ({report.manifest_digest[:19]}…)")
+
+
+def run(
+    workdir: Path,
+    shelf_url: str | None,
+    config: QuickstartConfig,
+    say: Callable[[str], None],
+    cache_dir: Path | None = None,
+) -> QuickstartResult:
+    """Train, publish, install by name@version, verify and compose; see the module docstring."""
+    from shelf.api import Shelf
+    from shelf.compose import compose_installed
+    from shelf.install import InstallTarget, verify_installed
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notes would bury the progress
+    started = time.monotonic()
+    workdir = Path(workdir).absolute()
+    saved, target = workdir / "saved", workdir / ".cclm"
+    for folder in (saved, target):
+        shutil.rmtree(folder, ignore_errors=True)
+    say("[1/5] training")
+    train_and_save(config, saved, say)
+    shelf = Shelf(shelf_url, cache_dir=cache_dir)
+    version = next_version(shelf)
+    say(f"[2/5] publishing version {version} to {shelf.url}")
+    publish_all(shelf, saved, version, say)
+    say(f"[3/5] installing {MLM_NAME}@v{version} {CHARS_NAME}@v{version} into {target}")
+    installer = Shelf(shelf.url, cache_dir=cache_dir)  # a fresh handle: nothing carried over from publishing
+    report = installer.install(f"{MLM_NAME}@v{version}", f"{CHARS_NAME}@v{version}", target=target)
+    say("[4/5] verifying every installed file")
+    problems = verify_installed(target)
+    if problems:
+        from shelf.errors import IntegrityError
+
+        raise IntegrityError("installed files do not match their manifests:\n  " + "\n  ".join(problems))
+    say("[5/5] composing the installed components")
+    composed = compose_installed(target=target)
+    x = composed.preprocessor.string_to_array("cclm is neat", composed.preprocessor.max_example_len)
+    shape = tuple(int(d) for d in composed.model(x).shape)
+    result = QuickstartResult(shelf.url, version, target, saved, report.installed)
+    result.verified_files = sum(
+        len(c.files)
+        for c in installer.pin(installer.resolve([f"{MLM_NAME}@v{version}", f"{CHARS_NAME}@v{version}"]))[0]
+    )
+    result.output_shape = shape
+    result.seconds = time.monotonic() - started
+    return result
