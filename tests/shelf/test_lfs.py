@@ -155,6 +155,19 @@ def test_upload_skips_what_the_server_has(
     assert sorted(report.uploaded) == sorted(o.oid for o, _ in pairs[1:])
     assert not any(s.startswith("PUT") and pairs[0][0].oid in s for s in seen)
     assert sum(s.startswith("PUT") for s in seen) == 2
+    assert sum(s.startswith("POST") and "/verify" in s for s in seen) == 2  # giftless's verify actions
+
+
+@network
+def test_changed_file_is_refused_before_upload(
+    giftless: GiftlessServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    (obj, path), *_ = _files(tmp_path / "src", 1)
+    path.write_bytes(b"edited after hashing")
+    session, seen = _counting_session()
+    with pytest.raises(IntegrityError, match="does not match object"):
+        LfsClient(giftless.endpoint("org", _repo(request)), session=session).upload([(obj, path)])
+    assert seen == []
 
 
 @network
