@@ -35,9 +35,13 @@ def is_base_identifier(identifier: str) -> bool:
 
 @dataclass(frozen=True)
 class ComponentRequirement:
-    """A requirement on a real component, as written (``text``) and parsed."""
+    """A requirement on a real component, as written (``text``) and parsed.
 
-    requirement: Requirement
+    Equality and hashing use the text alone: the resolver hashes requirements constantly, and the parsed
+    form follows from the text.
+    """
+
+    requirement: Requirement = field(compare=False)
     text: str
 
     @property
@@ -65,11 +69,12 @@ class BaseRequirement:
 
 @dataclass(frozen=True)
 class ComponentCandidate:
-    """One published version of a component."""
+    """One published version of a component; equal (and hashed) by name and canonical version text."""
 
     entry: IndexEntry = field(compare=False)
     name: str
-    version: semver.Version
+    version: semver.Version = field(compare=False)
+    version_text: str = ""
 
     @property
     def identifier(self) -> str:

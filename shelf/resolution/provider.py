@@ -65,10 +65,8 @@ class CandidateIndex:
     def candidates(self, name: str) -> tuple[ComponentCandidate, ...]:
         """Every published version of ``name``, newest first."""
         if name not in self._cache:
-            found = [
-                ComponentCandidate(e, e.name, parse_version(str(e.version)))
-                for e in self._source.entries(name)
-            ]
+            entries = self._source.entries(name)
+            found = [ComponentCandidate(e, e.name, parse_version(e.version), e.version) for e in entries]
             found.sort(key=lambda c: (c.version, c.version.build or ""), reverse=True)
             self._cache[name] = tuple(found)
         return self._cache[name]
@@ -82,6 +80,11 @@ class ShelfProvider(AbstractProvider):
         self.policy = policy
         self._direct = frozenset(direct)
         self._dependency_cache: dict[ComponentCandidate, tuple[AnyRequirement, ...]] = {}
+        # Backtracking asks the same questions many times; each answer is computed once.
+        self._accepting_cache: dict[ComponentRequirement, frozenset[ComponentCandidate]] = {}
+        self._eligible_cache: dict[tuple[str, bool], tuple[ComponentCandidate, ...]] = {}
+        self._spread_cache: dict[str, int] = {}
+        self._last_causes: tuple[Any, frozenset[str]] = (None, frozenset())
 
     def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> str:
         return requirement_or_candidate.identifier
@@ -93,17 +96,35 @@ class ShelfProvider(AbstractProvider):
         candidates: Mapping[str, Iterator[AnyCandidate]],
         information: Mapping[str, Iterator[Any]],
         backtrack_causes: Sequence[Any],
-    ) -> tuple[bool, bool, bool, str]:
-        # Smaller sorts first: work on what caused the last backtrack, then settled base values (one
-        # candidate each), then what the user asked for by name, then the rest alphabetically.
-        causes = {c.requirement.identifier for c in backtrack_causes}
-        causes |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
+    ) -> tuple[bool, int, bool, bool, str]:
+        # Smaller sorts first. Settled base values (one candidate each) go first, then the most constrained
+        # components: those published on the fewest distinct bases. A component that exists on one base
+        # only fixes the base for everyone; pinned early, the others skip their disagreeing versions one
+        # by one instead of backtracking through whole stacks. Then what caused the last backtrack, then
+        # what the user asked for by name, then the rest alphabetically.
+        if is_base_identifier(identifier):
+            return (False, 0, False, False, identifier)
         return (
-            identifier not in causes,
-            not is_base_identifier(identifier),
+            True,
+            self._base_spread(identifier),
+            identifier not in self._causes(backtrack_causes),
             identifier not in self._direct,
             identifier,
         )
+
+    def _base_spread(self, name: str) -> int:
+        if name not in self._spread_cache:
+            bases = {tuple(sorted(base_values(c.entry).items())) for c in self.index.candidates(name)}
+            self._spread_cache[name] = len(bases)
+        return self._spread_cache[name]
+
+    def _causes(self, backtrack_causes: Sequence[Any]) -> frozenset[str]:
+        """The identifiers named in the last conflict (computed once per round, not once per identifier)."""
+        if backtrack_causes is not self._last_causes[0]:
+            names = {c.requirement.identifier for c in backtrack_causes}
+            names |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
+            self._last_causes = (backtrack_causes, frozenset(names))
+        return self._last_causes[1]
 
     def find_matches(
         self,
@@ -126,19 +147,34 @@ class ShelfProvider(AbstractProvider):
 
     def allowed(self, name: str, wanted: Sequence[ComponentRequirement]) -> list[ComponentCandidate]:
         """The versions of ``name`` the policy allows and every requirement accepts, preferred first."""
-        pinned = self.policy.pinned_version(name)
-        pin = parse_version(pinned) if pinned else None
-        prereleases = self._prereleases_allowed(wanted)
-        matches = [
-            c
-            for c in self.index.candidates(name)
-            if (not c.entry.yanked or _same(c.version, pin))
-            and (not is_prerelease(c.version) or prereleases or _same(c.version, pin))
-            and all(r.requirement.matches(c.version, prereleases=True) for r in wanted)
-        ]
-        # The locked version goes first so an unchanged project resolves to its lockfile.
-        matches.sort(key=lambda c: not _same(c.version, pin))
-        return matches
+        eligible = self._eligible(name, self._prereleases_allowed(wanted))
+        accepting = [self._accepting(r) for r in wanted]
+        return [c for c in eligible if all(c in accepted for accepted in accepting)]
+
+    def _accepting(self, requirement: ComponentRequirement) -> frozenset[ComponentCandidate]:
+        """Every published version ``requirement`` accepts (policy aside)."""
+        if requirement not in self._accepting_cache:
+            candidates = self.index.candidates(requirement.identifier)
+            matches = requirement.requirement.matches
+            self._accepting_cache[requirement] = frozenset(c for c in candidates if matches(c.version, True))
+        return self._accepting_cache[requirement]
+
+    def _eligible(self, name: str, prereleases: bool) -> tuple[ComponentCandidate, ...]:
+        """The versions the policy allows: no yanked or pre-release ones unless locked; locked one first."""
+        key = (name, prereleases)
+        if key not in self._eligible_cache:
+            pinned = self.policy.pinned_version(name)
+            pin = parse_version(pinned) if pinned else None
+            allowed = [
+                c
+                for c in self.index.candidates(name)
+                if _same(c.version, pin)
+                or (not c.entry.yanked and (prereleases or not is_prerelease(c.version)))
+            ]
+            # The locked version goes first so an unchanged project resolves to its lockfile.
+            allowed.sort(key=lambda c: not _same(c.version, pin))
+            self._eligible_cache[key] = tuple(allowed)
+        return self._eligible_cache[key]
 
     def _prereleases_allowed(self, wanted: Sequence[ComponentRequirement]) -> bool:
         if self.policy.allow_prereleases:
@@ -150,8 +186,7 @@ class ShelfProvider(AbstractProvider):
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if isinstance(requirement, BaseRequirement):
             return isinstance(candidate, BaseCandidate) and candidate.value == requirement.value
-        assert isinstance(candidate, ComponentCandidate)
-        return requirement.requirement.matches(candidate.version, prereleases=True)
+        return candidate in self._accepting(requirement)
 
     def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
         if isinstance(candidate, BaseCandidate):

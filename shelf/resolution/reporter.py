@@ -14,6 +14,7 @@ class ShelfReporter(BaseReporter):
 
     def __init__(self) -> None:
         self.requested: dict[str, list[tuple[AnyRequirement, ComponentCandidate | None]]] = {}
+        self._seen: set[tuple[AnyRequirement, ComponentCandidate | None]] = set()
         self.rounds = 0
         self.backtracks = 0
         self.pins = 0
@@ -22,10 +23,10 @@ class ShelfReporter(BaseReporter):
         self.rounds = index + 1
 
     def adding_requirement(self, requirement: AnyRequirement, parent: AnyCandidate | None) -> None:
-        pairs = self.requested.setdefault(requirement.identifier, [])
         pair = (requirement, parent if isinstance(parent, ComponentCandidate) else None)
-        if pair not in pairs:
-            pairs.append(pair)
+        if pair not in self._seen:  # a set: backtracking adds the same pairs again and again
+            self._seen.add(pair)
+            self.requested.setdefault(requirement.identifier, []).append(pair)
 
     def resolving_conflicts(self, causes: Any) -> None:
         self.backtracks += 1

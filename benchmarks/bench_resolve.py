@@ -1,0 +1,116 @@
+"""Resolver benchmark: a 30-component stack on a 5,000 x 20 sparse index whose newest versions disagree.
+
+The index is written to disk as a real sparse index (``registry_index.index.LocalIndex``): 5,000 components
+of 20 versions each. The stack is 30 of them, each requiring the next; the three newest versions of
+stack component i are built on embedder 1 + i % 3, older ones on embedder 0, so neighbours' newest
+versions never agree and the resolver must backtrack to the versions that share embedder 0.
+
+Reported: the median resolve time over fresh readers (each run parses the index files it reads) and the
+number of index files read (the stack's 30, not the shelf's 5,000).
+
+    .venv/bin/python benchmarks/bench_resolve.py [--runs 7] [--components 5000] [--versions 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from registry_index.index import IndexEntry, LocalIndex, format_index_file, index_config
+from registry_index.layout import INDEX_CONFIG_PATH, index_path
+from registry_index.manifest import Base
+from shelf.resolver import resolve
+
+STACK = 30
+NEWEST_SPLIT = 3  # the newest versions of a stack component, each on a different embedder
+
+
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def base(embedder: int) -> Base:
+    return Base(digest(f"embedder-{embedder}"), digest("vocab"), 256, 100)
+
+
+def name(index: int) -> str:
+    return f"comp_{index:05d}"
+
+
+def embedder_of(component: int, version: int, versions: int) -> int:
+    """Embedder 0 for old versions; the three newest of component i are on embedder 1 + i % 3."""
+    if version < versions - NEWEST_SPLIT:
+        return 0
+    return 1 + component % NEWEST_SPLIT
+
+
+def entries(component: int, versions: int) -> list[IndexEntry]:
+    requires = (f"{name(component + 1)}>=1.0",) if component < STACK - 1 else ()
+    return [
+        IndexEntry(
+            name=name(component),
+            version=f"1.{v}.0",
+            manifest_digest=digest(f"{component}-{v}"),
+            kind="component",
+            base=base(embedder_of(component, v, versions)),
+            requires=requires,
+        )
+        for v in range(versions)
+    ]
+
+
+def write_index(root: Path, components: int, versions: int) -> None:
+    (root / INDEX_CONFIG_PATH).parent.mkdir(parents=True, exist_ok=True)
+    (root / INDEX_CONFIG_PATH).write_bytes(index_config())
+    for component in range(components):
+        path = root / index_path(name(component))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(format_index_file(entries(component, versions)))
+
+
+def measure(root: Path, runs: int) -> tuple[list[float], int, dict[str, str], dict[str, int]]:
+    stack = [name(i) for i in range(STACK)]
+    timings, files_read, versions, stats = [], 0, {}, {}
+    for _ in range(runs):
+        source = LocalIndex(root)  # fresh reader: every run reads and parses its files again
+        start = time.perf_counter()
+        result = resolve(stack, source)
+        timings.append(time.perf_counter() - start)
+        files_read, versions, stats = source.files_read, result.versions(), dict(result.stats)
+    return timings, files_read, versions, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--components", type=int, default=5000)
+    parser.add_argument("--versions", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        start = time.perf_counter()
+        write_index(root, args.components, args.versions)
+        built = time.perf_counter() - start
+        timings, files_read, versions, stats = measure(root, args.runs)
+    agreed = {embedder_of(int(n[5:]), int(v.split(".")[1]), args.versions) for n, v in versions.items()}
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(f"index: {args.components} components x {args.versions} versions, written in {built:.1f} s")
+    print(f"stack: {STACK} components, resolved {len(versions)}, on embedder(s) {sorted(agreed)}")
+    print(f"resolver: {stats}")
+    print(
+        f"resolve time: median {statistics.median(timings) * 1000:.1f} ms, "
+        f"min {min(timings) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms over {args.runs} runs"
+    )
+    print(f"index files read per resolve: {files_read} of {args.components}")
+
+
+if __name__ == "__main__":
+    main()
