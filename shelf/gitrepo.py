@@ -35,7 +35,15 @@ from urllib.request import url2pathname
 from filelock import FileLock, Timeout
 
 from shelf import constants
-from shelf.errors import ConfigError, GitError, NotFoundError, OfflineError, UnsafeContentError
+from shelf.errors import (
+    AuthError,
+    ConfigError,
+    GitError,
+    NotFoundError,
+    OfflineError,
+    TransportError,
+    UnsafeContentError,
+)
 
 __all__ = [
     "FALLBACK_EMAIL",
@@ -325,23 +333,16 @@ def _parse_rejections(porcelain: str) -> dict[str, str]:
 
 def _push_atomic(git_dir: Path, url: str, refspecs: Sequence[str], lease: str) -> None:
     # --no-verify: a pre-push hook from a git template (git-lfs installs one) must not upload anything.
-    args = [
-        *_git_dir_args(git_dir),
-        "push",
-        "--atomic",
-        "--porcelain",
-        "--no-verify",
-        f"--force-with-lease={lease}",
-    ]
-    args.append(url)
-    done = run_git([*args, *refspecs], check=False)
+    options = ["--atomic", "--porcelain", "--no-verify", f"--force-with-lease={lease}"]
+    done = run_git([*_git_dir_args(git_dir), "push", *options, url, *refspecs], check=False)
     if done.returncode == 0:
         return
     reasons = _parse_rejections(done.stdout.decode(errors="replace"))
     stderr = redact(done.stderr.decode(errors="replace").strip())
     if reasons:
-        # With --atomic the innocent refs are reported "atomic push failed"; the first real reason leads.
-        summary = "; ".join(f"{ref}: {why}" for ref, why in reasons.items())
+        # With --atomic the innocent refs are reported "atomic push failed"; the real reasons lead.
+        ordered = sorted(reasons.items(), key=lambda item: item[1] == "atomic push failed")
+        summary = "; ".join(f"{ref}: {why}" for ref, why in ordered)
         raise PushRejected(f"{redact(url)} refused the update ({summary})", hint=_RETRY_HINT, reasons=reasons)
     raise GitError(f"pushing to {redact(url)} failed (exit {done.returncode}): {stderr}")
 
@@ -438,6 +439,8 @@ class ShelfMirror:
         refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         base = ["fetch", "--prune", "--quiet", "--no-write-fetch-head", self.url]
         done = self._git(*base, *refspecs, f"+HEAD:{_REMOTE_HEAD}", check=False)
+        if done.returncode != 0 and b"couldn't find remote ref HEAD" not in done.stderr:
+            raise _fetch_error(self.url, done.stderr.decode(errors="replace"))
         if done.returncode != 0:
             # A remote whose HEAD names a missing branch (or an empty remote) cannot serve HEAD.
             self._git("update-ref", "-d", _REMOTE_HEAD, check=False)
@@ -590,6 +593,20 @@ class ShelfMirror:
             *(f"update refs/tags/{tag} {commit}" for tag in tags),
         ]
         self._git("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
+
+
+_AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
+
+
+def _fetch_error(url: str, stderr: str) -> TransportError:
+    """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
+    detail = redact(stderr.strip())
+    if any(marker in stderr for marker in _AUTH_FAILURES):
+        return AuthError(
+            f"the shelf {redact(url)} refused access: {detail}",
+            hint="configure a git credential helper, or put credentials in the shelf URL",
+        )
+    return GitError(f"fetching the shelf {redact(url)} failed: {detail}")
 
 
 def _tree_entry(record: str, prefix: str) -> TreeEntry:

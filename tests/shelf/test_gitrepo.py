@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shelf.errors import (
+    AuthError,
     ConfigError,
     GitError,
     NotFoundError,
@@ -459,6 +460,23 @@ def test_folder_that_is_not_a_repository_fails_clearly(tmp_path: Path) -> None:
 def test_unknown_repository_on_a_server_fails_clearly(shelf_repo: Path) -> None:
     with GitDaemon(shelf_repo.parent) as daemon, pytest.raises(GitError, match=r"missing\.git"):
         ShelfMirror.open(daemon.url("missing.git"))
+
+
+@pytest.mark.network
+def test_private_http_shelf_needs_credentials(shelf_repo: Path) -> None:
+    with GitHttpServer(shelf_repo.parent, credentials=("alice", "s3cret")) as server:
+        url = server.url(shelf_repo.name)
+        with pytest.raises(AuthError, match="refused access") as info:
+            ShelfMirror.open(url)
+        assert info.value.hint and "credential" in info.value.hint
+        with_credentials = url.replace("http://", "http://alice:s3cret@")
+        mirror = ShelfMirror.open(with_credentials)
+        commit = mirror.commit_and_push({"x": b"1"}, "x", parent=mirror.head(), branch="main")
+
+    assert mirror.path == mirror_path(url)  # credentials do not change where the mirror lives
+    assert "s3cret" not in repr(mirror)
+    assert "s3cret" not in (mirror.path / "config").read_text()  # never stored on disk
+    assert remote_refs(shelf_repo)["refs/heads/main"] == commit
 
 
 def test_normalise_url_and_is_local_url(tmp_path: Path) -> None:

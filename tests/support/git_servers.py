@@ -11,6 +11,7 @@ Both serve every repository under a base folder and accept pushes::
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -114,12 +115,25 @@ class _BackendHandler(BaseHTTPRequestHandler):
     """Runs ``git http-backend`` as a CGI program for each request."""
 
     project_root: Path  # set on a subclass per server
+    authorization: str | None = None  # the expected Authorization header, when credentials are required
 
     def do_GET(self) -> None:
-        self._run_backend(b"")
+        if self._authorised():
+            self._run_backend(b"")
 
     def do_POST(self) -> None:
-        self._run_backend(_read_body(self))
+        body = _read_body(self)
+        if self._authorised():
+            self._run_backend(body)
+
+    def _authorised(self) -> bool:
+        if self.authorization is None or self.headers.get("Authorization") == self.authorization:
+            return True
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="shelf"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
 
     def log_message(self, format: str, *args: object) -> None:  # quiet test output
         pass
@@ -168,14 +182,18 @@ class _BackendHandler(BaseHTTPRequestHandler):
 class GitHttpServer:
     """Smart-HTTP git server for every repository under ``base_path``, pushes enabled.
 
+    With ``credentials`` every request must carry them (HTTP Basic), as a private shelf would require.
     Pushing over HTTP needs ``http.receivepack true`` in each served repository (http-backend refuses
     anonymous pushes otherwise); :meth:`__enter__` sets it on every repository already there and
     :meth:`allow_push` on ones created later.
     """
 
-    def __init__(self, base_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, base_path: str | os.PathLike[str], *, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.base_path = Path(base_path).resolve()
         self.port = 0
+        self.credentials = credentials  # (user, password) required by HTTP Basic auth, when given
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -186,10 +204,20 @@ class GitHttpServer:
         repo = self.base_path / repo_name
         subprocess.run(["git", "--git-dir", str(repo), "config", "http.receivepack", "true"], check=True)
 
+    def _authorization(self) -> str | None:
+        if self.credentials is None:
+            return None
+        token = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return f"Basic {token}"
+
     def __enter__(self) -> GitHttpServer:
         for repo in self.base_path.glob("*.git"):
             self.allow_push(repo.name)
-        handler = type("Handler", (_BackendHandler,), {"project_root": self.base_path})
+        handler = type(
+            "Handler",
+            (_BackendHandler,),
+            {"project_root": self.base_path, "authorization": self._authorization()},
+        )
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
