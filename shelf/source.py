@@ -111,9 +111,12 @@ class ShelfSource:
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
-        from shelf.lfs import transport_for
+        from shelf.lfs import local_path, transport_for
 
-        return transport_for(self.url, self.mirror.lfs_url(ref or self.head), **options)
+        lfs_url = self.mirror.lfs_url(ref or self.head)
+        if is_local_url(self.url) and (local_path(self.url) / "lfs" / "objects").is_dir():
+            lfs_url = None  # the objects are right here; a served shelf's LFS URL would only add a detour
+        return transport_for(self.url, lfs_url, **options)
 
 
 def embedded_shelf_path() -> Path:

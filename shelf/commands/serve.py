@@ -1,0 +1,50 @@
+"""``serve``: a registry for a team, on loopback or a chosen address."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import click
+
+from shelf.commands._common import settings
+
+
+@click.command("serve")
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon.")
+@click.option("--lfs-port", type=int, default=8080, show_default=True, help="Port of the LFS server.")
+@click.pass_context
+def serve_cmd(ctx, path, host, git_port, lfs_port):
+    """Serve a local shelf: git over git daemon, blobs over giftless (a Git LFS server).
+
+    Without PATH, serves the local shelf on disk. Anyone who can reach the address can read and publish:
+    keep it on loopback or a trusted network. Stop with Ctrl-C.
+    """
+    from shelf import serve
+    from shelf.source import ShelfSource, ensure_embedded_shelf
+
+    shelf_path = Path(path) if path else Path(ensure_embedded_shelf())
+    source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
+    source.refresh()
+    servers = serve.start(shelf_path, host, git_port, lfs_port)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop the servers on `kill` as on Ctrl-C
+    with servers:
+        if serve.point_lfs_url(source, servers.lfs_url):
+            click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")
+        click.echo(f"serving {shelf_path}")
+        click.echo(f"  git  {servers.git_url}")
+        click.echo(f"  lfs  {servers.lfs_url}")
+        click.echo(f"use it:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION")
+        try:
+            while all(p.poll() is None for p in servers.processes):
+                time.sleep(0.5)
+            click.echo("a server stopped; shutting down", err=True)
+        except KeyboardInterrupt:
+            click.echo("stopping", err=True)
+
+
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt
