@@ -331,6 +331,10 @@ class LfsClient:
                 reason, retry_after = exc.reason, exc.retry_after
             except (*_NETWORK_ERRORS, *_STREAM_ERRORS) as exc:
                 reason, retry_after = f"{type(exc).__name__}: {redact(str(exc))[:200]}", None
+            except requests.RequestException as exc:
+                # A malformed URL or similar: retrying cannot help. Not chained: the cause may hold a token.
+                detail = redact(str(exc))[:200]
+                raise TransportError(f"{what} failed: {type(exc).__name__}: {detail}") from None
             delay = self.retry.delay(number, retry_after)
             if number == self.retry.attempts or time.monotonic() - started + delay > self.retry.total_seconds:
                 break

@@ -19,9 +19,11 @@ import requests
 from shelf.credentials import BearerAuth
 from shelf.errors import AuthError, IntegrityError, NotFoundError, OfflineError, StoreError, TransportError
 from shelf.lfs import (
+    Action,
     LfsClient,
     LfsObject,
     LocalLfsObjects,
+    ObjectAction,
     RetryPolicy,
     endpoint_for,
     transport_for,
@@ -217,7 +219,8 @@ def test_expired_actions_are_batched_again(
 
     client = LfsClient(giftless.endpoint("org", _repo(request)), session=session, clock=clock, jobs=1)
     client.download([o for o, _ in pairs], store)
-    assert sum(s.endswith("/objects/batch") for s in seen) >= 2
+    # The first answer, then one fresh answer for each object whose action had expired.
+    assert sum(s.endswith("/objects/batch") for s in seen) == 3
     assert all(store.has(o.oid, o.size) for o, _ in pairs)
 
 
@@ -235,6 +238,14 @@ def test_resume_when_the_server_ignores_range(
     report = client.download([obj], store)
     assert report.bytes_transferred == obj.size  # giftless answered 200: started over
     assert store.path(obj.oid).read_bytes() == path.read_bytes()
+
+
+def test_unusable_action_url_is_a_transport_error(store: BlobStore) -> None:
+    client = LfsClient("http://127.0.0.1:9/x.git/info/lfs")
+    answer = ObjectAction(_blob(b"x"), {"download": Action("notaurl?jwt=SECRET")})
+    with pytest.raises(TransportError, match="MissingSchema") as failed:
+        client._download_one(answer, store)
+    assert "SECRET" not in str(failed.value) and not store.has(answer.oid)
 
 
 @network
