@@ -180,3 +180,25 @@ def test_corrupt_lockfile_names_the_file(tmp_path: Path, text: str, fact: str) -
 def test_missing_lockfile_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(LockfileError, match="no lockfile at"):
         load_lockfile(tmp_path / "cclm-shelf.lock")
+
+
+def test_resolution_to_lockfile_and_back_to_the_same_pins(tmp_path: Path) -> None:
+    """A lockfile's pins, fed back to the resolver, reproduce the locked set even after newer releases."""
+    import json
+
+    from shelf.resolver import resolve
+    from tests.shelf.test_resolver import CASES_DIR, write_index
+
+    spec = json.loads((CASES_DIR / "index-stack.json").read_text())
+    source = write_index(spec, tmp_path / "old")
+    requires = ["en_wiki_ner_1<0.3"]
+    resolution = resolve(requires, source)
+    components = [
+        LockedComponent(e.name, e.version, e.kind, "/shelf", e.manifest_digest, e.base, e.requires)
+        for e in resolution.components.values()
+    ]
+    lock = loads_lockfile(dump_lockfile(Lockfile.build(requires, ["/shelf"], components)))
+    spec["components"]["en_wiki_clm_1"].append({"version": "0.2.2", "base": "B1"})
+    newer = write_index(spec, tmp_path / "new")
+    assert resolve(requires, newer).versions()["en_wiki_clm_1"] == "0.2.2"
+    assert resolve(requires, newer, locked=lock.pins()).versions() == lock.pins()
