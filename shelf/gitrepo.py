@@ -68,6 +68,7 @@ DEFAULT_BRANCH = "main"
 MIRRORS_DIR = "mirrors"
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mirror
 _ZERO_OID = "0" * 40
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
 _REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh"})
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
@@ -362,6 +363,7 @@ class ShelfMirror:
         self.url = url
         self.path = path
         self.offline = offline
+        self.refreshed = False  # True once this object has fetched (open() does so for a new mirror)
 
     def __repr__(self) -> str:
         return f"ShelfMirror({redact(self.url)!r}, path={str(self.path)!r}, offline={self.offline})"
@@ -417,7 +419,8 @@ class ShelfMirror:
                     run_git(["init", "--bare", "--quiet", str(self.path)])
                 try:
                     self._fetch()
-                except GitError:
+                    self.refreshed = True
+                except TransportError:
                     if created:  # leave no empty mirror behind for a URL that does not work
                         shutil.rmtree(self.path, ignore_errors=True)
                     raise
@@ -470,6 +473,12 @@ class ShelfMirror:
 
     # ---- reading
 
+    def _commit(self, ref: str) -> str:
+        """``ref`` as a commit; a full sha is taken as is, saving a process per read (callers pass shas)."""
+        if _FULL_SHA.fullmatch(ref):
+            return ref
+        return self.head(ref)
+
     def head(self, ref: str = "HEAD") -> str:
         """The commit ``ref`` (a branch, tag, sha or ``HEAD`` = the remote's default branch) points at."""
         commit = self._rev(ref)
@@ -487,7 +496,7 @@ class ShelfMirror:
 
     def read_file(self, ref: str, path: str) -> bytes:
         """The bytes of the file ``path`` at ``ref``."""
-        commit = self.head(ref)
+        commit = self._commit(ref)
         done = self._git("cat-file", "blob", f"{commit}:{path}", check=False)
         if done.returncode != 0:
             raise NotFoundError(f"no file {path!r} at {ref!r} in the shelf {redact(self.url)}")
@@ -495,14 +504,14 @@ class ShelfMirror:
 
     def exists(self, ref: str, path: str) -> bool:
         """True when ``path`` (a file or folder) exists at ``ref``."""
-        commit = self._rev(ref)
+        commit = ref if _FULL_SHA.fullmatch(ref) else self._rev(ref)
         if commit is None:
             return False
         return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0
 
     def list_tree(self, ref: str, path: str = "", recursive: bool = False) -> list[TreeEntry]:
         """The entries of the folder ``path`` at ``ref`` (every file below it when ``recursive``)."""
-        commit = self.head(ref)
+        commit = self._commit(ref)
         folder = path.strip("/")
         spec = f"{commit}:{folder}" if folder else f"{commit}^{{tree}}"
         done = self._git("ls-tree", "-z", *(["-r"] if recursive else []), spec, check=False)
@@ -524,7 +533,7 @@ class ShelfMirror:
 
     def lfs_url(self, ref: str = "HEAD") -> str | None:
         """``lfs.url`` from ``.lfsconfig`` at ``ref``, or None where the shelf does not set one."""
-        commit = self.head(ref)
+        commit = self._commit(ref)
         if not self.exists(commit, ".lfsconfig"):
             return None
         done = self._git("config", "--blob", f"{commit}:.lfsconfig", "--get", "lfs.url", check=False)
@@ -536,7 +545,7 @@ class ShelfMirror:
         A missing path raises :class:`NotFoundError` naming every missing path, or is left out of the
         result when ``missing_ok``.
         """
-        commit = self.head(ref)
+        commit = self._commit(ref)
         wanted = list(dict.fromkeys(paths))
         for path in wanted:
             if not path or "\n" in path or "\r" in path:

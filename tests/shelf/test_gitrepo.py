@@ -185,6 +185,22 @@ def test_read_many_uses_one_git_process_for_500_files(shelf_repo: Path, caplog) 
     assert len(commands) == 2 and "cat-file --batch" in commands[1]  # resolve the ref, then one batch
 
 
+def test_reads_at_a_commit_sha_cost_one_process_each(shelf_repo: Path, caplog) -> None:
+    mirror = ShelfMirror.open(shelf_repo)
+    commit = mirror.head()
+
+    with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
+        assert mirror.exists(commit, "index/config.json")
+        assert mirror.read_file(commit, "index/config.json") == INITIAL["index/config.json"]
+        assert mirror.read_many(commit, ["index/config.json"]) == {
+            "index/config.json": INITIAL["index/config.json"]
+        }
+
+    assert len(git_commands(caplog)) == 3
+    with pytest.raises(NotFoundError):
+        mirror.read_file("0" * 40, "index/config.json")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Refreshing and offline mode
 
@@ -205,7 +221,9 @@ def test_refresh_fetches_into_the_same_mirror(shelf_repo: Path, tmp_path: Path, 
     with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
         reopened = ShelfMirror.open(shelf_repo)
         assert not any(" fetch " in c for c in git_commands(caplog))  # opening alone fetches nothing
+        assert mirror.refreshed and not reopened.refreshed
         reopened.refresh()
+    assert reopened.refreshed
 
     commands = git_commands(caplog)
     assert any(" fetch " in c for c in commands)
