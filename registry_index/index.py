@@ -21,6 +21,7 @@ terms), and ``names()`` lists components where the source can (``LocalIndex`` on
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from registry_index.requirements import parse_requirement, validate_name
 from registry_index.versions import parse_version, version_key
 
 _DIGEST_PREFIX = "sha256:"
+_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _REQUIRED_KEYS = ("name", "version", "manifest_digest", "kind", "yanked")
 
 
@@ -120,7 +122,7 @@ def _digest_field(value: Any, key: str) -> str:
 
 
 def _is_hex64(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _HEX64.fullmatch(text) is not None
 
 
 def _kind_field(value: Any) -> str:

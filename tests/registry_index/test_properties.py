@@ -28,6 +28,7 @@ from registry_index import (
     parse_requirement,
     parse_version,
     validate_manifest,
+    version_key,
 )
 from tests.registry_index import factories
 
@@ -251,3 +252,12 @@ def test_pointer_parser_raises_only_pointer_errors(raw):
         assert str(e)
     else:
         assert format_pointer(pointer) == raw
+
+
+@examples(150)
+@given(versions(), versions())
+def test_version_key_orders_like_semver_precedence(a, b):
+    left, right = parse_version(a), parse_version(b)
+    expected = left.compare(right)
+    key_left, key_right = version_key(left)[:4], version_key(right)[:4]  # [:4] drops build metadata
+    assert (key_left > key_right) - (key_left < key_right) == expected
