@@ -214,11 +214,19 @@ def _parse_for_edit(path: Path, requirement: Requirement | str) -> Requirement:
 def _write_requires(project: Project, requires: list[str]) -> None:
     text = project.path.read_text(encoding="utf-8")
     new_text = replace_requires(text, requires, in_pyproject=project.in_pyproject)
-    table = tomllib.loads(new_text)
+    # A safety net for layouts the text edit does not understand (e.g. an inline ``cclm-shelf = {...}``
+    # under ``[tool]``): never write a file that does not read back as intended.
+    try:
+        table = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError:
+        table = {}
     if project.in_pyproject:
         table = table.get("tool", {}).get(TOOL_KEY, {})
-    if table.get("requires") != requires:  # a safety net: never write a file that reads back differently
-        raise ConfigError(f"could not edit 'requires' in {project.path}", hint="edit the file by hand")
+    if table.get("requires") != requires:
+        raise ConfigError(
+            f"could not edit 'requires' in {project.path} safely",
+            hint=f"edit the file by hand, or write the settings as a [tool.{TOOL_KEY}] table",
+        )
     project.path.write_text(new_text, encoding="utf-8")
 
 

@@ -160,3 +160,38 @@ def test_add_bad_requirement_leaves_file_alone(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Bad"):
         add_requirements(path, ["Bad Name"])
     assert path.read_text() == PYPROJECT
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("requires = []\n", 'requires = [\n    "c_1",\n]\n'),
+        (
+            'requires = ["a_1"]  # note ] tricky\ntarget = "m"\n',
+            'requires = [\n    "c_1",\n]  # note ] tricky\ntarget = "m"\n',
+        ),
+        ("requires = [\n  'a_1', # old ] one\n  \"b_1\"]\n", 'requires = [\n    "c_1",\n]\n'),
+    ],
+)
+def test_text_edit_replaces_only_the_array(before: str, after: str) -> None:
+    from shelf.project import replace_requires
+
+    assert replace_requires(before, ["c_1"], in_pyproject=False) == after
+
+
+def test_quoted_table_header_and_neighbour_tables(tmp_path: Path) -> None:
+    text = '[tool."cclm-shelf"]\nrequires=["a_1"]\n[tool.x]\nrequires = []\n'
+    path = write(tmp_path / "pyproject.toml", text)
+    add_requirements(path, ["b_1"])
+    assert (
+        path.read_text()
+        == '[tool."cclm-shelf"]\nrequires=[\n    "a_1",\n    "b_1",\n]\n[tool.x]\nrequires = []\n'
+    )
+
+
+def test_inline_table_is_refused_rather_than_broken(tmp_path: Path) -> None:
+    text = '[tool]\ncclm-shelf = { requires = ["a_1"] }\n'
+    path = write(tmp_path / "pyproject.toml", text)
+    with pytest.raises(ConfigError, match="could not edit 'requires'"):
+        add_requirements(path, ["b_1"])
+    assert path.read_text() == text
