@@ -441,8 +441,8 @@ def test_local_objects_refuse_missing_and_corrupt(tmp_path: Path, store: BlobSto
     assert not store.has(obj.oid)
 
 
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
 
 
 def test_objects_pushed_by_git_lfs_are_readable(tmp_path: Path, store: BlobStore) -> None:
@@ -462,3 +462,27 @@ def test_objects_pushed_by_git_lfs_are_readable(tmp_path: Path, store: BlobStore
     assert isinstance(transport, LocalLfsObjects)
     transport.download([_blob(data)], store)
     assert store.path(_blob(data).oid).read_bytes() == data
+
+
+def test_git_lfs_reads_objects_uploaded_locally(tmp_path: Path) -> None:
+    bare, work, clone = tmp_path / "shelf.git", tmp_path / "work", tmp_path / "clone"
+    _git("init", "-q", "-b", "main", "--bare", str(bare), cwd=tmp_path)
+    _git("init", "-q", "-b", "main", str(work), cwd=tmp_path)
+    _git("lfs", "install", "--local", cwd=work)
+    _git("lfs", "track", "*.bin", cwd=work)
+    data = os.urandom(20_000)
+    (work / "model.bin").write_bytes(data)
+    _git("add", ".gitattributes", "model.bin", cwd=work)
+    _git("commit", "-q", "-m", "add a model", cwd=work)
+    _git("remote", "add", "origin", str(bare), cwd=work)
+    # Push only the pointer; the object goes in through LocalLfsObjects instead of git-lfs.
+    _git("push", "-q", "origin", "main", cwd=work, env={**os.environ, "GIT_LFS_SKIP_PUSH": "1"})
+    assert not (bare / "lfs").exists()
+    LocalLfsObjects(bare).upload([(_blob(data), work / "model.bin")])
+    lfs_filter = [
+        "-c", "filter.lfs.process=git-lfs filter-process",
+        "-c", "filter.lfs.smudge=git-lfs smudge -- %f",
+        "-c", "filter.lfs.required=true",
+    ]  # fmt: skip
+    _git(*lfs_filter, "clone", "-q", str(bare), str(clone), cwd=tmp_path)
+    assert (clone / "model.bin").read_bytes() == data
