@@ -32,7 +32,7 @@ import semver
 
 from registry_index.errors import IndexFormatError, RegistryIndexError
 from registry_index.layout import INDEX_CONFIG_PATH, INDEX_DIR, INDEX_FORMAT, index_path
-from registry_index.manifest import KINDS, Base, Manifest, canonical_json
+from registry_index.manifest import KINDS, Base, Manifest, canonical_json, provided_base
 from registry_index.requirements import parse_requirement, validate_name
 from registry_index.versions import parse_version, version_key
 
@@ -59,6 +59,15 @@ class IndexEntry:
     @property
     def semver(self) -> semver.Version:
         return parse_version(self.version)
+
+    @property
+    def provided_base(self) -> Base | None:
+        """For an embedder, the base components trained on it must name (see ``manifest.provided_base``)."""
+        return provided_base(self.kind, self.provides, self.base)
+
+    def __hash__(self) -> int:
+        # The dataclass hash would fail on the dict fields; a version is identified by its manifest digest.
+        return hash((self.name, self.version, self.manifest_digest))
 
     def to_dict(self) -> dict[str, Any]:
         data = {

@@ -138,6 +138,15 @@ class Manifest:
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
 
+    def __hash__(self) -> int:
+        # The dataclass hash would fail on the dict fields; equal manifests share name and version.
+        return hash((self.name, self.version, self.kind))
+
+    @property
+    def provided_base(self) -> Base | None:
+        """The base this version offers to components: see ``provided_base``."""
+        return provided_base(self.kind, self.provides, self.base)
+
     def files(self) -> Iterator[tuple[str, FileEntry]]:
         """Every (item_type, FileEntry), item types in sorted order, files in manifest order."""
         for item_type in sorted(self.items):
@@ -151,6 +160,17 @@ class Manifest:
     def semver(self) -> semver.Version:
         """The version as a ``semver.Version`` (the text form is canonical already)."""
         return parse_version(self.version)
+
+
+def provided_base(kind: str, provides: Mapping[str, Any], base: Base | None) -> Base | None:
+    """For an embedder, the base that components trained on it must name; None for other kinds.
+
+    The vocabulary comes from ``provides`` when given there, else from the embedder's own ``base``.
+    """
+    if kind != "embedder" or not all(key in provides for key in BASE_KEYS):
+        return None
+    vocab = provides.get("vocab", base.vocab if base else None)
+    return Base(provides["embedder"], vocab, int(provides["max_input_length"]), int(provides["n_chars"]))
 
 
 @lru_cache(maxsize=1)

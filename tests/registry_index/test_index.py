@@ -196,3 +196,15 @@ def test_local_index_reports_damaged_file(tmp_path):
     with pytest.raises(IndexFormatError) as info:
         LocalIndex(tmp_path).entries("abc")
     assert (info.value.path, info.value.line) == ("index/3/a/abc", 1)
+
+
+def test_entries_and_manifests_are_hashable_and_embedders_expose_their_base():
+    manifest, digest = published(factories.embedder())
+    entry = entry_from_manifest(manifest, digest)
+    assert len({entry, replace(entry)}) == 1 and len({manifest, manifest}) == 1
+    expected = factories.base()
+    assert entry.provided_base is not None and entry.provided_base.to_dict() == expected
+    assert manifest.provided_base == entry.provided_base
+    component = entry_from_manifest(*published(factories.component()))
+    assert component.provided_base is None
+    assert component.base == entry.provided_base
