@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry_index.index import IndexEntry, LocalIndex, format_index_file, index_config
 from registry_index.layout import INDEX_CONFIG_PATH, index_path
@@ -161,3 +163,78 @@ def test_fingerprints_are_shortened_to_12_hex() -> None:
     digest = fingerprint("E1")
     assert short(digest) == digest[: len("sha256:") + 12] + "…"
     assert short("256") == "256"
+
+
+# --- a property: the resolver finds a compatible set exactly when one exists -------------------------
+
+NAMES = ("a_1", "b_1", "c_1", "d_1")
+SPECS = ("", ">=1.1", "<1.2", "@1.0.0", ">=1.0,<1.2")
+
+
+class MemorySource:
+    """Entries held in memory, for generated indexes (the table above uses the on-disk reader)."""
+
+    def __init__(self, entries: dict[str, list[IndexEntry]]) -> None:
+        self._entries = entries
+
+    def entries(self, name: str) -> list[IndexEntry]:
+        return self._entries.get(name, [])
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+def _generated_entry(name: str, minor: int, embedder: str, requires: list[str]) -> IndexEntry:
+    bases = {"B": {"embedder": embedder, "vocab": "V1", "max_input_length": 64, "n_chars": 10}}
+    return _entry(name, {"version": f"1.{minor}.0", "base": "B", "requires": requires}, bases)
+
+
+@st.composite
+def generated_index(draw: st.DrawFn) -> dict[str, list[IndexEntry]]:
+    index: dict[str, list[IndexEntry]] = {}
+    for position, name in enumerate(NAMES):
+        minors = draw(st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True))
+        index[name] = []
+        for minor in minors:
+            later = NAMES[position + 1 :]
+            deps = draw(st.lists(st.sampled_from(later), max_size=2, unique=True)) if later else []
+            requires = [dep + draw(st.sampled_from(SPECS)) for dep in deps]
+            index[name].append(_generated_entry(name, minor, draw(st.sampled_from(["E1", "E2"])), requires))
+    return index
+
+
+def _valid(choice: dict[str, IndexEntry], roots: list[str]) -> bool:
+    from registry_index.requirements import parse_requirement
+
+    def satisfied(text: str) -> bool:
+        req = parse_requirement(text)
+        return req.name in choice and req.matches(choice[req.name].semver)
+
+    if not all(satisfied(r) for r in roots):
+        return False
+    if not all(satisfied(r) for entry in choice.values() for r in entry.requires):
+        return False
+    return len({entry.base.embedder for entry in choice.values()}) <= 1
+
+
+def _some_solution_exists(index: dict[str, list[IndexEntry]], roots: list[str]) -> bool:
+    import itertools
+
+    options = [[None, *index[name]] for name in NAMES]
+    for combo in itertools.product(*options):
+        if _valid({e.name: e for e in combo if e is not None}, roots):
+            return True
+    return False
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=generated_index(), roots=st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True))
+def test_resolves_exactly_when_a_compatible_set_exists(
+    index: dict[str, list[IndexEntry]], roots: list[str]
+) -> None:
+    try:
+        result = resolve(roots, MemorySource(index))
+    except ResolutionError:
+        assert not _some_solution_exists(index, roots)
+        return
+    assert _valid(dict(result.components), roots)
