@@ -339,13 +339,12 @@ def _push_atomic(git_dir: Path, url: str, refspecs: Sequence[str], lease: str) -
     if done.returncode == 0:
         return
     reasons = _parse_rejections(done.stdout.decode(errors="replace"))
-    stderr = redact(done.stderr.decode(errors="replace").strip())
     if reasons:
         # With --atomic the innocent refs are reported "atomic push failed"; the real reasons lead.
         ordered = sorted(reasons.items(), key=lambda item: item[1] == "atomic push failed")
         summary = "; ".join(f"{ref}: {why}" for ref, why in ordered)
         raise PushRejected(f"{redact(url)} refused the update ({summary})", hint=_RETRY_HINT, reasons=reasons)
-    raise GitError(f"pushing to {redact(url)} failed (exit {done.returncode}): {stderr}")
+    raise _transport_error("pushing to", url, done.stderr.decode(errors="replace"))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -443,7 +442,7 @@ class ShelfMirror:
         base = ["fetch", "--prune", "--quiet", "--no-write-fetch-head", self.url]
         done = self._git(*base, *refspecs, f"+HEAD:{_REMOTE_HEAD}", check=False)
         if done.returncode != 0 and b"couldn't find remote ref HEAD" not in done.stderr:
-            raise _fetch_error(self.url, done.stderr.decode(errors="replace"))
+            raise _transport_error("fetching", self.url, done.stderr.decode(errors="replace"))
         if done.returncode != 0:
             # A remote whose HEAD names a missing branch (or an empty remote) cannot serve HEAD.
             self._git("update-ref", "-d", _REMOTE_HEAD, check=False)
@@ -579,13 +578,7 @@ class ShelfMirror:
         if self.offline:
             raise OfflineError(f"publishing to {redact(self.url)} needs the network and offline mode is on")
         parent_commit = self.head(parent)
-        tag_names = [_check_tag(self.path, tag) for tag in dict.fromkeys(tags)]
-        if self._git("check-ref-format", "--branch", branch, check=False).returncode != 0:
-            raise ConfigError(f"{branch!r} is not a valid branch name")
-        taken = [tag for tag in tag_names if self._rev(f"refs/tags/{tag}") is not None]
-        if taken:
-            reasons = {f"refs/tags/{tag}": "already exists" for tag in taken}
-            raise PushRejected(f"the tag {', '.join(taken)} already exists on the shelf", reasons=reasons)
+        tag_names = self._new_tags(tags, branch)
         tree = _write_tree(self.path, parent_commit, files)
         commit = _commit_tree(self.path, tree, [parent_commit], message)
         refspecs = [f"{commit}:refs/heads/{branch}", *(f"{commit}:refs/tags/{tag}" for tag in tag_names)]
@@ -594,6 +587,20 @@ class ShelfMirror:
         _push_atomic(self.path, self.url, refspecs, lease=f"refs/heads/{branch}:{expected}")
         self._record_push(commit, branch, tag_names)
         return commit
+
+    def _new_tags(self, tags: Sequence[str], branch: str) -> list[str]:
+        """Check the names; refuse tags the mirror already knows (the remote would refuse them too)."""
+        if self._git("check-ref-format", "--branch", branch, check=False).returncode != 0:
+            raise ConfigError(f"{branch!r} is not a valid branch name")
+        names = [_check_tag(self.path, tag) for tag in dict.fromkeys(tags)]
+        taken = [tag for tag in names if self._rev(f"refs/tags/{tag}") is not None]
+        if taken:
+            raise PushRejected(
+                f"the tag {', '.join(taken)} already exists on the shelf {redact(self.url)}",
+                hint="released tags never move: publish a new version",
+                reasons={f"refs/tags/{tag}": "already exists" for tag in taken},
+            )
+        return names
 
     def _record_push(self, commit: str, branch: str, tags: Sequence[str]) -> None:
         """Move the mirror's refs as the remote's moved, so readers see the commit before the next fetch."""
@@ -607,7 +614,7 @@ class ShelfMirror:
 _AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
 
 
-def _fetch_error(url: str, stderr: str) -> TransportError:
+def _transport_error(action: str, url: str, stderr: str) -> TransportError:
     """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
     detail = redact(stderr.strip())
     if any(marker in stderr for marker in _AUTH_FAILURES):
@@ -615,7 +622,7 @@ def _fetch_error(url: str, stderr: str) -> TransportError:
             f"the shelf {redact(url)} refused access: {detail}",
             hint="configure a git credential helper, or put credentials in the shelf URL",
         )
-    return GitError(f"fetching the shelf {redact(url)} failed: {detail}")
+    return GitError(f"{action} the shelf {redact(url)} failed: {detail}")
 
 
 def _tree_entry(record: str, prefix: str) -> TreeEntry:

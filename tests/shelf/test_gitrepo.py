@@ -487,6 +487,12 @@ def test_private_http_shelf_needs_credentials(shelf_repo: Path) -> None:
         with pytest.raises(AuthError, match="refused access") as info:
             ShelfMirror.open(url)
         assert info.value.hint and "credential" in info.value.hint
+        anonymous = ShelfMirror.open(
+            url.replace("http://", "http://alice:s3cret@"), cache_dir=server.base_path / "c"
+        )
+        anonymous.url = url  # the same mirror, pushing without credentials
+        with pytest.raises(AuthError):
+            anonymous.commit_and_push({"x": b"1"}, "x", parent=anonymous.head(), branch="main")
         with_credentials = url.replace("http://", "http://alice:s3cret@")
         mirror = ShelfMirror.open(with_credentials)
         commit = mirror.commit_and_push({"x": b"1"}, "x", parent=mirror.head(), branch="main")
