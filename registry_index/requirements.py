@@ -59,7 +59,8 @@ class Specifier:
 
     @property
     def names_prerelease(self) -> bool:
-        return not self.is_wildcard and "-" in self.text
+        # Only the part before build metadata counts: "1.0.0+build-7" is not a pre-release.
+        return not self.is_wildcard and "-" in self.text.split("+", 1)[0]
 
     def contains(self, version: semver.Version) -> bool:
         """Whether ``version`` satisfies this clause (pre-release gating is the SpecifierSet's job)."""

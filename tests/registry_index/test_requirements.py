@@ -79,6 +79,7 @@ def test_prereleases_only_when_asked_for_named_or_pinned():
     assert matches("a>=1.0.0-rc.1", "1.0.0-rc.2")
     assert parse_requirement("a>=1.0.0-rc.1").specifier.allows_prereleases
     assert not parse_requirement("a>=1.0.0").specifier.allows_prereleases
+    assert not parse_requirement("a>=1.0.0+build-7").specifier.allows_prereleases
     assert matches("a@1.0.0-rc.1", "1.0.0-rc.1")
     assert not matches("a", "1.0.0-rc.1")
 
