@@ -28,6 +28,7 @@ from shelf.resolution.reporter import ShelfReporter
 
 _MAX_CHAIN = 4
 _MAX_VERSIONS = 5
+_GENERIC_HINT = "loosen a version requirement or remove a component, then try again"
 
 
 def short(value: str) -> str:
@@ -53,6 +54,8 @@ class Explainer:
         for key in BASE_KEYS:
             if base_identifier(key) in by_identifier:
                 return self.base_conflict(key, by_identifier[base_identifier(key)])
+        if not by_identifier:
+            return ResolutionError("no compatible set of components exists", hint=_GENERIC_HINT)
         name, infos = next(iter(by_identifier.items()))
         if not self.provider.index.candidates(name):
             return self.unknown_name(name, infos[0].parent)
@@ -132,7 +135,9 @@ class Explainer:
         label = BASE_LABELS[key]
         # The side the user pinned reads best last: "X needs A but Y, pinned by you, provides B".
         sides = sorted(_sides(causes), key=lambda side: self.origin(side[1][0]).startswith("pinned"))
-        (value_a, party_a), (value_b, party_b) = sides[0], sides[1] if len(sides) > 1 else sides[0]
+        if len(sides) < 2:
+            return self._base_exhausted(label, sides)
+        (value_a, party_a), (value_b, party_b) = sides[0], sides[1]
         message = (
             f"{_versions(party_a)} needs {label} {short(value_a)} ({self.origin(party_a[0])}) but "
             f"{_versions(party_b)}, {self.origin(party_b[0])}, {_verb(party_b[0], key)} {short(value_b)}"
@@ -141,9 +146,24 @@ class Explainer:
             message += f"; and {_versions(party)} {_verb(party[0], key)} {short(value)}"
         return ResolutionError(message, hint=self._base_fix(key, sides))
 
+    def _base_exhausted(
+        self, label: str, sides: Sequence[tuple[str, list[ComponentCandidate]]]
+    ) -> ResolutionError:
+        """Every way out was tried and failed elsewhere: say which base the remaining versions share."""
+        if not sides:
+            return ResolutionError(
+                f"no compatible set of components agrees on one {label}", hint=_GENERIC_HINT
+            )
+        value, party = sides[0]
+        message = (
+            f"no compatible set of components exists: {_versions(party)} ({self.origin(party[0])}) "
+            f"needs {label} {short(value)}, and every other choice was ruled out"
+        )
+        return ResolutionError(message, hint=_GENERIC_HINT)
+
     def _base_fix(self, key: str, sides: Sequence[tuple[str, list[ComponentCandidate]]]) -> str:
         label = BASE_LABELS[key]
-        (value_a, party_a), (value_b, party_b) = sides[0], sides[1] if len(sides) > 1 else sides[0]
+        (value_a, party_a), (value_b, party_b) = sides[0], sides[1]
         fixes = []
         for party, other_value in ((party_b, value_a), (party_a, value_b)):
             name = party[0].name

@@ -238,3 +238,19 @@ def test_resolves_exactly_when_a_compatible_set_exists(
         assert not _some_solution_exists(index, roots)
         return
     assert _valid(dict(result.components), roots)
+
+
+def test_explainer_copes_with_one_sided_and_empty_causes(stack: LocalIndex) -> None:
+    from resolvelib.structs import RequirementInformation
+
+    from shelf.resolution import CandidateIndex, Explainer, Policy, ShelfProvider, ShelfReporter
+    from shelf.resolution.models import BaseRequirement
+
+    provider = ShelfProvider(CandidateIndex(stack), Policy({}), ["en_wiki_clm_1"])
+    explainer = Explainer(provider, ShelfReporter())
+    newest = provider.index.candidates("en_wiki_clm_1")[0]
+    one_sided = [RequirementInformation(BaseRequirement("embedder", fingerprint("E2")), newest)]
+    error = explainer.explain(one_sided)
+    assert "every other choice was ruled out" in error.message
+    assert short(fingerprint("E2")) in error.message
+    assert explainer.explain([]).message == "no compatible set of components exists"
