@@ -99,8 +99,15 @@ def resolve(
     for root in roots:
         if not provider.index.candidates(root.identifier):
             raise explainer.unknown_name(root.identifier, None)
+    return _build(_run(provider, reporter, roots, explainer), reporter)
+
+
+def _run(
+    provider: ShelfProvider, reporter: ShelfReporter, roots: list[ComponentRequirement], explainer: Explainer
+) -> Any:
+    """resolvelib's result, or a ResolutionError in model terms (never resolvelib's own exception)."""
     try:
-        result = Resolver(provider, reporter).resolve(roots, max_rounds=MAX_ROUNDS)
+        return Resolver(provider, reporter).resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as e:
         raise explainer.explain(e.causes) from None
     except ResolutionTooDeep:
@@ -110,7 +117,6 @@ def resolve(
         ) from None
     except InconsistentCandidate as e:  # a bug in the provider, but still not a traceback for the user
         raise ResolutionError(f"the resolver reached an inconsistent state: {e}") from None
-    return _build(result, reporter)
 
 
 def _root_requirement(requirement: Requirement | str) -> ComponentRequirement:
