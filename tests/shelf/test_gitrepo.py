@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -555,6 +556,25 @@ def test_published_tag_is_cloneable_by_plain_git(shelf_repo: Path, tmp_path: Pat
     git("clone", "--quiet", "--branch", "a/v1", str(shelf_repo), str(clone))
 
     assert (clone / "components" / "a" / "1" / "m.json").read_bytes() == b"{}"
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs the git-lfs client")
+def test_mirror_reads_pointers_pushed_by_git_lfs_and_never_their_content(tmp_path: Path) -> None:
+    shelf_repo = Path(init_shelf(tmp_path / "local.git", initial_files=INITIAL))  # LFS objects live beside it
+    work = tmp_path / "work"
+    git("clone", "--quiet", str(shelf_repo), str(work))
+    git("lfs", "install", "--local", cwd=work)
+    (work / "w.h5").write_bytes(b"weights " * 1000)
+    git("add", "w.h5", cwd=work)
+    git("commit", "--quiet", "-m", "weights", cwd=work)
+    git("push", "--quiet", "origin", "main", cwd=work)
+    assert any((shelf_repo / "lfs" / "objects").rglob("*"))  # git-lfs stored the content beside the repo
+
+    mirror = ShelfMirror.open(shelf_repo)
+
+    pointer = mirror.read_file("HEAD", "w.h5")
+    assert pointer.startswith(b"version https://git-lfs.github.com/spec/v1\n") and b"size 8000" in pointer
+    assert not (mirror.path / "lfs").exists()
 
 
 def test_init_shelf_returns_an_existing_shelf_unchanged(shelf_repo: Path) -> None:
