@@ -685,7 +685,11 @@ def init_shelf(
     try:
         _create_bare(target, files)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True) if not existed else _empty_folder(target)
+        # Leave the folder as it was: gone if we made it, empty if the caller handed us an empty one.
+        if existed:
+            _empty_folder(target)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
         raise
     return str(target)
 
@@ -702,4 +706,7 @@ def _create_bare(target: Path, files: Mapping[str, bytes]) -> None:
 
 def _empty_folder(folder: Path) -> None:
     for child in folder.iterdir():
-        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()

@@ -611,6 +611,11 @@ def test_init_shelf_in_an_empty_folder_and_argument_conflicts(tmp_path: Path) ->
     with pytest.raises(UnsafeContentError):
         init_shelf(tmp_path / "unsafe", initial_files={"../x": b""})
     assert not (tmp_path / "unsafe").exists()  # a failed creation leaves nothing behind
+    given = tmp_path / "given"
+    given.mkdir()
+    with pytest.raises(UnsafeContentError):
+        init_shelf(given, initial_files={"a/../b": b""})
+    assert given.is_dir() and not any(given.iterdir())  # ... and a folder handed over empty stays empty
 
 
 def test_shelf_refuses_history_rewrites(shelf_repo: Path) -> None:
