@@ -29,7 +29,7 @@ from filelock import FileLock
 
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError, UnsafeContentError
-from shelf.store import BlobStore
+from shelf.store import BlobStore, hash_file
 
 RECORD_VERSION = 1
 STAGING_PREFIX = ".staging-"
@@ -177,18 +177,55 @@ def install_components(
     """Install pinned components into ``target``: fetch what the store lacks, verify, link, record."""
     report = InstallReport()
     install_target = InstallTarget(target)
+    # Download before touching the target at all: a refused or failed download leaves it as it was.
+    _fetch(_outdated(components, install_target, store), store, transports, report)
     with install_target.lock():
         install_target.clean_debris()
-        record = install_target.read_record()
-        todo = [c for c in components if not install_target.is_current(c, record)]
+        todo = _outdated(components, install_target, store)
         report.unchanged = [(c.name, c.version) for c in components if c not in todo]
+        # Normally nothing is left to fetch; another process may have pruned the store meanwhile.
         _fetch(todo, store, transports, report)
+        record = install_target.read_record()
         for spec in todo:
             stats = install_target.materialize(spec, store, (manifests or {}).get(spec.name))
             record["components"][spec.name] = _record_entry(spec, stats)
             install_target.write_record(record)
             report.installed.append((spec.name, spec.version))
     return report
+
+
+def _outdated(
+    components: Sequence[ComponentSpec], install_target: InstallTarget, store: BlobStore
+) -> list[ComponentSpec]:
+    """The components that must be (re)linked, after dropping store blobs edited through a link."""
+    record = install_target.read_record()
+    todo = [c for c in components if not install_target.is_current(c, record)]
+    for spec in todo:
+        _drop_edited_blobs(spec, record["components"].get(spec.name), store)
+    return todo
+
+
+def _drop_edited_blobs(spec: ComponentSpec, entry: dict | None, store: BlobStore) -> None:
+    """Remove store blobs whose installed hardlink was written to in place.
+
+    An installed file and its blob share one inode, so editing the file (after making it writable) edits
+    the blob too, and the store's size-only ``has`` would hand the damaged bytes to the next install. The
+    record says which inode and mtime the link had; a blob with that inode but another mtime or size is
+    re-hashed, and removed (to be fetched again) when its bytes are wrong. Untouched blobs cost a stat.
+    """
+    if not entry:
+        return
+    for f in spec.files:
+        recorded = entry.get("files", {}).get(str(safe_relative(f.item, f.path)))
+        blob = store.path(f.sha256)
+        try:
+            st = blob.stat()
+        except OSError:
+            continue
+        if not recorded or st.st_ino != recorded[2] or [st.st_size, st.st_mtime_ns] == recorded[:2]:
+            continue
+        if st.st_size != f.size or hash_file(blob)[0] != f.sha256:
+            blob.unlink(missing_ok=True)
 
 
 def _record_entry(spec: ComponentSpec, stats: dict) -> dict:

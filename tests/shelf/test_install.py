@@ -1,0 +1,283 @@
+"""Installing from a local shelf (path and file://): layout, integrity, warm and offline installs, lockfiles,
+uninstall/list/verify and concurrent installers, through ``Shelf`` and through the ``cclm-shelf`` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from shelf.api import Shelf
+from shelf.errors import IntegrityError, OfflineError
+from shelf.lockfile import load_lockfile
+from shelf.store import BlobStore
+from tests.support.shelves import (
+    BASE,
+    CHARS,
+    MLM,
+    VERSION,
+    assert_installed,
+    cli,
+    corrupt,
+    lfs_object,
+    manifest_files,
+    publish_folder,
+    published_shelf,
+    saved_stack,
+    tree_snapshot,
+)
+
+
+@pytest.fixture
+def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
+    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+
+
+def _cache() -> Path:
+    return Path(os.environ["CCLM_SHELF_CACHE_DIR"])
+
+
+def _weights_oid(target: Path, name: str) -> str:
+    return next(d for rel, (d, _) in manifest_files(target, name).items() if rel.endswith(".h5"))
+
+
+def _debris(*folders: Path) -> list[Path]:
+    return [
+        p
+        for folder in folders
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.name.startswith((".staging-", ".trash-")) or p.name.endswith((".incomplete", ".tmp"))
+    ]
+
+
+def test_install_from_a_path_lays_out_every_verified_file(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    report = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=target)
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    assert report.objects_fetched == assert_installed(target, BASE) + assert_installed(target, MLM)
+    assert sorted(p.name for p in (target / BASE).iterdir()) == [
+        "cclm-manifest.json",
+        "embedder",
+        "preprocessor",
+    ]
+    assert sorted(p.name for p in (target / MLM).iterdir()) == ["cclm-manifest.json", "component"]
+    store = BlobStore(_cache())
+    weights = target / MLM / "component" / "component.weights.h5"
+    # Installed files are links to the verified blobs, read-only so they are not edited by accident.
+    assert weights.stat().st_ino == store.path(_weights_oid(target, MLM)).stat().st_ino
+    assert not weights.stat().st_mode & 0o222
+    assert not _debris(target, _cache())
+
+
+def test_install_from_a_file_url_through_the_command(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    url = shelf_path.as_uri()
+    done = cli("--shelf", url, "install", f"{CHARS}@v{VERSION}", "--target", str(target), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert {c["name"] for c in data["installed"]} == {BASE, CHARS}
+    assert_installed(target, CHARS)
+    listed = json.loads(cli("list", "--target", str(target), "--json").stdout)
+    assert {(c["name"], c["version"], c["source"]) for c in listed["components"]} == {
+        (BASE, VERSION, str(shelf_path)),  # a file:// URL is recorded as the path it names
+        (CHARS, VERSION, str(shelf_path)),
+    }
+    verified = cli("verify", "--target", str(target))
+    assert verified.returncode == 0 and "all match" in verified.stdout
+
+
+def test_a_blob_with_wrong_bytes_is_refused_and_nothing_is_kept(shelf_path: Path, tmp_path: Path) -> None:
+    target, first = tmp_path / "target", tmp_path / "first"
+    Shelf(str(shelf_path), cache_dir=tmp_path / "other-cache").install(MLM, target=first)
+    bad = lfs_object(shelf_path, _weights_oid(first, MLM))
+    original = corrupt(bad)
+    store = BlobStore(_cache())
+    with pytest.raises(IntegrityError, match=r"does not match|sha256") as info:
+        Shelf(str(shelf_path)).install(MLM, target=target)
+    assert _weights_oid(first, MLM) in str(info.value)
+    assert not target.exists()
+    assert not store.has(_weights_oid(first, MLM))
+    assert not _debris(_cache())
+    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    assert done.returncode == 1 and "error:" in done.stderr and not target.exists()
+    bad.write_bytes(original)  # repaired: a later run trusts nothing the failed one left
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    assert_installed(target, MLM)
+
+
+class _CountingHashlib(SimpleNamespace):
+    """Stands in for ``hashlib`` in the install modules and counts sha256 objects made."""
+
+    def __init__(self) -> None:
+        super().__init__(calls=0)
+
+    def sha256(self, *args):
+        self.calls += 1
+        return hashlib.sha256(*args)
+
+
+def test_warm_install_into_a_new_target_reads_no_blob_and_hashes_nothing(
+    shelf_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "one")
+    # The shelf's blobs are gone: only metadata can still come from it.
+    (shelf_path / "lfs").rename(tmp_path / "lfs-away")
+    counter = _CountingHashlib()
+    for module in ("shelf.store", "shelf.lfs", "shelf.install"):
+        monkeypatch.setattr(f"{module}.hashlib", counter)
+    report = Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "two")
+    assert sorted(report.installed) == [(BASE, VERSION), (CHARS, VERSION), (MLM, VERSION)]
+    assert report.objects_fetched == 0 and counter.calls == 0
+    for name in (BASE, MLM, CHARS):
+        one, two = tree_snapshot(tmp_path / "one" / name), tree_snapshot(tmp_path / "two" / name)
+        # Same blobs: every weight file of both targets is one inode in the store.
+        assert {k: v for k, v in one.items() if k.endswith(".h5")} == {
+            k: v for k, v in two.items() if k.endswith(".h5")
+        }
+
+
+def test_reinstall_into_the_same_target_changes_nothing(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    before = {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
+    record = (target / ".cclm-shelf-install.json").read_bytes()
+    report = Shelf(str(shelf_path)).install(MLM, target=target)
+    assert report.installed == [] and sorted(report.unchanged) == [(BASE, VERSION), (MLM, VERSION)]
+    assert {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()} == before
+    assert (target / ".cclm-shelf-install.json").read_bytes() == record
+    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    assert done.returncode == 0 and f"unchanged {MLM} {VERSION}" in done.stdout
+
+
+def test_offline_installs_from_the_store_and_the_mirror(shelf_path: Path, tmp_path: Path) -> None:
+    Shelf(str(shelf_path)).install(MLM, target=tmp_path / "online")
+    away = tmp_path / "shelf-away"
+    shelf_path.rename(away)  # the shelf is unreachable now
+    report = Shelf(str(shelf_path), offline=True).install(MLM, target=tmp_path / "offline")
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    assert_installed(tmp_path / "offline", MLM)
+    env = {"CCLM_SHELF_OFFLINE": "1"}
+    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(tmp_path / "env"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert_installed(tmp_path / "env", BASE)
+
+
+def test_offline_with_a_blob_missing_names_it_and_writes_nothing(shelf_path: Path, tmp_path: Path) -> None:
+    Shelf(str(shelf_path)).install(f"{BASE}@v{VERSION}", target=tmp_path / "online")
+    target = tmp_path / "offline"
+    with pytest.raises(OfflineError) as info:
+        Shelf(str(shelf_path), offline=True).install(MLM, target=target)
+    assert f"{MLM} {VERSION}: component/component.weights.h5" in str(info.value)
+    assert BASE not in str(info.value)  # what the store has is not reported missing
+    assert not target.exists()
+    done = cli(
+        "--shelf", str(shelf_path), "install", MLM, "--target", str(target), env={"CCLM_SHELF_OFFLINE": "1"}
+    )
+    assert done.returncode == 1 and "offline" in done.stderr and "component.weights.h5" in done.stderr
+    assert not target.exists()
+
+
+def test_install_without_arguments_follows_the_lockfile_only(
+    shelf_path: Path, tmp_path: Path, tmp_path_factory
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "cclm-shelf.toml").write_text(f'shelves = ["{shelf_path}"]\nrequires = ["{MLM}>=0.1"]\n')
+    assert cli("lock", cwd=project).returncode == 0
+    stack = saved_stack(tmp_path_factory)
+    publish_folder(str(shelf_path), stack.mlm, MLM, "0.2.0", [f"{BASE}=={VERSION}"], cache_dir=_cache())
+    assert (MLM, "0.2.0") in Shelf(str(shelf_path)).install(MLM, target=tmp_path / "fresh").installed
+    done = cli("install", "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert {(c["name"], c["version"]) for c in json.loads(done.stdout)["installed"]} == {
+        (BASE, VERSION),
+        (MLM, VERSION),
+    }
+    from shelf.publish import yank
+
+    yank(Shelf(str(shelf_path)).source(), MLM, VERSION, "superseded")
+    lock = load_lockfile(project / "cclm-shelf.lock")
+    report = Shelf(str(shelf_path)).install_locked(lock, target=tmp_path / "locked")
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    assert_installed(tmp_path / "locked", MLM)
+    done = cli("install", "--frozen", "--target", str(tmp_path / "frozen"), cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "frozen" / MLM / "cclm-manifest.json").read_text())["version"] == VERSION
+
+
+def test_uninstall_list_and_verify(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    assert cli("verify", "--target", str(target)).returncode == 0
+    replaced = target / CHARS / "component" / "component.json"
+    replaced.unlink()
+    replaced.write_text("{}")
+    edited = target / MLM / "component" / "component.weights.h5"
+    os.chmod(edited, 0o644)
+    with edited.open("r+b") as fh:  # in place: through the link, into the store's copy too
+        fh.write(b"\0\0\0\0")
+    done = cli("verify", "--target", str(target), "--json")
+    assert done.returncode == 1
+    problems = json.loads(done.stdout)["problems"]
+    assert sorted(p.split(":")[0] for p in problems) == [
+        f"{CHARS}/component/component.json",
+        f"{MLM}/component/component.weights.h5",
+    ]
+    report = Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    assert sorted(report.installed) == [(CHARS, VERSION), (MLM, VERSION)]
+    assert report.objects_fetched == 1  # the damaged blob was dropped from the store and fetched again
+    assert cli("verify", "--target", str(target)).returncode == 0
+    assert_installed(target, MLM)
+    done = cli("uninstall", CHARS, "--target", str(target))
+    assert done.returncode == 0 and f"removed {CHARS} {VERSION}" in done.stdout
+    assert not (target / CHARS).exists()
+    listed = json.loads(cli("list", "--target", str(target), "--json").stdout)["components"]
+    assert [c["name"] for c in listed] == [BASE, MLM]
+    done = cli("uninstall", CHARS, "--target", str(target))
+    assert done.returncode == 1 and "not installed" in done.stderr
+
+
+@pytest.mark.slow
+def test_eight_processes_install_overlapping_stacks_at_once(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    stacks = [[MLM], [CHARS], [MLM, CHARS], [BASE], [CHARS, MLM], [MLM], [BASE, CHARS], [CHARS]]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shelf.cli",
+                "--shelf",
+                str(shelf_path),
+                "install",
+                *names,
+                "--target",
+                str(target),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for names in stacks
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
+    for process in processes:
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    for name in (BASE, MLM, CHARS):
+        assert_installed(target, name)
+    done = cli("verify", "--target", str(target), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["files"] == 7
+    assert not _debris(target, _cache())
