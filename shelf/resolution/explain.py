@@ -73,7 +73,7 @@ class Explainer:
         ]
         for req, parent in pairs:
             if parent is None:
-                if req.requirement.exact is not None or str(req.requirement.specifier).startswith("=="):
+                if _is_pin(req):
                     return "pinned by you"
                 if pinned is not None and str(candidate.version) == pinned.lstrip("v"):
                     return f"locked by cclm-shelf.lock, requested by you as {req.text}"
@@ -86,7 +86,7 @@ class Explainer:
 
     def asked_by(self, requirement: ComponentRequirement, parent: ComponentCandidate | None) -> str:
         if parent is None:
-            return f"{requirement.text} (asked for by you)"
+            return f"{requirement.text} ({'pinned' if _is_pin(requirement) else 'asked for'} by you)"
         return f"{requirement.text} (from {parent}, {self.origin(parent)})"
 
     # --- stories -----------------------------------------------------------------------------------
@@ -214,6 +214,13 @@ def _verb(candidate: ComponentCandidate, key: str) -> str:
 
 def _base_value(candidate: ComponentCandidate, key: str) -> str | None:
     return base_values(candidate.entry).get(key)
+
+
+def _is_pin(requirement: ComponentRequirement) -> bool:
+    """``name@1.2.3`` or ``name==1.2.3``: one version and no other."""
+    specifiers = requirement.requirement.specifier.specifiers
+    exact_clause = len(specifiers) == 1 and specifiers[0].operator == "==" and not specifiers[0].is_wildcard
+    return requirement.requirement.exact is not None or exact_clause
 
 
 def _unique(items: Iterable[str]) -> list[str]:
