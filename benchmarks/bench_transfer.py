@@ -74,8 +74,12 @@ class Sizes:
     small_runs: int
 
 
-FULL = Sizes(big_files=8, big_file_mib=64, small_components=500, small_file_bytes=4096, big_runs=3, small_runs=5)
-QUICK = Sizes(big_files=8, big_file_mib=4, small_components=40, small_file_bytes=4096, big_runs=2, small_runs=2)
+FULL = Sizes(
+    big_files=8, big_file_mib=64, small_components=500, small_file_bytes=4096, big_runs=3, small_runs=5
+)
+QUICK = Sizes(
+    big_files=8, big_file_mib=4, small_components=40, small_file_bytes=4096, big_runs=2, small_runs=2
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,9 @@ def machine() -> dict[str, str]:
     model = "unknown"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), model)
+        model = next(
+            (line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), model
+        )
     except (OSError, subprocess.CalledProcessError):
         pass
     mem_kib = 0
@@ -321,7 +327,9 @@ def install_cmd(bench: Bench, name: str, cache: Path, target: Path) -> list[str]
 
 def check_installed(folder: Path, pointers: Iterable[LfsPointer]) -> None:
     """The files of a finished download have the expected sizes (pointer files would not)."""
-    sizes = sorted(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "cclm-manifest.json")
+    sizes = sorted(
+        p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "cclm-manifest.json"
+    )
     expected = sorted(p.size for p in pointers)
     if sizes != expected:
         raise SystemExit(f"{folder} holds files of {sizes} bytes, expected {expected}")
