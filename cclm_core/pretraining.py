@@ -205,12 +205,12 @@ class MaskedLanguagePretrainer(Pretrainer):
 
     def build_component(self) -> keras.Model:
         inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
-        x = keras.layers.Dense(self.hidden_dim, name="input_projection")(inputs)
-        x = PositionEmbedding(self.embedder.max_len, name="positions")(x)
+        x = keras.layers.Dense(self.hidden_dim, name="mlm_input_projection")(inputs)
+        x = PositionEmbedding(self.embedder.max_len, name="mlm_positions")(x)
         for i in range(self.n_layers):
             key_dim = max(1, self.hidden_dim // self.num_heads)
-            x = TransformerBlock(self.num_heads, key_dim, 2 * self.hidden_dim, name=f"transformer_{i}")(x)
-        outputs = keras.layers.Dense(self.output_dim, name="output_projection")(x)
+            x = TransformerBlock(self.num_heads, key_dim, 2 * self.hidden_dim, name=f"mlm_transformer_{i}")(x)
+        outputs = keras.layers.Dense(self.output_dim, name="mlm_output_projection")(x)
         return keras.Model(inputs, outputs, name=self._component_name())
 
     def build_head(self) -> keras.layers.Layer:
@@ -244,9 +244,11 @@ class CharacterReconstructionPretrainer(Pretrainer):
 
     def build_component(self) -> keras.Model:
         inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
-        x = keras.layers.Dense(self.output_dim, activation="relu", name="input_projection")(inputs)
+        x = keras.layers.Dense(self.output_dim, activation="relu", name="reconstruction_input_projection")(
+            inputs
+        )
         for i in range(self.n_layers):
-            x = ResidualConvBlock(self.output_dim, self.kernel_size, name=f"conv_block_{i}")(x)
+            x = ResidualConvBlock(self.output_dim, self.kernel_size, name=f"reconstruction_conv_block_{i}")(x)
         return keras.Model(inputs, x, name=self._component_name())
 
     def build_head(self) -> keras.layers.Layer:

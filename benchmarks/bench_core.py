@@ -1,0 +1,273 @@
+"""Core benchmarks: pretraining input pipelines, and ComposedModel inference overhead.
+
+(1) Pretraining throughput, in characters per second, of the same model fed by the core's ``tf.data``
+    pipeline (ids built once, each batch corrupted with vectorised ops) and by a per-example Python
+    generator (``tf.data.Dataset.from_generator`` converting and masking one example at a time, as the
+    original library did). Also the rate of each pipeline alone, without training.
+(2) Inference time of a ``ComposedModel`` against the same layer objects wired into one flat Keras model.
+
+Run: ``python benchmarks/bench_core.py [--quick]``; figures go to ``benchmarks/CORE_FIGURES.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cclm_core.masking import mask_example_python
+from cclm_core.models import ComposedModel, Embedder
+from cclm_core.preprocessing import Preprocessor
+from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer
+
+FIGURES = Path(__file__).resolve().parent / "CORE_FIGURES.md"
+WORDS = tuple(
+    [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "was",
+        "for",
+        "on",
+        "as",
+        "with",
+        "by",
+        "he",
+        "at",
+        "from",
+        "his",
+        "that",
+        "it",
+        "an",
+        "were",
+        "are",
+        "which",
+        "this",
+        "be",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_texts: int
+    max_len: int
+    batch_size: int
+    repeats: int
+
+
+QUICK = Settings(n_texts=512, max_len=128, batch_size=64, repeats=2)
+FULL = Settings(n_texts=2048, max_len=128, batch_size=64, repeats=3)
+
+
+def corpus(n: int, max_len: int, seed: int = 0) -> list[str]:
+    """Synthetic sentences of 4 to 40 words; the longest exceed max_len and are truncated."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) + rng.choice(["", "s", "ed", ",", "."]) for _ in range(rng.randint(4, 40))]
+        texts.append(" ".join(words).capitalize())
+    return texts
+
+
+def generator_dataset(
+    pretrainer: MaskedLanguagePretrainer, texts: list[str], batch_size: int
+) -> tf.data.Dataset:
+    """The baseline: one example at a time, string -> ids -> masking in Python."""
+    prep, max_len, n_chars = pretrainer.preprocessor, pretrainer.embedder.max_len, pretrainer.embedder.n_chars
+    config = pretrainer.masking
+
+    def examples() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        rng = random.Random(0)
+        order = list(range(len(texts)))
+        rng.shuffle(order)
+        for i in order:
+            ids = prep.string_to_array(texts[i], max_len)[0].tolist()
+            yield mask_example_python(ids, n_chars, config, rng)
+
+    spec = (
+        tf.TensorSpec((max_len,), tf.int32),
+        tf.TensorSpec((max_len,), tf.int32),
+        tf.TensorSpec((max_len,), tf.float32),
+    )
+    return tf.data.Dataset.from_generator(examples, output_signature=spec).batch(batch_size).prefetch(2)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def drain(dataset: tf.data.Dataset) -> None:
+    for _ in dataset:
+        pass
+
+
+MODELS = {
+    "default": ({}, {}),
+    "tiny": (
+        {"char_emb_size": 16, "n_filters": 16, "n_blocks": 1},
+        {"hidden_dim": 16, "output_dim": 16, "num_heads": 1},
+    ),
+}
+
+
+def best_rate(chars: int, runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Characters/second of each run, best of ``repeats``, the runs interleaved so load hits all alike."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for name, run in runs.items():
+            best[name] = min(best[name], timed(run))
+    return {name: chars / seconds for name, seconds in best.items()}
+
+
+def bench_pretraining(s: Settings, model: str) -> dict[str, float]:
+    """Training chars/second fed by each pipeline, and by pre-masked batches cached in memory."""
+    texts = corpus(s.n_texts, s.max_len)
+    prep = Preprocessor(max_example_len=s.max_len).fit(texts)
+    chars = sum(min(len(t), s.max_len) for t in texts)
+    embedder_kw, pretrainer_kw = MODELS[model]
+    pretrainer = MaskedLanguagePretrainer(
+        embedder=Embedder(s.max_len, prep.n_chars, **embedder_kw), preprocessor=prep, **pretrainer_kw
+    )
+    trainer = pretrainer.training_model()
+    cached = pretrainer.dataset(texts, s.batch_size).cache()
+    trainer.fit(cached, epochs=1, verbose=0)  # traces the train step and fills the cache, untimed
+    runs = {
+        "cached": lambda: trainer.fit(cached, verbose=0),
+        "ours": lambda: trainer.fit(pretrainer.dataset(texts, s.batch_size), verbose=0),
+        "generator": lambda: trainer.fit(generator_dataset(pretrainer, texts, s.batch_size), verbose=0),
+    }
+    return best_rate(chars, runs, s.repeats)
+
+
+def bench_pipelines(s: Settings) -> dict[str, float]:
+    """Characters/second of each input pipeline alone (conversion and masking, no model)."""
+    texts = corpus(s.n_texts, s.max_len)
+    prep = Preprocessor(max_example_len=s.max_len).fit(texts)
+    pretrainer = MaskedLanguagePretrainer(
+        embedder=Embedder(s.max_len, prep.n_chars, n_filters=8), preprocessor=prep
+    )
+    runs = {
+        "ours": lambda: drain(pretrainer.dataset(texts, s.batch_size)),
+        "generator": lambda: drain(generator_dataset(pretrainer, texts, s.batch_size)),
+    }
+    return best_rate(sum(min(len(t), s.max_len) for t in texts), runs, s.repeats)
+
+
+def flat_model(composed: ComposedModel) -> keras.Model:
+    """The same layer objects (same weights) wired directly into one functional model, no nesting."""
+    ids = keras.Input((composed.embedder.max_len,), dtype="int32")
+    x = ids
+    for layer in composed.embedder.model.layers[1:]:
+        x = layer(x)
+    outputs = []
+    for component in composed.components:
+        y = x
+        for layer in component.model.layers[1:]:
+            y = layer(y)
+        outputs.append(y)
+    return keras.Model(ids, keras.layers.Concatenate()(outputs))
+
+
+def bench_inference(s: Settings) -> dict[str, float]:
+    """Median seconds of ``predict`` over the corpus for the composed and the flat model, interleaved."""
+    texts = corpus(s.n_texts, s.max_len, seed=1)
+    prep = Preprocessor(max_example_len=s.max_len).fit(texts)
+    embedder = Embedder(s.max_len, prep.n_chars)
+    a = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep)
+    b = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep)
+    composed = ComposedModel(embedder, [a.model, b.model])
+    flat = flat_model(composed)
+    x = prep.strings_to_array(texts, s.max_len)
+    assert np.allclose(composed.model.predict(x[:8], verbose=0), flat.predict(x[:8], verbose=0), atol=1e-5)
+    times: dict[str, list[float]] = {"composed": [], "flat": []}
+    for _ in range(s.repeats + 1):
+        times["composed"].append(timed(lambda: composed.model.predict(x, batch_size=s.batch_size, verbose=0)))
+        times["flat"].append(timed(lambda: flat.predict(x, batch_size=s.batch_size, verbose=0)))
+    return {name: statistics.median(values[1:]) for name, values in times.items()}  # first run traces
+
+
+def machine() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(
+            line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")
+        )
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores, TensorFlow {tf.__version__} (CPU), Keras {keras.__version__}"
+
+
+def _row(name: str, ours: float, base: float, extra: str = "") -> str:
+    return f"| {name} | {ours:,.0f} | {base:,.0f} | {ours / base:.2f}x |{extra}"
+
+
+def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> str:
+    pipes, infer = results["pipelines"], results["inference"]
+    overhead = (infer["composed"] / infer["flat"] - 1) * 100
+    command = "python benchmarks/bench_core.py" + (" --quick" if quick else "")
+    lines = [
+        "## Core",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Data: {s.n_texts} synthetic sentences (max_len {s.max_len}, some truncated), batch {s.batch_size}, "
+        f"best of {s.repeats} interleaved runs; MaskedLanguagePretrainer on an Embedder.",
+        "",
+        "| chars/second | core: tf.data, vectorised masking | per-example Python generator | ratio "
+        "| model alone (cached batches) |",
+        "|---|---:|---:|---:|---:|",
+        _row("input pipeline alone", pipes["ours"], pipes["generator"], " - |"),
+    ]
+    for model in MODELS:
+        train = results[f"train_{model}"]
+        lines.append(
+            _row(
+                f"pretraining, {model} model", train["ours"], train["generator"], f" {train['cached']:,.0f} |"
+            )
+        )
+    lines += [
+        "",
+        "| inference over the corpus | ComposedModel | same layers, one flat Keras model | overhead |",
+        "|---|---:|---:|---:|",
+        f"| median seconds of predict | {infer['composed']:.3f} | {infer['flat']:.3f} | {overhead:+.1f}% |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller corpus and fewer repeats")
+    args = parser.parse_args()
+    settings = QUICK if args.quick else FULL
+    results = {"pipelines": bench_pipelines(settings), "inference": bench_inference(settings)}
+    for model in MODELS:
+        results[f"train_{model}"] = bench_pretraining(settings, model)
+    text = report(settings, args.quick, results)
+    print(text)
+    FIGURES.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
