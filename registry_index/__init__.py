@@ -24,13 +24,16 @@ from registry_index.index import (
 )
 from registry_index.layout import (
     GITATTRIBUTES,
+    GITATTRIBUTES_PATH,
     INDEX_CONFIG_PATH,
+    LFSCONFIG_PATH,
     MANIFEST_NAME,
     component_dir,
     file_path,
     index_path,
     legacy_archive_path,
     legacy_tag,
+    lfs_object_path,
     manifest_path,
     release_tag,
 )
@@ -55,7 +58,9 @@ from registry_index.versions import format_version, is_prerelease, parse_version
 
 __all__ = [
     "GITATTRIBUTES",
+    "GITATTRIBUTES_PATH",
     "INDEX_CONFIG_PATH",
+    "LFSCONFIG_PATH",
     "MANIFEST_NAME",
     "Base",
     "FileEntry",
@@ -89,6 +94,7 @@ __all__ = [
     "is_prerelease",
     "legacy_archive_path",
     "legacy_tag",
+    "lfs_object_path",
     "load_manifest",
     "looks_like_pointer",
     "manifest_digest",

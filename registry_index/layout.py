@@ -12,6 +12,9 @@ Our layout (one folder per published version, pointer files for every item file,
 (``c`` the first character) and ``<ab>/<cd>/`` (the first four characters) for longer ones, so no index
 folder grows past a few thousand entries.
 
+A local shelf is a bare repository whose LFS objects sit where git-lfs puts them when it pushes to a local
+path: ``lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` (``lfs_object_path``).
+
 The original cclm shelf (read-only here) kept one tarball per item at a shelf-wide tag ``vX.Y.Z``:
 ``<item_type>/<identifier>.tar.gz``.
 
@@ -31,6 +34,8 @@ from registry_index.requirements import validate_name
 from registry_index.versions import format_version, parse_version
 
 MANIFEST_NAME = "cclm-manifest.json"
+GITATTRIBUTES_PATH = ".gitattributes"
+LFSCONFIG_PATH = ".lfsconfig"  # optional: lfs.url, the git-lfs convention
 INDEX_DIR = "index"
 COMPONENTS_DIR = "components"
 INDEX_CONFIG_PATH = "index/config.json"
@@ -62,6 +67,7 @@ GITATTRIBUTES = "\n".join(
     ]
 )
 
+_OID = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _ITEM_TYPE = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 
@@ -157,3 +163,10 @@ def legacy_tag(version: str | semver.Version) -> str:
 def legacy_archive_path(item_type: str, identifier: str) -> str:
     """``<item_type>/<identifier>.tar.gz`` in the original cclm shelf (read at a ``legacy_tag``)."""
     return f"{validate_item_type(item_type)}/{_name(identifier)}.tar.gz"
+
+
+def lfs_object_path(oid: str) -> str:
+    """``lfs/objects/<aa>/<bb>/<oid>`` inside a bare shelf repository, as the git-lfs client lays it out."""
+    if not isinstance(oid, str) or not _OID.fullmatch(oid):
+        raise LayoutError(f"invalid LFS oid {oid!r}: expected 64 lowercase hex digits")
+    return f"lfs/objects/{oid[:2]}/{oid[2:4]}/{oid}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 
 import pytest
@@ -11,11 +13,14 @@ from registry_index import (
     INDEX_CONFIG_PATH,
     MANIFEST_NAME,
     LayoutError,
+    LfsPointer,
     component_dir,
     file_path,
+    format_pointer,
     index_path,
     legacy_archive_path,
     legacy_tag,
+    lfs_object_path,
     manifest_path,
     parse_version,
     release_tag,
@@ -98,3 +103,34 @@ def test_gitattributes_routes_weights_and_item_files_to_lfs(tmp_path):
     )
     filters = dict(line.rsplit(": filter: ", 1) for line in result.stdout.splitlines())
     assert [filters[p] for p in paths] == ["lfs", "lfs", "lfs", "unspecified", "unspecified"]
+
+
+def git(cwd, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="git-lfs is not installed")
+def test_git_lfs_agrees_with_our_pointers_and_object_paths(tmp_path):
+    """The real client, through GITATTRIBUTES, writes our pointer bytes and stores objects at our paths."""
+    bare, work = tmp_path / "shelf.git", tmp_path / "work"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(tmp_path, "init", "-q", str(work))
+    git(work, "lfs", "install", "--local")
+    (work / ".gitattributes").write_text(GITATTRIBUTES)
+    content = b"not really weights\x00\x01"
+    relative = file_path("x", "1.0.0", "model", "model.weights.h5")
+    (work / relative).parent.mkdir(parents=True)
+    (work / relative).write_bytes(content)
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "publish x 1.0.0")
+    git(work, "remote", "add", "origin", str(bare))  # git-lfs needs a named remote to push to a path
+    git(work, "push", "-q", "origin", "HEAD:main")
+    oid = hashlib.sha256(content).hexdigest()
+    assert git(work, "show", f"HEAD:{relative}") == format_pointer(LfsPointer(oid, len(content)))
+    assert (bare / lfs_object_path(oid)).read_bytes() == content
+
+
+def test_lfs_object_path_checks_the_oid():
+    assert lfs_object_path("ab" * 32) == "lfs/objects/ab/ab/" + "ab" * 32
+    with pytest.raises(LayoutError, match="64 lowercase hex"):
+        lfs_object_path("../../etc")
