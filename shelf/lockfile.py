@@ -141,6 +141,8 @@ def public_source(source: str) -> str:
     if not parts.scheme or len(parts.scheme) == 1 or parts.scheme == "file":
         return source  # a local path (or a Windows drive letter), nothing secret in it
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     if parts.scheme == "ssh" and parts.username:

@@ -130,6 +130,7 @@ def test_credentials_never_reach_the_lockfile() -> None:
         ("ssh://git:pw@host/a.git", "ssh://git@host/a.git"),
         ("git@host:team/a.git", "git@host:team/a.git"),
         ("/srv/shelf.git", "/srv/shelf.git"),
+        ("http://tok@[::1]:8080/shelf.git", "http://[::1]:8080/shelf.git"),
         ("file:///srv/shelf.git", "file:///srv/shelf.git"),
     ],
 )
