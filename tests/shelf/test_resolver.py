@@ -254,3 +254,11 @@ def test_explainer_copes_with_one_sided_and_empty_causes(stack: LocalIndex) -> N
     assert "every other choice was ruled out" in error.message
     assert short(fingerprint("E2")) in error.message
     assert explainer.explain([]).message == "no compatible set of components exists"
+
+
+def test_why_lists_every_chain_through_a_diamond(indexes: dict[str, LocalIndex]) -> None:
+    result = resolve(["app"], indexes["index-diamond.json"])
+    chains = [[e.child for e in chain] for chain in result.why("shared")]
+    assert chains == [["app", "left", "shared"], ["app", "right", "shared"]]
+    assert {e.requirement for e in result.dependents("shared")} == {"shared>=1.2", "shared<1.5"}
+    assert [e.child for e in result.dependencies("app")] == ["left", "right"]
