@@ -215,6 +215,11 @@ class Shelf:
         if not source.mirror.exists(tag, path):
             raise NotFoundError(f"{path} is not in {source.url} at tag {tag}")
         pointer = parse_pointer(source.mirror.read_file(tag, path))
+        if self.offline and not self.store.has(pointer.oid, pointer.size):
+            raise OfflineError(
+                f"offline, and the store lacks {path} of {source.url} at tag {tag}",
+                hint="run the same call once with the network to fill the store",
+            )
         transport = source.transport(ref=tag, jobs=self.jobs)
         return str(
             install_legacy_item(

@@ -93,35 +93,70 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> 
             remaining -= len(chunk)
 
 
+def check_archive(archive: Path, label: str) -> list[str]:
+    """Read every member header of a legacy tarball and refuse unsafe ones; writes nothing."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+    except tarfile.TarError as e:
+        raise UnsafeContentError(f"{label} is not a readable tar archive: {e}") from e
+    if len(members) > MAX_MEMBERS:
+        raise UnsafeContentError(f"{label}: more than {MAX_MEMBERS} members; refusing to extract")
+    paths = [str(rel) for rel in (check_member(m, label) for m in members) if rel is not None]
+    if len(set(paths)) != len(paths):
+        raise UnsafeContentError(f"{label}: a member appears twice; refusing to extract")
+    return sorted(paths)
+
+
 def install_legacy_item(target, store, transport, identifier: str, item_type: str, tag: str, pointer) -> Path:
     """Fetch, verify and extract one legacy tarball into ``target/identifier/item_type``.
 
     The tag is part of the install record, so fetching another tag replaces the folder (the original client
-    kept whatever folder was there, whatever tag was asked for).
+    kept whatever folder was there, whatever tag was asked for). The blob is downloaded, verified and its
+    members checked before the target is touched, so a failed or refused fetch leaves nothing behind.
     """
     from shelf.install import safe_relative
     from shelf.lfs import LfsObject
 
     dest = target.component_dir(identifier) / safe_relative(item_type)
     key = f"{identifier}/{item_type}"
+    if _is_current(target.read_record(), key, tag, pointer.oid, dest):
+        return dest
+    if not store.has(pointer.oid, pointer.size):
+        transport.download([LfsObject(pointer.oid, pointer.size)], store)
+    label = f"{item_type}/{identifier}.tar.gz at {tag}"
+    check_archive(store.path(pointer.oid), label)
     with target.lock():
         record = target.read_record()
-        legacy = record.setdefault("legacy", {})
-        current = legacy.get(key)
-        if (
-            current
-            and current.get("tag") == tag
-            and current.get("oid") == pointer.oid
-            and _unchanged(dest, current)
-        ):
+        if _is_current(record, key, tag, pointer.oid, dest):
             return dest
-        if not store.has(pointer.oid, pointer.size):
-            transport.download([LfsObject(pointer.oid, pointer.size)], store)
-        label = f"{item_type}/{identifier}.tar.gz at {tag}"
+        _clear_staging(dest)
         written = extract_archive(store.path(pointer.oid), dest, label)
-        legacy[key] = {"tag": tag, "oid": pointer.oid, "files": _stats(dest, written)}
+        record.setdefault("legacy", {})[key] = {
+            "tag": tag,
+            "oid": pointer.oid,
+            "files": _stats(dest, written),
+        }
         target.write_record(record)
     return dest
+
+
+def _is_current(record: dict, key: str, tag: str, oid: str, dest: Path) -> bool:
+    current = record.get("legacy", {}).get(key)
+    return (
+        bool(current)
+        and current.get("tag") == tag
+        and current.get("oid") == oid
+        and _unchanged(dest, current)
+    )
+
+
+def _clear_staging(dest: Path) -> None:
+    """Remove staging and trash folders an interrupted extraction of ``dest`` left (never trusted)."""
+    if dest.parent.is_dir():
+        for pattern in (f".staging-{dest.name}-*", f".trash-{dest.name}-*"):
+            for debris in dest.parent.glob(pattern):
+                shutil.rmtree(debris, ignore_errors=True)
 
 
 def _stats(folder: Path, files: list[str]) -> dict[str, list[int]]:

@@ -221,3 +221,58 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
         timeout=120,
         check=False,
     )
+
+
+def legacy_config(chars: str, max_len: int) -> dict:
+    """A preprocessor config in the original cclm format: string ids in char_rev, ids from 4, no 'format'."""
+    char_dict = {ch: i + 4 for i, ch in enumerate(chars)}
+    return {
+        "char_rev": {str(i): ch for ch, i in char_dict.items()},
+        "char_dict": char_dict,
+        "max_example_len": max_len,
+    }
+
+
+def tarball(path: Path, members: dict[str, bytes]) -> Path:
+    """A gzipped tarball of regular files (what the original shelf published per item)."""
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def legacy_shelf(root: Path, releases: dict[str, dict[str, Path]]) -> Path:
+    """A shelf in the ORIGINAL layout, built and pushed with the real git-lfs client.
+
+    ``releases`` maps a shelf-wide tag (``v0.1.1``) to the archives it holds (``{"preprocessor/x.tar.gz":
+    path}``). The work tree tracks ``*.tar.gz`` with git-lfs; pushing to the bare repository (a named
+    remote on a local path) puts the objects in ``<bare>/lfs/objects``. Returns the bare repository.
+    """
+    bare, work = root / "legacy-shelf.git", root / "legacy-work"
+    git("init", "-q", "--bare", "-b", "main", str(bare), cwd=root)
+    git("init", "-q", "-b", "main", str(work), cwd=root)
+    git("lfs", "install", "--local", cwd=work)
+    git("lfs", "track", "*.tar.gz", cwd=work)
+    for tag, archives in releases.items():
+        for rel, source in archives.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, work / rel)
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "-m", f"Release {tag}", cwd=work)
+        git("tag", tag, cwd=work)
+    git("remote", "add", "origin", str(bare), cwd=work)
+    git("push", "-q", "origin", "main", "--tags", cwd=work)
+    return bare
+
+
+def pointer_oid(bare: Path, ref: str, path: str) -> str:
+    """The object id an LFS pointer file names, read from a bare repository."""
+    text = git("show", f"{ref}:{path}", cwd=bare)
+    return next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("oid sha256:"))
