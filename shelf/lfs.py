@@ -232,6 +232,18 @@ def _parse_expiry(raw: Mapping[str, Any], now: float) -> float | None:
     return None
 
 
+def _parse_actions(raw_actions: Mapping[str, Any], now: float) -> dict[str, Action]:
+    return {
+        name: Action(
+            str(raw["href"]),
+            {str(k): str(v) for k, v in (raw.get("header") or {}).items()},
+            _parse_expiry(raw, now),
+        )
+        for name, raw in raw_actions.items()
+        if isinstance(raw, dict) and raw.get("href")
+    }
+
+
 def _unique(objects: Iterable[LfsObject]) -> list[LfsObject]:
     return list(dict.fromkeys(objects))
 
@@ -425,25 +437,26 @@ class LfsClient:
         self, data: dict[str, Any], asked: list[LfsObject], operation: str
     ) -> list[ObjectAction]:
         now = self._clock()
-        answers: dict[str, ObjectAction] = {}
+        answers: dict[str, Mapping[str, Action]] = {}
         failures: list[tuple[str, int, str]] = []
         for item in data["objects"]:
-            oid = str(item.get("oid", ""))
-            if item.get("error"):
-                error = item["error"]
-                failures.append((oid, int(error.get("code", 0)), redact(str(error.get("message", "")))))
-                continue
-            actions = {
-                name: Action(str(raw["href"]), dict(raw.get("header") or {}), _parse_expiry(raw, now))
-                for name, raw in (item.get("actions") or {}).items()
-                if isinstance(raw, dict) and raw.get("href")
-            }
-            answers[oid] = ObjectAction(LfsObject(oid, int(item.get("size", 0))), actions)
+            try:
+                oid = str(item.get("oid", ""))
+                if item.get("error"):
+                    error = item["error"]
+                    failures.append((oid, int(error.get("code", 0)), redact(str(error.get("message", "")))))
+                else:
+                    answers[oid] = _parse_actions(item.get("actions") or {}, now)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise TransportError(
+                    f"the LFS server at {safe_url(self.endpoint)} sent a malformed batch answer: {exc}"
+                ) from None
         answered = answers.keys() | {oid for oid, _, _ in failures}
         failures += [(o.oid, 0, "the server did not answer for it") for o in asked if o.oid not in answered]
         if failures:
             raise self._batch_error(failures, operation)
-        return [ObjectAction(o, answers[o.oid].actions) for o in asked]
+        # Sizes and oids come from what we asked for, never from the server.
+        return [ObjectAction(o, answers[o.oid]) for o in asked]
 
     def _batch_error(self, failures: list[tuple[str, int, str]], operation: str) -> ShelfError:
         where = safe_url(self.endpoint)

@@ -301,6 +301,9 @@ class _FaultHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.server.malformed_batch:
+            answer = {"objects": [{"oid": o["oid"], "actions": "none"} for o in body["objects"]]}
+            return self._send(200, json.dumps(answer).encode())
         base = f"http://127.0.0.1:{self.server.server_port}"
         objects = [
             {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}?jwt=SECRET", "expires_in": 60}}}
@@ -345,6 +348,7 @@ class _FaultServer(ThreadingHTTPServer):
         self.blobs: dict[str, bytes] = {}
         self.script: list[object] = []
         self.ranges: list[str | None] = []
+        self.malformed_batch = False
 
     def add(self, data: bytes) -> LfsObject:
         obj = _blob(data)
@@ -396,6 +400,14 @@ def test_broken_connection_resumes_with_a_real_206(faults: _FaultServer, store: 
     assert faults.ranges == [None, "bytes=50000-"]
     assert report.bytes_transferred == len(data)  # half, then the other half
     assert store.path(obj.oid).read_bytes() == data
+
+
+@network
+def test_malformed_batch_answer_is_a_transport_error(faults: _FaultServer, store: BlobStore) -> None:
+    obj = faults.add(b"abc")
+    faults.malformed_batch = True
+    with pytest.raises(TransportError, match="malformed batch answer"):
+        LfsClient(faults.endpoint, retry=FAST).download([obj], store)
 
 
 @network
