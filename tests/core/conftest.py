@@ -52,6 +52,8 @@ def trained(prep):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keras' TF backend warns on every numpy conversion under numpy 2; keep core test output readable."""
     here = Path(__file__).parent
+    if not items or not items[0].config.pluginmanager.has_plugin("warnings"):
+        return
     quiet = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
     for item in items:
         if here in Path(str(item.fspath)).parents:

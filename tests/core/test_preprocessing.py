@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cclm_core.errors import DataError, FormatError, UnsupportedFormatError
 from cclm_core.fingerprint import vocab_fingerprint
@@ -139,3 +141,20 @@ def test_fits_a_hugging_face_dataset(texts):
     assert Preprocessor(max_example_len=32).fit(two, text_column="b").char_dict == from_list.char_dict
     with pytest.raises(DataError, match="no column 'c'"):
         Preprocessor(max_example_len=32).fit(two, text_column="c")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), min_size=1, max_size=6),
+    st.lists(st.text(max_size=20), max_size=8),
+    st.integers(1, 16),
+)
+def test_vectorised_ids_match_a_per_character_lookup(fit_on, texts, length):
+    if not "".join(fit_on):
+        fit_on = ["a"]
+    prep = Preprocessor(max_example_len=length).fit(fit_on)
+    expected = [
+        [prep.char_dict.get(ch, UNKNOWN_ID) for ch in t[:length]] + [PAD_ID] * (length - len(t[:length]))
+        for t in texts
+    ]
+    assert prep.strings_to_array(texts, length).tolist() == expected
