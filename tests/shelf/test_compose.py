@@ -1,0 +1,77 @@
+"""Composing installed components: shapes, selection, and refusal of a foreign base before weights load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cclm_core.errors import IncompatibleComponentError
+from shelf.api import Shelf
+from shelf.compose import check_stack, compose_installed, find_stack
+from shelf.errors import NotFoundError
+from tests.support.shelves import (
+    BASE,
+    CHARS,
+    CHARS_DIM,
+    FOREIGN,
+    MAX_LEN,
+    MLM,
+    MLM_DIM,
+    VERSION,
+    publish_folder,
+    published_shelf,
+    saved_stack,
+)
+
+
+@pytest.fixture
+def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
+    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+
+
+def test_installed_components_compose_into_one_model(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    composed = compose_installed(target=target)
+    x = composed.preprocessor.string_to_array("cclm is neat", composed.preprocessor.max_example_len)
+    assert tuple(composed.model(x).shape) == (1, MAX_LEN, MLM_DIM + CHARS_DIM)
+    only = compose_installed([CHARS], target=target)
+    assert tuple(only.model(x).shape) == (1, MAX_LEN, CHARS_DIM)
+    assert check_stack(find_stack(target))["output_dim"] == MLM_DIM + CHARS_DIM
+
+
+def test_a_component_on_another_embedder_is_refused_before_weights_load(
+    shelf_path: Path, tmp_path: Path, tmp_path_factory, monkeypatch
+) -> None:
+    stack = saved_stack(tmp_path_factory)
+    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=tmp_path / "publisher")
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(shelf_path)).install(FOREIGN, target=target)
+
+    def must_not_load(*_args, **_kwargs):
+        raise AssertionError("weights were loaded before the bases were checked")
+
+    monkeypatch.setattr("cclm_core.component.load_component", must_not_load)
+    monkeypatch.setattr("cclm_core.models.Embedder.load", must_not_load)
+    with pytest.raises(IncompatibleComponentError) as info:
+        compose_installed(target=target)
+    message = str(info.value)
+    embedder = json.loads((target / BASE / "cclm-manifest.json").read_text())["provides"]["embedder"]
+    foreign_base = json.loads((target / FOREIGN / "cclm-manifest.json").read_text())["base"]["embedder"]
+    assert f"component {FOREIGN} {VERSION} needs embedder {foreign_base[:19]}" in message
+    assert f"but the embedder is {embedder[:19]}" in message
+    assert MLM not in message  # the matching component is not blamed
+
+
+def test_composing_needs_exactly_one_embedder_and_a_component(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    with pytest.raises(NotFoundError, match="not installed"):
+        compose_installed([MLM], target=target)
+    Shelf(str(shelf_path)).install(BASE, target=target)
+    with pytest.raises(NotFoundError, match="no component to compose"):
+        compose_installed(target=target)
+    with pytest.raises(NotFoundError, match=f"not installed in {target}: {CHARS}"):
+        compose_installed([CHARS], target=target)
