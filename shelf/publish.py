@@ -109,13 +109,38 @@ def snapshot(items: dict[str, Path], store: BlobStore) -> list[SnapshotFile]:
     files = []
     for item, folder in sorted(items.items()):
         for rel, path in walk_item(folder):
-            before = path.stat()
+            before = _state(path)
             oid = store.add_file(path)
-            after = path.stat()
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                raise PublishError(f"{path} changed while it was being published", hint="publish again")
-            files.append(SnapshotFile(item, rel, oid, after.st_size))
+            if _state(path) != before:
+                raise _changed([path])
+            files.append(SnapshotFile(item, rel, oid, before[0]))
     return files
+
+
+def _state(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def folder_state(items: dict[str, Path]) -> dict[Path, tuple[int, int, int]]:
+    """Size, modification time and inode of every file of the items, to notice changes later."""
+    return {path: _state(path) for folder in items.values() for _rel, path in walk_item(folder)}
+
+
+def check_unchanged(items: dict[str, Path], before: dict[Path, tuple[int, int, int]]) -> None:
+    """Refuse a publish whose files changed between fingerprinting and hashing."""
+    after = folder_state(items)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        raise _changed(changed)
+
+
+def _changed(paths: Sequence[Path]) -> PublishError:
+    listed = ", ".join(str(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
+    return PublishError(
+        f"files changed while they were being published: {listed}",
+        hint="wait until the model is saved completely, then publish again",
+    )
 
 
 @dataclass(frozen=True)
@@ -265,9 +290,13 @@ def publish(
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     items = find_items(Path(folder))
+    before = folder_state(items)
     described = describe_items(items)
-    progress(f"hashing {sum(1 for _ in items)} item(s) of {folder}")
+    base_and_provides(described)  # refuse items that disagree on their base before hashing anything
+    progress(f"hashing {len(items)} item(s) of {folder}")
     files = snapshot(items, store)
+    # The manifest's fingerprints come from the folder, the uploads from the snapshot: both must agree.
+    check_unchanged(items, before)
     manifest = build_manifest(info, described, files)
     data = dump_manifest(manifest)
     digest = manifest_digest(data)
@@ -284,13 +313,39 @@ def publish(
             report.commit = _push(source, manifest, data, entry, files)
             source.reread()
             return report
-        except PushRejected:
+        except PushRejected as e:
+            _retry_or_raise(e, f"publishing {info.name} {info.version}")
             progress("the shelf moved on while publishing; retrying on top of it")
             source.mark_stale()
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
         hint="the shelf is busy; try again",
     )
+
+
+# How git names a refusal because the shelf moved on since it was read (or another push held its refs at
+# that moment); anything else, such as a hook declining, will not pass on retry.
+_MOVED_ON = (
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+    "already exists",
+    "atomic push failed",
+    "atomic transaction failed",
+    "failed to update ref",
+    "cannot lock ref",
+)
+
+
+def _retry_or_raise(rejected: PushRejected, doing: str) -> None:
+    """Return when the push lost a race (worth retrying on the new head); raise when the shelf refused it."""
+    reasons = rejected.reasons or {}
+    if reasons and all(any(m in why for m in _MOVED_ON) for why in reasons.values()):
+        return
+    raise PublishError(
+        f"{doing}: the shelf refused the push, nothing was changed ({rejected.message})",
+        hint="the shelf's hooks or permissions refuse this update; ask its owner",
+    ) from rejected
 
 
 def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport) -> bool:
@@ -370,7 +425,8 @@ def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
                 parent=source.head,
                 branch=source.branch,
             )
-        except PushRejected:
+        except PushRejected as e:
+            _retry_or_raise(e, f"yanking {name} {version}")
             source.mark_stale()
             continue
         source.reread()

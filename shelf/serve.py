@@ -8,8 +8,10 @@ git-lfs clients of the git URL find the blobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +24,10 @@ from shelf.errors import ConfigError, TransportError
 
 LFS_ORG = "cclm"
 STARTUP_SECONDS = 30.0
+# Sync workers, one request each: giftless sets up its authenticators lazily on a worker's first request,
+# and with threads a concurrent first request can see the list before the pre-authorized action provider
+# is added, then fail a per-object upload or download with 403.
+LFS_WORKERS = 4
 
 
 @dataclass
@@ -32,14 +38,15 @@ class Servers:
     workdir: Path | None = None
 
     def stop(self) -> None:
+        """Stop both servers and everything they started (each runs in its own process group)."""
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
+            _signal_group(process, signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -48,6 +55,12 @@ class Servers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signal the process group a server leads, so workers and forked children go with it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
 
 
 def free_port(host: str) -> int:
@@ -140,7 +153,11 @@ def _start_git_daemon(shelf: Path, host: str, port: int) -> subprocess.Popen:
     ]
     # Readiness probes connect and hang up, which git daemon reports on stderr: keep that out of sight.
     return subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -155,14 +172,12 @@ def _start_giftless(shelf: Path, host: str, port: int, workdir: Path) -> subproc
         "--bind",
         f"{host}:{port}",
         "--workers",
-        "2",
-        "--threads",
-        "4",
+        str(LFS_WORKERS),
         "--log-level",
         "warning",
         "giftless.wsgi_entrypoint:app",
     ]
-    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, cwd=workdir)
+    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True)
 
 
 def point_lfs_url(source, lfs_url: str) -> bool:
