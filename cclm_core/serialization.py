@@ -8,9 +8,11 @@ built-in nor one of this core's registered layers. Keras' own safe mode then doe
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 
 import cclm_core.layers  # noqa: F401  (registers the custom layers the configs name)
@@ -79,10 +81,41 @@ def save_weights(model: keras.Model, path: Path) -> None:
     model.save_weights(str(path), overwrite=True)
 
 
+def _layout(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every weight in a ``.weights.h5`` file: its path in the file and its shape."""
+    found: dict[str, tuple[int, ...]] = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda n, o: found.__setitem__(n, o.shape) if isinstance(o, h5py.Dataset) else None)
+    return found
+
+
+def check_weights_layout(model: keras.Model, path: Path) -> None:
+    """Refuse a weights file whose weights are not exactly the model's.
+
+    Keras skips groups it cannot match (with only a warning) and would leave those layers with fresh
+    random weights; a file for another model must be an error instead.
+    """
+    with tempfile.TemporaryDirectory(prefix="cclm-layout-") as tmp:
+        expected = Path(tmp) / "expected.weights.h5"
+        model.save_weights(str(expected))
+        want = _layout(expected)
+    try:
+        have = _layout(path)
+    except OSError as e:
+        raise FormatError(f"{path} cannot be loaded: {e}", hint="the file is corrupt") from e
+    if have != want:
+        differ = sorted(set(have.items()) ^ set(want.items()))[0][0]
+        raise FormatError(
+            f"{path} cannot be loaded: its weights differ from the model's (first: {differ})",
+            hint="the weights file belongs to another model",
+        )
+
+
 def load_weights(model: keras.Model, path: Path) -> None:
     """Load ``path`` into ``model``, naming the file in the error when it is missing or does not fit."""
     if not Path(path).is_file():
         raise FormatError(f"{path} is missing", hint="the weights file must sit beside its config")
+    check_weights_layout(model, path)
     try:
         model.load_weights(str(path))
     except (OSError, ValueError, KeyError) as e:
