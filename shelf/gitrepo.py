@@ -603,12 +603,20 @@ class ShelfMirror:
         return names
 
     def _record_push(self, commit: str, branch: str, tags: Sequence[str]) -> None:
-        """Move the mirror's refs as the remote's moved, so readers see the commit before the next fetch."""
-        lines = [
-            f"update refs/heads/{branch} {commit}",
-            *(f"update refs/tags/{tag} {commit}" for tag in tags),
-        ]
-        self._git("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
+        """Move the mirror's refs as the remote's moved, so readers see the commit before the next fetch.
+
+        Another process sharing this mirror may have fetched or pushed meanwhile: the branch only moves
+        forward (compare-and-swap from a value ``commit`` descends from), never back to an older commit.
+        """
+        lines = [f"update refs/tags/{tag} {commit}" for tag in tags]
+        current = self._rev(f"refs/heads/{branch}")
+        if current is None:
+            lines.append(f"create refs/heads/{branch} {commit}")
+        elif self._git("merge-base", "--is-ancestor", current, commit, check=False).returncode == 0:
+            lines.append(f"update refs/heads/{branch} {commit} {current}")
+        if lines:
+            # A lost race leaves the mirror behind the remote, which the next fetch mends; nothing to raise.
+            self._git("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode(), check=False)
 
 
 _AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")

@@ -342,6 +342,16 @@ def test_large_push_over_http_is_streamed(shelf_repo: Path) -> None:
     assert remote_files(shelf_repo)["big.bin"] == big
 
 
+def test_shared_mirror_never_moves_back(shelf_repo: Path) -> None:
+    one, two = ShelfMirror.open(shelf_repo), ShelfMirror.open(shelf_repo)  # one mirror folder, two users
+    first = one.commit_and_push({"x": b"1"}, "x", parent=one.head(), branch="main")
+    second = two.commit_and_push({"y": b"2"}, "y", parent=two.head(), branch="main")
+
+    one._record_push(first, "main", [])  # a late record of the older push
+
+    assert one.head() == two.head() == second == remote_refs(shelf_repo)["refs/heads/main"]
+
+
 def test_file_may_replace_a_folder(shelf_repo: Path) -> None:
     mirror = ShelfMirror.open(shelf_repo)
 
