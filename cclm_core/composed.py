@@ -72,6 +72,7 @@ class ComposedModel:
 
     def _check(self) -> None:
         """Refuse components of the wrong width, or trained on another embedder (when known)."""
+        self._check_preprocessor()
         problems = [
             f"component #{i} takes vectors of width {c.input_dim} "
             f"but the embedder gives {self.embedder.output_dim}"
@@ -90,6 +91,19 @@ class ComposedModel:
                         f"but the embedder is {short(fingerprint)}",
                         hint="compose components trained on this embedder",
                     )
+
+    def _check_preprocessor(self) -> None:
+        """Ids from a preprocessor with another vocabulary size or length would not fit the embedder."""
+        prep = self.preprocessor
+        if prep is None:
+            return
+        if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
+            raise IncompatibleComponentError(
+                f"the preprocessor has n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
+                f"but the embedder expects n_chars {self.embedder.n_chars} "
+                f"and max_len {self.embedder.max_len}",
+                hint="attach the Preprocessor the embedder was built with",
+            )
 
     def _build(self) -> keras.Model:
         ids = keras.Input((self.embedder.max_len,), dtype="int32", name="char_ids")

@@ -8,8 +8,9 @@ example. The embedder is trained too: its layers are the same objects the pretra
 Without a ``preprocessor``, ``fit`` builds one from the data it is given, exactly as
 ``Preprocessor(max_example_len=embedder.max_len).fit(data)`` would (same data, same vocabulary), and
 refuses to train if that vocabulary's ``n_chars`` differs from the embedder's; pass the preprocessor
-the embedder was made with to train on other data. Texts longer than ``embedder.max_len`` are
-truncated.
+the embedder was made with to train on other data. A preprocessor built this way is kept (as
+``.preprocessor``) and reused by later calls to ``fit``, so ids stay the same across calls.
+Texts longer than ``embedder.max_len`` are truncated.
 """
 
 from __future__ import annotations

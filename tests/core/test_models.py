@@ -20,6 +20,7 @@ from cclm_core.layers import (  # noqa: E402
     TransformerBlock,
 )
 from cclm_core.models import ComposedModel, Embedder  # noqa: E402
+from cclm_core.preprocessing import Preprocessor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,9 @@ def test_component_from_another_embedder_is_refused(trained, prep, tmp_path):
         ComposedModel(narrow, [mlm.model])
     with pytest.raises(IncompatibleComponentError, match="at least one component"):
         ComposedModel(embedder, [])
+    other = Preprocessor(max_example_len=prep.max_example_len).fit(["only a few letters"])
+    with pytest.raises(IncompatibleComponentError, match=f"but the embedder expects n_chars {prep.n_chars}"):
+        ComposedModel(embedder, [mlm.model], other)
 
 
 def test_composed_load_checks_bases_before_building(trained, tmp_path):
