@@ -205,11 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     text = table(peaks, giftless, floor)
     print(text)
-    if not args.no_write:
+    if not (args.no_write or args.quick):  # a smoke run never replaces the figures
         command = ".venv/bin/python benchmarks/bench_memory.py" + (" --quick" if args.quick else "")
         body = f"Command: `{command}`; peak RSS in MB (10^6 bytes), wall time in brackets.\n\n"
         body += f"Machine:\n{machine_lines(machine())}\n\n{text}"
-        write_section("memory-quick" if args.quick else "memory", body)
+        write_section("memory", body)
     return 0
 
 

@@ -299,6 +299,9 @@ def base_env(work: Path) -> dict[str, str]:
     gitconfig = work / "gitconfig"
     gitconfig.write_text("[user]\n\tname = bench\n\temail = bench@cclm-shelf.invalid\n", encoding="utf-8")
     env.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HOME=str(work / "home"))
+    # An installed package has its bytecode cached; without this, every CLI start recompiles the project.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     (work / "home").mkdir(exist_ok=True)
     subprocess.run(["git", "lfs", "install", "--skip-repo"], env=env, check=True, capture_output=True)
     return env
@@ -431,6 +434,50 @@ def mirrored_cache(bench: Bench) -> Path:
     return run / "cache"
 
 
+def warm_up(bench: Bench) -> None:
+    """One install before timing: bytecode cached, servers and page cache warm for every contender."""
+    run = bench.run_dir("warm-up")
+    timed(install_cmd(bench, small_name(0), run / "cache", run / "target"), bench.env)
+    shutil.rmtree(run)
+
+
+def fetch_new_mirror(bench: Bench, options: Sequence[str], refspecs: Sequence[str]) -> float:
+    """Seconds to fetch the shelf into a new bare repository with these options and refspecs."""
+    mirror = bench.run_dir("mirror") / "mirror.git"
+    subprocess.run(["git", "init", "--bare", "--quiet", str(mirror)], env=bench.env, check=True)
+    args = ["git", "--git-dir", str(mirror), "fetch", "--quiet", "--no-write-fetch-head", *options]
+    elapsed = timed([*args, bench.git_url, *refspecs], bench.env)
+    shutil.rmtree(mirror.parent)
+    return elapsed
+
+
+# What ShelfMirror fetches today (every branch and tag, full history), and the least an install needs.
+FULL_FETCH = (("--prune",), ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/x/HEAD"))
+SHALLOW_FETCH = (("--depth=1", "--no-tags"), ("+HEAD:refs/heads/main",))
+IMPORTS = "import shelf.api, shelf.lfs, shelf.resolver, shelf.commands.installing, jsonschema"
+
+
+def measure_parts(bench: Bench) -> list[tuple[str, list[float]]]:
+    """Where a cold install's fixed costs go: interpreter, imports, the metadata mirror's first fetch."""
+    parts: dict[str, Callable[[], float]] = {
+        "python -c pass": lambda: timed([sys.executable, "-c", "pass"], bench.env),
+        "python + the install path's imports": lambda: timed([sys.executable, "-c", IMPORTS], bench.env),
+        "new mirror: fetch as ShelfMirror does (all refs, full history)": lambda: fetch_new_mirror(
+            bench, *FULL_FETCH
+        ),
+        "new mirror: git fetch --depth=1 --no-tags HEAD": lambda: fetch_new_mirror(bench, *SHALLOW_FETCH),
+        "git clone (no LFS content)": lambda: _and_clean(bench, lambda: _clone(bench)),
+    }
+    return [(label, [work() for _ in range(bench.sizes.small_runs)]) for label, work in parts.items()]
+
+
+def _clone(bench: Bench) -> float:
+    run = bench.run_dir("clone")
+    return timed(
+        ["git", "clone", "--quiet", bench.git_url, run / "clone"], dict(bench.env, GIT_LFS_SKIP_SMUDGE="1")
+    )
+
+
 # Measuring ----------------------------------------------------------------------------------------------
 
 
@@ -548,12 +595,23 @@ def write_section(key: str, body: str, path: Path = FIGURES) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def report(rows: Sequence[Row], info: dict[str, str], command: str, setup_s: float) -> str:
+def parts_table(parts: Sequence[tuple[str, list[float]]], bench_sizes: Sizes) -> str:
+    lines = [
+        f"| fixed cost ({bench_sizes.small_components + 1} publications on the shelf) | median | runs (s) |"
+    ]
+    lines.append("|---|---|---|")
+    for label, values in parts:
+        lines.append(f"| {label} | {fmt_seconds(values)} | {', '.join(f'{v:.3f}' for v in values)} |")
+    return "\n".join(lines)
+
+
+def report(rows: Sequence[Row], parts: str, info: dict[str, str], command: str, setup_s: float) -> str:
     return "\n\n".join(
         [
             f"Command: `{command}` (setup {setup_s:.0f} s; every row is the median of its runs).",
             "Machine:\n" + machine_lines(info),
             table(rows),
+            parts,
             "Every run:\n" + runs_detail(rows),
         ]
     )
@@ -588,16 +646,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with serve.start(bench.shelf) as servers:
             bench.git_url, bench.lfs_url = servers.git_url, servers.lfs_url
             build_shelf(bench)
+            warm_up(bench)
             setup_s = time.perf_counter() - started
             rows = measure_big(bench) + measure_small(bench)
+            parts = parts_table(measure_parts(bench), sizes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     command = ".venv/bin/python benchmarks/bench_transfer.py" + (" --quick" if args.quick else "")
-    text = report(rows, machine(), command + (f" --runs {args.runs}" if args.runs else ""), setup_s)
+    text = report(rows, parts, machine(), command + (f" --runs {args.runs}" if args.runs else ""), setup_s)
     print(table(rows))
+    print(parts)
     print(f"total {time.perf_counter() - started:.0f} s")
-    if not args.no_write:
-        write_section("transfer-quick" if args.quick else "transfer", text)
+    if not (args.no_write or args.quick):  # a smoke run never replaces the figures
+        write_section("transfer", text)
         print(f"wrote {FIGURES}")
     return 0
 
