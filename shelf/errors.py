@@ -7,6 +7,7 @@
     ├── TransportError              talking to a git remote or an LFS server failed
     │   ├── AuthError               401/403: credentials missing or refused
     │   └── GitError                a git command failed
+    │       └── PushRejected        the shelf moved on (or a tag exists): nothing changed, retry
     ├── IntegrityError              bytes do not match their sha256 or size
     ├── UnsafeContentError          a path, archive member or file would escape or run code
     ├── ResolutionError             no compatible set of components exists
@@ -59,6 +60,20 @@ class AuthError(TransportError):
 
 class GitError(TransportError):
     pass
+
+
+class PushRejected(GitError):
+    """The remote refused an atomic update: the branch moved on or a tag already exists.
+
+    ``reasons`` maps each refused ref to git's reason (``stale info``, ``fetch first``, ``already exists``).
+    Nothing changed on the remote; the caller may refresh its mirror and retry.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, reasons: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.reasons = dict(reasons or {})
 
 
 class IntegrityError(ShelfError):

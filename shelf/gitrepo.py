@@ -41,6 +41,7 @@ from shelf.errors import (
     GitError,
     NotFoundError,
     OfflineError,
+    PushRejected,
     TransportError,
     UnsafeContentError,
 )
@@ -74,18 +75,6 @@ _REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh"})
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 _RETRY_HINT = "refresh the shelf (someone else published first) and try again"
-
-
-class PushRejected(GitError):
-    """The remote refused the atomic update: the branch moved on or a tag already exists.
-
-    ``reasons`` maps each refused ref to git's reason (``stale info``, ``fetch first``, ``already exists``).
-    Nothing changed on the remote; the caller may refresh its mirror and retry.
-    """
-
-    def __init__(self, message: str, *, hint: str | None = None, reasons: Mapping[str, str] | None = None):
-        super().__init__(message, hint=hint)
-        self.reasons = dict(reasons or {})
 
 
 @dataclass(frozen=True)
