@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -46,5 +47,7 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     click.echo(f"took             {result.seconds:.1f} s")
     click.echo("")
     click.echo("next, in any folder:")
-    click.echo(f"  cclm-shelf install {names}")
+    # Name the shelf unless it is the default one, so the command works as printed in any folder.
+    shelf_option = f"--shelf {shlex.quote(result.shelf)} " if opts.shelf else ""
+    click.echo(f"  cclm-shelf {shelf_option}install {names}")
     click.echo('  python -c "from shelf.compose import compose_installed as c; c().model.summary()"')

@@ -1,0 +1,56 @@
+"""``cclm-shelf quickstart --small`` end to end in its own process, then the install command it prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cclm_shelf(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "shelf.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_quickstart_small_then_the_printed_install(tmp_path):
+    workdir = tmp_path / "qs"
+    done = cclm_shelf("quickstart", "--small", "--workdir", str(workdir), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    shape = re.search(r"composed output\s+\((\d+), (\d+), (\d+)\)", done.stdout)
+    assert shape is not None, done.stdout
+    assert (int(shape[1]), int(shape[2])) == (1, 32) and int(shape[3]) > 0
+    assert re.search(r"verified\s+7 file\(s\)", done.stdout)
+    home = Path(os.environ["CCLM_SHELF_HOME"])
+    assert {"stdlib_docs_base/v0.1.0", "stdlib_docs_mlm/v0.1.0"} <= set(
+        subprocess.run(
+            ["git", f"--git-dir={home / 'shelf.git'}", "tag"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+
+    printed = next(
+        line.strip() for line in done.stdout.splitlines() if line.strip().startswith("cclm-shelf install")
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    installed = cclm_shelf(*shlex.split(printed)[1:], cwd=elsewhere)
+    assert installed.returncode == 0, installed.stderr
+    for name in ("stdlib_docs_base", "stdlib_docs_mlm", "stdlib_docs_chars"):
+        assert (elsewhere / ".cclm" / name).is_dir()
+    verified = cclm_shelf("verify", cwd=elsewhere)
+    assert verified.returncode == 0, verified.stderr
