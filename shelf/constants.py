@@ -29,6 +29,7 @@ INSTALL_RECORD = ".cclm-shelf-install.json"
 
 # Transfer tuning.
 CHUNK_SIZE = 1 << 20  # bytes read or written at a time while streaming
+BATCH_SIZE = 100  # objects per LFS batch request (git-lfs sends at most 100; servers may refuse more)
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 RETRY_ATTEMPTS = 5

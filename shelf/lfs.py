@@ -387,12 +387,20 @@ class LfsClient:
     # Batch ------------------------------------------------------------------------------------------------
 
     def batch(self, operation: str, objects: Sequence[LfsObject]) -> list[ObjectAction]:
-        """Ask the server what to do for ``objects``, in one request; answers come in the same order."""
+        """Ask the server what to do for ``objects``; answers come in the same order.
+
+        One request carries up to ``constants.BATCH_SIZE`` objects (git-lfs's own limit, which servers
+        expect), so a typical install is one request and a huge one a few.
+        """
         if operation not in {"download", "upload"}:
             raise ConfigError(f"unknown LFS operation {operation!r}", hint="use 'download' or 'upload'")
         objects = _unique(objects)
-        if not objects:
-            return []
+        answers: list[ObjectAction] = []
+        for start in range(0, len(objects), constants.BATCH_SIZE):
+            answers += self._batch_once(operation, objects[start : start + constants.BATCH_SIZE])
+        return answers
+
+    def _batch_once(self, operation: str, objects: Sequence[LfsObject]) -> list[ObjectAction]:
         body = {
             "operation": operation,
             "transfers": ["basic"],

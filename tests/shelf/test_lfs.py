@@ -498,3 +498,21 @@ def test_git_lfs_reads_objects_uploaded_locally(tmp_path: Path) -> None:
     ]  # fmt: skip
     _git(*lfs_filter, "clone", "-q", str(bare), str(clone), cwd=tmp_path)
     assert (clone / "model.bin").read_bytes() == data
+
+
+@network
+def test_large_batches_are_split_at_the_git_lfs_limit(
+    giftless: GiftlessServer, store: BlobStore, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch
+) -> None:
+    from shelf import constants
+
+    monkeypatch.setattr(constants, "BATCH_SIZE", 4)
+    pairs = _files(tmp_path / "src", 10, size=100)
+    session, seen = _counting_session()
+    client = LfsClient(giftless.endpoint("org", _repo(request)), session=session, jobs=4)
+    client.upload(pairs)
+    assert sum(s.endswith("/objects/batch") for s in seen) == 3  # 4 + 4 + 2
+    seen.clear()
+    down = client.download([o for o, _ in pairs], store)
+    assert sum(s.endswith("/objects/batch") for s in seen) == 3
+    assert sorted(down.downloaded) == sorted(o.oid for o, _ in pairs)
