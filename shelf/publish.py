@@ -101,7 +101,8 @@ def walk_item(folder: Path) -> list[tuple[str, Path]]:
         for name in filenames:
             path = Path(dirpath) / name
             found.append((path.relative_to(folder).as_posix(), path))
-    return sorted(found)
+    # The publish file describes the package; it is not part of the item saved beside it.
+    return sorted(f for f in found if f[0] != METADATA_FILE)
 
 
 def snapshot(items: dict[str, Path], store: BlobStore) -> list[SnapshotFile]:
@@ -163,9 +164,34 @@ def read_metadata_file(folder: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise PublishError(f"{path} is not valid TOML: {e}") from e
+    _check_metadata_types(path, data)
+    return data
+
+
+_METADATA_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "version": (str, 'a string such as "0.1.0"'),
+    "summary": (str, "a string"),
+    "license": (str, "a string"),
+    "requires": (list, "a list of requirement strings"),
+    "training": (dict, "a table"),
+}
+
+
+def _check_metadata_types(path: Path, data: dict) -> None:
+    for key, (kind, what) in _METADATA_TYPES.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise PublishError(
+                f"{path}: {key!r} must be {what}, not {value!r}", hint=f"fix {key} in {path.name}"
+            )
+    if any(not isinstance(r, str) for r in data.get("requires", [])):
+        raise PublishError(
+            f"{path}: every entry of 'requires' must be a string", hint='e.g. requires = ["base==0.1.0"]'
+        )
 
 
 def describe_items(items: dict[str, Path]) -> dict[str, dict]:

@@ -69,6 +69,19 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(host: str, port: int, option: str) -> None:
+    """Refuse a busy port up front: a readiness probe would otherwise find the other program listening."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}",
+                hint=f"choose another port with {option}",
+            ) from e
+
+
 def giftless_config(shelf: Path) -> str:
     """giftless settings: anonymous read-write, blobs in the shelf's own git-lfs folder."""
     key = os.urandom(32).hex()  # signs the short-lived per-object links giftless hands out
@@ -119,6 +132,9 @@ def _gunicorn() -> str:
 def start(shelf: Path, host: str = "127.0.0.1", git_port: int = 0, lfs_port: int = 0) -> Servers:
     """Start git daemon and giftless for the bare repository ``shelf``; returns once both listen."""
     shelf = shelf.resolve()
+    for port, option in ((git_port, "--git-port"), (lfs_port, "--lfs-port")):
+        if port:
+            check_port_free(host, port, option)
     git_port = git_port or free_port(host)
     lfs_port = lfs_port or free_port(host)
     workdir = Path(tempfile.mkdtemp(prefix="cclm-shelf-serve-"))

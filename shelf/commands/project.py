@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -65,7 +68,7 @@ def add_cmd(ctx, requirements, no_install):
 
     \b
     Starts a cclm-shelf.toml here if there is no project yet (with --shelf recorded in it). If the new
-    set does not resolve, the project file and lockfile are left as they were.
+    set does not resolve or does not install, the project file and lockfile are left as they were.
 
     \b
     Example:
@@ -73,24 +76,37 @@ def add_cmd(ctx, requirements, no_install):
     """
     from shelf.project import add_requirements
 
-    proj = project() or _start_project(ctx)
-    original = proj.path.read_bytes()
-    old_lock = lock_path(proj).read_bytes() if lock_path(proj).is_file() else None
-    try:
+    existing = project()
+    proj = existing or _start_project(ctx)
+    with _rollback_on_failure(proj, created=existing is None) as saved:
         proj = add_requirements(proj.path, requirements)
         shelf = open_shelf(ctx, proj)
-        lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(old_lock))
-    except BaseException:
-        proj.path.write_bytes(original)
-        _restore(lock_path(proj), old_lock)
-        raise
+        lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(saved.lock))
+        installed = shelf.install_locked(lock, target=proj.target).installed if not no_install else []
     click.echo(
         f"added {', '.join(requirements)} to {proj.path.name}; locked {len(lock.components)} component(s)"
     )
-    if not no_install:
-        report = shelf.install_locked(lock, target=proj.target)
-        for name, version in report.installed:
-            click.echo(f"installed {name} {version} -> {proj.target / name}")
+    for name, version in installed:
+        click.echo(f"installed {name} {version} -> {proj.target / name}")
+
+
+@dataclass(frozen=True)
+class _Saved:
+    project: bytes | None
+    lock: bytes | None
+
+
+@contextmanager
+def _rollback_on_failure(proj, created: bool = False) -> Iterator[_Saved]:
+    """Put the project file and the lockfile back as they were if the block fails (or is interrupted)."""
+    lock = lock_path(proj)
+    saved = _Saved(None if created else proj.path.read_bytes(), lock.read_bytes() if lock.is_file() else None)
+    try:
+        yield saved
+    except BaseException:
+        _restore(proj.path, saved.project)
+        _restore(lock, saved.lock)
+        raise
 
 
 def read_lock_quiet(data: bytes | None):
@@ -132,10 +148,11 @@ def remove_cmd(ctx, names, no_install):
     from shelf.project import remove_requirement
 
     proj = project(required=True)
-    for name in names:
-        proj = remove_requirement(proj.path, name)
-    shelf = open_shelf(ctx, proj)
-    lock, _ = resolve_and_lock(shelf, proj, previous=read_lock(proj))
+    with _rollback_on_failure(proj):
+        for name in names:
+            proj = remove_requirement(proj.path, name)
+        shelf = open_shelf(ctx, proj)
+        lock, _ = resolve_and_lock(shelf, proj, previous=read_lock(proj))
     click.echo(f"removed {', '.join(names)}; locked {len(lock.components)} component(s)")
     if no_install:
         return

@@ -158,6 +158,19 @@ def test_serve_command_runs_until_terminated(tmp_path):
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{lfs_port}")
 
 
+def test_busy_port_is_refused_before_starting(tmp_path):
+    from shelf.errors import ConfigError
+
+    shelf_path = Path(create_shelf(tmp_path / "team.git"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}") as raised:
+            serve.start(shelf_path, lfs_port=port)
+    assert raised.value.hint == "choose another port with --lfs-port"
+
+
 def test_serving_a_missing_shelf_is_an_error(cli, tmp_path):  # noqa: F811
     result = cli("serve", tmp_path / "nowhere.git", "--git-port", "1", "--lfs-port", "2")
     assert result.code == 1 and "error: the shelf" in result.err and "does not exist" in result.err

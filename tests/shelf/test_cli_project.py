@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -45,6 +46,26 @@ def test_failing_add_leaves_project_and_lockfile_alone(cli, stocked_shelf, proje
         assert result.code != 0 and "error: " in result.err
         assert (project_dir / "cclm-shelf.toml").read_bytes() == project_before
         assert (project_dir / "cclm-shelf.lock").read_bytes() == lock_before
+
+
+def test_failing_first_add_leaves_no_project_behind(cli, stocked_shelf, project_dir):
+    result = cli("--shelf", stocked_shelf, "add", "nothing_like_it")
+    assert result.code == 1 and "error: no component named 'nothing_like_it'" in result.err
+    assert sorted(p.name for p in project_dir.iterdir()) == []
+
+
+def test_add_that_cannot_install_is_rolled_back(cli, stocked_shelf, project_dir, saved_models, monkeypatch):
+    monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(project_dir.parent / "fresh-cache"))  # not the publisher's
+    assert cli("--shelf", stocked_shelf, "add", "base").code == 0
+    project_before = (project_dir / "cclm-shelf.toml").read_bytes()
+    lock_before = (project_dir / "cclm-shelf.lock").read_bytes()
+    weights = hashlib.sha256((saved_models / MLM / "component.weights.h5").read_bytes()).hexdigest()
+    (stocked_shelf / "lfs" / "objects" / weights[:2] / weights[2:4] / weights).unlink()  # a broken shelf
+    result = cli("add", "mlm")
+    assert result.code == 1 and "error: " in result.err and weights in result.err
+    assert (project_dir / "cclm-shelf.toml").read_bytes() == project_before
+    assert (project_dir / "cclm-shelf.lock").read_bytes() == lock_before
+    assert "added" not in result.out
 
 
 def test_remove_relocks_and_uninstalls(cli, stocked_shelf, project_dir):

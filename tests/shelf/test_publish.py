@@ -118,6 +118,24 @@ def test_name_and_version_from_the_publish_file(cli, shelf_path, models):
     assert result.code == 0, result.err
     assert "published from_file 1.2.3" in result.out
     assert "from_file/v1.2.3" in git(shelf_path, "tag")
+    files = git(shelf_path, "ls-tree", "-r", "--name-only", "main", "components/from_file/1.2.3/")
+    assert "cclm-publish.toml" not in files and "component.weights.h5" in files
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name = [unclosed", "cclm-publish.toml is not valid TOML"),
+        ('name = "x"\nversion = 1', "'version' must be a string"),
+        ('name = "x"\nversion = "0.1.0"\nrequires = "base==0.1.0"', "'requires' must be a list"),
+        ('name = "x"\nversion = "0.1.0"\nrequires = [1]', "every entry of 'requires' must be a string"),
+    ],
+    ids=["toml", "version-type", "requires-type", "requires-entry"],
+)
+def test_invalid_publish_file_is_refused(cli, shelf_path, models, text, message):
+    (models / BASE / "cclm-publish.toml").write_text(text, encoding="utf-8")
+    result = cli("--shelf", shelf_path, "publish", models / BASE)
+    assert result.code == 1 and "error: " in result.err and message in result.err
 
 
 # -- immutability and yanking ----------------------------------------------------------------------------
@@ -284,12 +302,6 @@ def test_bad_name_version_or_requirement_is_refused(cli, shelf_path, saved_model
     assert result.code == code
     assert "error: " in result.err and message in result.err
     assert shelf_refs(shelf_path) == before
-
-
-def test_invalid_publish_file_is_refused(cli, shelf_path, models):
-    (models / BASE / "cclm-publish.toml").write_text("name = [unclosed", encoding="utf-8")
-    result = cli("--shelf", shelf_path, "publish", models / BASE)
-    assert result.code == 1 and "cclm-publish.toml is not valid TOML" in result.err
 
 
 def test_folder_without_saved_items_is_refused(cli, shelf_path, tmp_path):
