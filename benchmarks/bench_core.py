@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -190,7 +189,7 @@ def flat_model(composed: ComposedModel) -> keras.Model:
 
 
 def bench_inference(s: Settings) -> dict[str, float]:
-    """Median seconds of ``predict`` over the corpus for the composed and the flat model, interleaved."""
+    """Best seconds of ``predict`` over the corpus for the composed and the flat model, interleaved."""
     texts = corpus(s.n_texts, s.max_len, seed=1)
     prep = Preprocessor(max_example_len=s.max_len).fit(texts)
     embedder = Embedder(s.max_len, prep.n_chars)
@@ -200,11 +199,13 @@ def bench_inference(s: Settings) -> dict[str, float]:
     flat = flat_model(composed)
     x = prep.strings_to_array(texts, s.max_len)
     assert np.allclose(composed.model.predict(x[:8], verbose=0), flat.predict(x[:8], verbose=0), atol=1e-5)
-    times: dict[str, list[float]] = {"composed": [], "flat": []}
-    for _ in range(s.repeats + 1):
-        times["composed"].append(timed(lambda: composed.model.predict(x, batch_size=s.batch_size, verbose=0)))
-        times["flat"].append(timed(lambda: flat.predict(x, batch_size=s.batch_size, verbose=0)))
-    return {name: statistics.median(values[1:]) for name, values in times.items()}  # first run traces
+    runs = {
+        "composed": lambda: composed.model.predict(x, batch_size=s.batch_size, verbose=0),
+        "flat": lambda: flat.predict(x, batch_size=s.batch_size, verbose=0),
+    }
+    # best of many short interleaved runs: on a shared machine the minimum is the least disturbed figure
+    rates = best_rate(1, runs, 3 * s.repeats)
+    return {name: 1 / rate for name, rate in rates.items()}
 
 
 def machine() -> str:
@@ -248,9 +249,14 @@ def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> st
         )
     lines += [
         "",
+        "The last column trains on pre-masked batches cached in memory: no input pipeline can make training",
+        "faster than that, so the training ratio is bounded by (model alone / generator). Where the model",
+        "step costs more than the generator, both pipelines keep it busy and the ratio tends to 1; the",
+        "input-pipeline row is the gain that shows once the model is fast (small models, accelerators).",
+        "",
         "| inference over the corpus | ComposedModel | same layers, one flat Keras model | overhead |",
         "|---|---:|---:|---:|",
-        f"| median seconds of predict | {infer['composed']:.3f} | {infer['flat']:.3f} | {overhead:+.1f}% |",
+        f"| best seconds of predict | {infer['composed']:.3f} | {infer['flat']:.3f} | {overhead:+.1f}% |",
         "",
     ]
     return "\n".join(lines)
