@@ -28,7 +28,7 @@ from typing import Protocol
 from filelock import FileLock
 
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, UnsafeContentError
+from shelf.errors import ConfigError, IntegrityError, NotFoundError, UnsafeContentError
 from shelf.store import BlobStore, hash_file
 
 RECORD_VERSION = 1
@@ -65,7 +65,8 @@ def safe_relative(*parts: str) -> PurePosixPath:
     """Join manifest path parts, refusing anything that could leave the component folder."""
     joined = PurePosixPath(*parts)
     bad = joined.is_absolute() or any(p in ("..", "", ".") for p in joined.parts) or "\\" in str(joined)
-    if bad or ":" in joined.parts[0]:
+    # A colon names a drive or an alternate data stream on Windows: refused everywhere, for portability.
+    if bad or ":" in str(joined):
         raise UnsafeContentError(f"refusing unsafe path {str(joined)!r} in a manifest or lockfile")
     return joined
 
@@ -78,7 +79,13 @@ class InstallTarget:
         self.record_path = self.root / constants.INSTALL_RECORD
 
     def lock(self) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot use {self.root} as an install folder: {e.strerror}",
+                hint="pass --target with a folder you can write to",
+            ) from e
         return FileLock(str(self.root / ".install.lock"))
 
     def read_record(self) -> dict:
@@ -175,6 +182,7 @@ def install_components(
     manifests: Mapping[str, bytes] | None = None,
 ) -> InstallReport:
     """Install pinned components into ``target``: fetch what the store lacks, verify, link, record."""
+    _check_paths(components)
     report = InstallReport()
     install_target = InstallTarget(target)
     # Download before touching the target at all: a refused or failed download leaves it as it was.
@@ -192,6 +200,13 @@ def install_components(
             install_target.write_record(record)
             report.installed.append((spec.name, spec.version))
     return report
+
+
+def _check_paths(components: Sequence[ComponentSpec]) -> None:
+    """Refuse a hostile manifest or lockfile path before anything is downloaded or written."""
+    for spec in components:
+        for f in spec.files:
+            safe_relative(spec.name, f.item, f.path)
 
 
 def _outdated(

@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from shelf.api import Shelf
-from shelf.errors import IntegrityError, OfflineError
+from shelf.errors import ConfigError, IntegrityError, OfflineError, UnsafeContentError
+from shelf.install import install_components
 from shelf.lockfile import load_lockfile
 from shelf.store import BlobStore
 from tests.support.shelves import (
@@ -104,7 +106,7 @@ def test_a_blob_with_wrong_bytes_is_refused_and_nothing_is_kept(shelf_path: Path
     assert _weights_oid(first, MLM) in str(info.value)
     assert not target.exists()
     assert not store.has(_weights_oid(first, MLM))
-    assert not _debris(_cache())
+    assert not _debris(_cache()) and store.verify() == []  # whatever the store kept is verified
     done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
     assert done.returncode == 1 and "error:" in done.stderr and not target.exists()
     bad.write_bytes(original)  # repaired: a later run trusts nothing the failed one left
@@ -148,7 +150,7 @@ def test_reinstall_into_the_same_target_changes_nothing(shelf_path: Path, tmp_pa
     Shelf(str(shelf_path)).install(MLM, target=target)
     before = {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
     record = (target / ".cclm-shelf-install.json").read_bytes()
-    report = Shelf(str(shelf_path)).install(MLM, target=target)
+    report = Shelf(shelf_path.as_uri()).install(MLM, target=target)  # the same shelf as a file:// URL
     assert report.installed == [] and sorted(report.unchanged) == [(BASE, VERSION), (MLM, VERSION)]
     assert {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()} == before
     assert (target / ".cclm-shelf-install.json").read_bytes() == record
@@ -167,6 +169,11 @@ def test_offline_installs_from_the_store_and_the_mirror(shelf_path: Path, tmp_pa
     done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(tmp_path / "env"), env=env)
     assert done.returncode == 0, done.stderr
     assert_installed(tmp_path / "env", BASE)
+    done = cli(
+        "--offline", "--shelf", shelf_path.as_uri(), "install", MLM, "--target", str(tmp_path / "flag")
+    )
+    assert done.returncode == 0, done.stderr
+    assert_installed(tmp_path / "flag", MLM)
 
 
 def test_offline_with_a_blob_missing_names_it_and_writes_nothing(shelf_path: Path, tmp_path: Path) -> None:
@@ -281,3 +288,45 @@ def test_eight_processes_install_overlapping_stacks_at_once(shelf_path: Path, tm
     done = cli("verify", "--target", str(target), "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["files"] == 7
     assert not _debris(target, _cache())
+
+
+@dataclass(frozen=True)
+class _File:
+    item: str
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    version: str
+    source: str
+    manifest_digest: str
+    files: tuple[_File, ...]
+
+
+@pytest.mark.parametrize(
+    "path", ["../../escaped.bin", "/etc/escaped.bin", "a/../../b.bin", "C:evil.bin", "a\\b.bin"]
+)
+def test_a_hostile_path_in_a_lockfile_is_refused_before_anything_moves(path: str, tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "cache")
+    source = tmp_path / "blob.bin"
+    source.write_bytes(b"weights")
+    oid = store.add_file(source)
+    spec = _Spec("evil", "1.0.0", "nowhere", "sha256:" + "0" * 64, (_File("component", path, oid, 7),))
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(UnsafeContentError, match="unsafe path"):
+        install_components([spec], target=tmp_path / "target", store=store, transports={})
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_target_that_is_a_file_is_a_clear_error(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("not a folder")
+    with pytest.raises(ConfigError, match="as an install folder"):
+        Shelf(str(shelf_path)).install(MLM, target=target)
+    assert target.read_text() == "not a folder"
+    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    assert done.returncode == 2 and "is a file" in done.stderr
