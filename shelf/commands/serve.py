@@ -29,8 +29,8 @@ def serve_cmd(ctx, path, host, git_port, lfs_port):
     shelf_path = Path(path) if path else Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
-    servers = serve.start(shelf_path, host, git_port, lfs_port)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop the servers on `kill` as on Ctrl-C
+    servers = serve.start(shelf_path, host, git_port, lfs_port)  # stops what it started if interrupted
     with servers:
         if serve.point_lfs_url(source, servers.lfs_url):
             click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")

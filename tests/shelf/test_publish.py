@@ -375,33 +375,40 @@ def test_publisher_behind_the_shelf_retries_on_the_new_head(shelf_path, saved_mo
     )
 
 
-@pytest.mark.parametrize("shared_cache", [False, True], ids=["own-caches", "one-cache"])
-def test_racing_publishers_both_land(shelf_path, saved_models, tmp_path, shared_cache):
-    names = ["alpha", "beta", "gamma"]
-    barrier = threading.Barrier(len(names))
+@pytest.mark.parametrize(
+    ("packages", "shared_cache"),
+    [
+        ([("alpha", "0.1.0"), ("beta", "0.1.0"), ("gamma", "0.1.0")], False),
+        ([("alpha", "0.1.0"), ("beta", "0.1.0"), ("gamma", "0.1.0")], True),
+        ([("alpha", "0.1.0"), ("alpha", "0.2.0"), ("alpha", "0.3.0")], False),
+    ],
+    ids=["own-caches", "one-cache", "one-name"],
+)
+def test_racing_publishers_all_land(shelf_path, saved_models, tmp_path, packages, shared_cache):
+    barrier = threading.Barrier(len(packages))
     errors: list[BaseException] = []
 
-    def publisher(name: str) -> None:
-        cache = tmp_path / ("cache" if shared_cache else f"cache-{name}")
-        shelf = Shelf(str(shelf_path), cache_dir=cache)
+    def publisher(number: int, name: str, version: str) -> None:
+        shelf = Shelf(str(shelf_path), cache_dir=tmp_path / ("cache" if shared_cache else f"cache-{number}"))
         source = shelf.source()
         barrier.wait()
         try:
-            publish(saved_models / BASE, PackageInfo(name, "0.1.0"), source, shelf.store)
+            publish(saved_models / BASE, PackageInfo(name, version), source, shelf.store)
         except BaseException as e:  # collected and re-raised in the test thread
             errors.append(e)
 
-    threads = [threading.Thread(target=publisher, args=(n,)) for n in names]
+    threads = [threading.Thread(target=publisher, args=(i, *p)) for i, p in enumerate(packages)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert set(git(shelf_path, "tag").split()) == {f"{n}/v0.1.0" for n in names}
+    assert set(git(shelf_path, "tag").split()) == {f"{n}/v{v}" for n, v in packages}
     source = ShelfSource(str(shelf_path), cache_dir=tmp_path / "reader")
     source.refresh()
-    assert sorted(source.index.names()) == names
-    assert len(git(shelf_path, "rev-list", "main").split()) == 1 + len(names)  # no lost commit
+    indexed = {(e.name, e.version) for n in source.index.names() for e in source.index.entries(n)}
+    assert indexed == set(packages)
+    assert len(git(shelf_path, "rev-list", "main").split()) == 1 + len(packages)  # no lost commit
     git(shelf_path, "fsck", "--strict")
 
 
