@@ -28,6 +28,7 @@ STARTUP_SECONDS = 30.0
 # and with threads a concurrent first request can see the list before the pre-authorized action provider
 # is added, then fail a per-object upload or download with 403.
 LFS_WORKERS = 4
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 @dataclass
@@ -129,9 +130,16 @@ def _gunicorn() -> str:
     return found
 
 
-def start(shelf: Path, host: str = "127.0.0.1", git_port: int = 0, lfs_port: int = 0) -> Servers:
-    """Start git daemon and giftless for the bare repository ``shelf``; returns once both listen."""
+def start(
+    shelf: Path, host: str = "127.0.0.1", git_port: int = 0, lfs_port: int = 0, url_host: str | None = None
+) -> Servers:
+    """Start git daemon and giftless for the bare repository ``shelf``; returns once both listen.
+
+    ``url_host`` is the name clients use in the URLs (default: ``host``, or this machine's name when
+    listening on every address, which no client can connect to by name).
+    """
     shelf = shelf.resolve()
+    named = url_host or (socket.gethostname() if host in _ANY_ADDRESS else host)
     for port, option in ((git_port, "--git-port"), (lfs_port, "--lfs-port")):
         if port:
             check_port_free(host, port, option)
@@ -139,8 +147,8 @@ def start(shelf: Path, host: str = "127.0.0.1", git_port: int = 0, lfs_port: int
     lfs_port = lfs_port or free_port(host)
     workdir = Path(tempfile.mkdtemp(prefix="cclm-shelf-serve-"))
     servers = Servers(
-        f"git://{host}:{git_port}/{shelf.name}",
-        f"http://{host}:{lfs_port}/{LFS_ORG}/{shelf.name}/info/lfs",
+        f"git://{named}:{git_port}/{shelf.name}",
+        f"http://{named}:{lfs_port}/{LFS_ORG}/{shelf.name}/info/lfs",
         workdir=workdir,
     )
     try:

@@ -16,8 +16,14 @@ from shelf.commands._common import settings
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon.")
 @click.option("--lfs-port", type=int, default=8080, show_default=True, help="Port of the LFS server.")
+@click.option(
+    "--url-host",
+    metavar="NAME",
+    help="Host name clients use, written into the URLs and .lfsconfig (default: --host, or this "
+    "machine's name when --host is 0.0.0.0).",
+)
 @click.pass_context
-def serve_cmd(ctx, path, host, git_port, lfs_port):
+def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
     """Serve a local shelf: git over git daemon, blobs over giftless (a Git LFS server).
 
     Without PATH, serves the local shelf on disk. Anyone who can reach the address can read and publish:
@@ -29,22 +35,30 @@ def serve_cmd(ctx, path, host, git_port, lfs_port):
     shelf_path = Path(path) if path else Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # stop the servers on `kill` as on Ctrl-C
-    servers = serve.start(shelf_path, host, git_port, lfs_port)  # stops what it started if interrupted
-    with servers:
-        if serve.point_lfs_url(source, servers.lfs_url):
-            click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")
-        click.echo(f"serving {shelf_path}")
-        click.echo(f"  git  {servers.git_url}")
-        click.echo(f"  lfs  {servers.lfs_url}")
-        click.echo(f"use it:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION")
-        try:
+    for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
+        signal.signal(signum, _stop_on_signal)
+    try:
+        # start() stops what it started when interrupted; the with block stops both servers otherwise.
+        with serve.start(shelf_path, host, git_port, lfs_port, url_host) as servers:
+            if serve.point_lfs_url(source, servers.lfs_url):
+                click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")
+            _announce(shelf_path, servers)
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
             click.echo("a server stopped; shutting down", err=True)
-        except KeyboardInterrupt:
-            click.echo("stopping", err=True)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
 
 
-def _stop_on_sigterm(_signum, _frame) -> None:
+def _announce(shelf_path: Path, servers) -> None:
+    click.echo(f"serving {shelf_path}")
+    click.echo(f"  git  {servers.git_url}")
+    click.echo(f"  lfs  {servers.lfs_url}")
+    click.echo(f"use it:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION")
+
+
+def _stop_on_signal(_signum, _frame) -> None:
+    # One request to stop is enough: a second signal must not interrupt the shutdown itself.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt

@@ -115,9 +115,12 @@ def test_lfs_server_refuses_bytes_that_do_not_match_their_oid(served):
 
 def test_stopping_leaves_no_processes(tmp_path):
     shelf_path = Path(create_shelf(tmp_path / "team.git"))
-    servers = serve.start(shelf_path)
+    servers = serve.start(shelf_path, url_host="localhost")  # the name clients use, not the address
     pids = [p.pid for p in servers.processes]
+    assert servers.git_url.startswith("git://localhost:") and servers.lfs_url.startswith("http://localhost:")
     assert listening(servers.git_url) and listening(servers.lfs_url)
+    heads = subprocess.run(["git", "ls-remote", servers.git_url], capture_output=True, text=True, check=True)
+    assert "refs/heads/main" in heads.stdout
     servers.stop()
     assert all(p.poll() is not None for p in servers.processes)
     assert all(group_gone(pid) for pid in pids)
