@@ -138,3 +138,17 @@ def test_warm_and_offline_installs_need_neither_server(tmp_path_factory, tmp_pat
     with pytest.raises(TransportError, match=r"127\.0\.0\.1"):
         Shelf(url).install(BASE, target=tmp_path / "four")
     assert not (tmp_path / "four").exists()
+
+
+def test_a_partial_file_left_by_an_earlier_run_is_not_trusted(remote: RemoteShelf, tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    Shelf(remote.git_url, cache_dir=tmp_path / "probe-cache").install(CHARS, target=probe)
+    oid, size = next(v for rel, v in manifest_files(probe, CHARS).items() if rel.endswith(".h5"))
+    store = BlobStore(_cache())
+    partial = store.path(oid).with_name(oid + ".incomplete")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\xff" * (size // 2))  # wrong bytes, as if a crash had left them
+    target = tmp_path / "target"
+    Shelf(remote.git_url).install(CHARS, target=target)
+    assert_installed(target, CHARS)
+    assert not partial.exists() and store.verify() == []

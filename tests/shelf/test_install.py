@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -330,3 +332,82 @@ def test_a_target_that_is_a_file_is_a_clear_error(shelf_path: Path, tmp_path: Pa
     assert target.read_text() == "not a folder"
     done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
     assert done.returncode == 2 and "is a file" in done.stderr
+
+
+def test_debris_of_an_interrupted_run_and_a_damaged_record_are_not_trusted(
+    shelf_path: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    (target / f".staging-{MLM}-0badf00d" / "component").mkdir(parents=True)
+    (target / f".trash-{BASE}-0badf00d").mkdir()
+    (target / ".cclm-shelf-install.json").write_text("{ not json")
+    (target / MLM / "component" / "component.json").unlink()
+    report = Shelf(str(shelf_path)).install(MLM, target=target)
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]  # nothing taken on trust
+    assert sorted(p.name for p in target.iterdir()) == [
+        ".cclm-shelf-install.json",
+        ".install.lock",
+        BASE,
+        MLM,
+    ]
+    assert_installed(target, MLM)
+    assert cli("verify", "--target", str(target)).returncode == 0
+
+
+class _RangeLfsHandler(BaseHTTPRequestHandler):
+    """A minimal LFS server that honours Range requests (206), recording each GET's Range header."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        objects = [
+            {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}"}}} for o in body["objects"]
+        ]
+        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), {})
+
+    def do_GET(self) -> None:
+        self.server.ranges.append(self.headers.get("Range"))
+        data = self.server.blob
+        start = int((self.headers.get("Range") or "bytes=0-")[6:].rstrip("-"))
+        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
+        self._send(206 if start else 200, data[start:], headers)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.network
+def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_zero(tmp_path: Path) -> None:
+    from shelf.lfs import LfsClient
+
+    data = os.urandom(50_000)
+    oid = hashlib.sha256(data).hexdigest()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeLfsHandler)
+    server.blob, server.ranges = data, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = BlobStore(tmp_path / "cache")
+    partial = store.path(oid).with_name(oid + ".incomplete")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\xff" * 20_000)  # left by a crash, and wrong
+    spec = _Spec("blob", "1.0.0", "srv", "sha256:" + "1" * 64, (_File("component", "w.bin", oid, len(data)),))
+    endpoint = f"http://127.0.0.1:{server.server_port}/org/shelf.git/info/lfs"
+    try:
+        report = install_components(
+            [spec], target=tmp_path / "target", store=store, transports={"srv": LfsClient(endpoint)}
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.ranges == ["bytes=20000-", None]  # resumed, refused, then fetched whole
+    assert report.installed == [("blob", "1.0.0")]
+    assert (tmp_path / "target" / "blob" / "component" / "w.bin").read_bytes() == data
