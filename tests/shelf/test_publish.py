@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -467,3 +468,19 @@ def test_default_shelf_is_created_on_first_use(cli, saved_models):
     assert result.code == 0, result.err
     assert "base/v0.1.0" in git(home / "shelf.git", "tag")
     assert "base" in cli("search", "bas").out
+
+
+def test_console_errors_have_no_traceback(shelf_path, models):
+    os.mkfifo(models / MLM / "pipe")
+    command = [sys.executable, "-m", "shelf.cli", "--shelf", str(shelf_path), "publish", str(models / MLM)]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [*command, "--name", "mlm", "--version", "0.1.0"], capture_output=True, text=True, cwd=root
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr.startswith("error: refusing to publish the special file")
+        and "Traceback" not in done.stderr
+    )
+    usage = subprocess.run([*command, "--name", "mlm"], capture_output=True, text=True, cwd=root)
+    assert usage.returncode == 2 and "error: publish needs a name and a version" in usage.stderr
