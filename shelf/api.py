@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.errors import RegistryIndexError
@@ -17,6 +18,10 @@ from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.source import ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
+
+if TYPE_CHECKING:
+    from registry_index.index import IndexEntry
+    from shelf.resolver import Resolution
 
 
 class Shelf:
@@ -78,7 +83,8 @@ class Shelf:
         locked: dict[str, str] | None = None,
         upgrade: bool | set[str] = False,
         allow_prereleases: bool = False,
-    ):
+    ) -> Resolution:
+        """Resolve requirements against this shelf's index (``locked`` pins are preferred)."""
         from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
@@ -90,7 +96,7 @@ class Shelf:
             allow_prereleases=allow_prereleases,
         )
 
-    def pin(self, resolution) -> tuple[list[LockedComponent], dict[str, bytes]]:
+    def pin(self, resolution: Resolution | _Single) -> tuple[list[LockedComponent], dict[str, bytes]]:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
         source = self.source()
         components, manifests = [], {}
@@ -189,7 +195,7 @@ class Shelf:
             return str(Path(cache_dir) / identifier / item_type)
         return self._fetch_legacy(source, identifier, item_type, tag, Path(cache_dir))
 
-    def _find_version(self, source: ShelfSource, identifier: str, tag: str | None):
+    def _find_version(self, source: ShelfSource, identifier: str, tag: str | None) -> IndexEntry | None:
         entries = source.index.entries(identifier)
         if not entries:
             return None
@@ -231,7 +237,7 @@ class Shelf:
 class _Single:
     """A one-entry resolution, for installing an exact index entry."""
 
-    def __init__(self, entry) -> None:
+    def __init__(self, entry: IndexEntry) -> None:
         self.components = {entry.name: entry}
 
 

@@ -30,7 +30,8 @@ def find_stack(
     target: Path = Path(constants.DEFAULT_TARGET), names: Sequence[str] | None = None
 ) -> InstalledStack:
     """Locate the embedder, preprocessor and components installed in ``target`` (restricted to ``names``)."""
-    record = InstallTarget(target).read_record()["components"]
+    install_target = InstallTarget(target)
+    record = install_target.read_record()["components"]
     chosen = list(names) if names else sorted(record)
     unknown = [n for n in chosen if n not in record]
     if unknown:
@@ -39,7 +40,7 @@ def find_stack(
         )
     embedders, preprocessors, components = [], [], []
     for name in sorted(record):
-        folder = Path(target) / name
+        folder = install_target.component_dir(name)
         if (folder / "embedder").is_dir():
             embedders.append(folder / "embedder")
         if (folder / "preprocessor").is_dir():

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -208,8 +209,6 @@ def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
 
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
     """Run ``python -m shelf.cli`` in a new process, as a user would; returns the CompletedProcess."""
-    import sys
-
     root = Path(__file__).resolve().parents[2]
     full_env = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
     return subprocess.run(
