@@ -50,6 +50,20 @@ Component(model, task="bench", base={base!r}).save(sys.argv[1])
 DESCRIBE = "import sys; from cclm_core.fingerprint import describe; describe(sys.argv[1])"
 IMPORTS = "import shelf.api, shelf.lfs, shelf.publish, shelf.commands.installing, cclm_core.fingerprint"
 
+# What publish does besides fingerprinting: snapshot the file into a store, then upload it from there.
+SNAPSHOT_AND_UPLOAD = """
+import sys
+from pathlib import Path
+from shelf.lfs import LfsClient, LfsObject
+from shelf.store import BlobStore
+
+store = BlobStore(Path(sys.argv[2]))
+oid = store.add_file(Path(sys.argv[1]))
+size = store.path(oid).stat().st_size
+report = LfsClient(sys.argv[3], auth=None).upload([(LfsObject(oid, size), store.path(oid))])
+sys.exit(0 if report.uploaded else "nothing was uploaded: the server had the object already")
+"""
+
 
 @dataclass(frozen=True)
 class Peak:
@@ -109,6 +123,15 @@ def big_component(real: Path, folder: Path, size_mib: int) -> Path:
     return folder
 
 
+def variant(source: Path, dest: Path) -> Path:
+    """A copy with its last bytes changed: same size, an object the server does not have yet."""
+    shutil.copyfile(source, dest)
+    with dest.open("r+b") as handle:
+        handle.seek(-8, os.SEEK_END)
+        handle.write(os.urandom(8))
+    return dest
+
+
 def giftless_hwm_mb(master_pid: int) -> float:
     """The largest VmHWM among the gunicorn workers (children of the master), in MB."""
     peak = 0.0
@@ -122,7 +145,8 @@ def giftless_hwm_mb(master_pid: int) -> float:
     return peak
 
 
-def measure_size(size: int, real: Path, work: Path, git_url: str, env: dict[str, str]) -> list[Peak]:
+def measure_size(size: int, real: Path, work: Path, urls: tuple[str, str], env: dict[str, str]) -> list[Peak]:
+    git_url, lfs_url = urls
     folder = big_component(real, work / f"component-{size}", size)
     name = f"mem_{size}mib"
     publish = [*cli(), "--shelf", git_url, "--cache-dir", str(work / f"pub-cache-{size}"), "publish",
@@ -137,6 +161,9 @@ def measure_size(size: int, real: Path, work: Path, git_url: str, env: dict[str,
         )
     ]
     peaks.append(Peak("cclm-shelf publish", size, *peak_rss(publish, env)))
+    weights = variant(folder / "component.weights.h5", work / f"variant-{size}.bin")
+    upload = [sys.executable, "-c", SNAPSHOT_AND_UPLOAD, str(weights), str(work / f"snap-{size}"), lfs_url]
+    peaks.append(Peak("publish's snapshot + upload alone (no fingerprint)", size, *peak_rss(upload, env)))
     peaks.append(Peak("cclm-shelf install", size, *peak_rss(install, env)))
     installed = work / f"target-{size}" / name / "component" / "component.weights.h5"
     if installed.stat().st_size != (folder / "component.weights.h5").stat().st_size:
@@ -199,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for size in sizes:
                 print(f"{size} MiB ...", flush=True)
-                peaks += measure_size(size, real, work, servers.git_url, env)
+                peaks += measure_size(size, real, work, (servers.git_url, servers.lfs_url), env)
                 giftless[size] = giftless_hwm_mb(servers.processes[1].pid)
     finally:
         shutil.rmtree(work, ignore_errors=True)

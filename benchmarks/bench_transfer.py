@@ -147,7 +147,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "git": _first_line(["git", "--version"]),
         "git-lfs": _first_line(["git", "lfs", "version"]),
-        "curl": _first_line(["curl", "--version"]),
+        "curl": _first_line(["curl", "--version"]).split(" (")[0],
         "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
