@@ -229,7 +229,14 @@ class Shelf:
         transport = source.transport(ref=tag, jobs=self.jobs)
         return str(
             install_legacy_item(
-                InstallTarget(cache_dir), self.store, transport, identifier, item_type, tag, pointer
+                InstallTarget(cache_dir),
+                self.store,
+                transport,
+                identifier,
+                item_type,
+                tag,
+                pointer,
+                source=public_source(source.url),
             )
         )
 

@@ -301,16 +301,30 @@ def uninstall(target: Path, name: str) -> str:
 
 
 def verify_installed(target: Path) -> list[str]:
-    """Re-hash every installed file against the sha256 recorded at install; returns the problems."""
+    """Re-hash every installed file (components and legacy items) against its recorded sha256.
+
+    Returns the problems, one line each, naming the file and what is wrong with it.
+    """
     install_target = InstallTarget(target)
+    record = install_target.read_record()
+    folders = [(name, install_target.component_dir(name), e) for name, e in record["components"].items()]
+    folders += [
+        (key, install_target.root / safe_relative(key), e) for key, e in record.get("legacy", {}).items()
+    ]
     problems = []
-    for name, entry in sorted(install_target.read_record()["components"].items()):
-        folder = install_target.component_dir(name)
+    for label, folder, entry in sorted(folders, key=lambda row: row[0]):
         for rel, expected in sorted(entry.get("sha256", {}).items()):
             problem = _check_file(folder / rel, expected)
             if problem:
-                problems.append(f"{name}/{rel}: {problem}")
+                problems.append(f"{label}/{rel}: {problem}")
     return problems
+
+
+def installed_file_count(target: Path) -> int:
+    """How many files the record of ``target`` can verify."""
+    record = InstallTarget(target).read_record()
+    entries = [*record["components"].values(), *record.get("legacy", {}).values()]
+    return sum(len(entry.get("sha256", {})) for entry in entries)
 
 
 def _check_file(path: Path, expected: str) -> str | None:
@@ -331,6 +345,7 @@ __all__ = [
     "InstallTarget",
     "IntegrityError",
     "install_components",
+    "installed_file_count",
     "uninstall",
     "verify_installed",
 ]

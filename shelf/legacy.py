@@ -9,6 +9,7 @@ FIFOs are refused before anything is written.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tarfile
 import uuid
@@ -40,8 +41,8 @@ def check_member(member: tarfile.TarInfo, archive: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def extract_archive(archive: Path, dest: Path, label: str) -> list[str]:
-    """Extract a legacy tarball into ``dest`` (which must not exist) atomically; returns the files written."""
+def extract_archive(archive: Path, dest: Path, label: str) -> dict[str, str]:
+    """Extract a legacy tarball into ``dest`` atomically; returns each written file's sha256 by path."""
     staging = dest.parent / f".staging-{dest.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
@@ -59,30 +60,34 @@ def extract_archive(archive: Path, dest: Path, label: str) -> list[str]:
         raise
 
 
-def _extract_into(archive: Path, staging: Path, label: str) -> list[str]:
+def _extract_into(archive: Path, staging: Path, label: str) -> dict[str, str]:
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
             if len(members) > MAX_MEMBERS:
                 raise UnsafeContentError(f"{label}: more than {MAX_MEMBERS} members; refusing to extract")
             checked = [(m, check_member(m, label)) for m in members]
-            written = []
+            written = {}
             for member, rel in checked:
                 if rel is not None:
-                    _write_member(tar, member, staging / rel)
-                    written.append(str(rel))
-            return sorted(written)
+                    written[str(rel)] = _write_member(tar, member, staging / rel)
+            return dict(sorted(written.items()))
     except tarfile.TarError as e:
         raise UnsafeContentError(f"{label} is not a readable tar archive: {e}") from e
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
+        # e.g. a member "a/b" after a file member "a": the archive's paths cannot form a folder tree.
+        raise UnsafeContentError(f"{label}: cannot extract {e.filename}: {e.strerror}") from e
 
 
-def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> str:
+    """Copy one member out, hashing it on the way (the install record keeps the sha256 for verify)."""
     if dest.exists():
         raise UnsafeContentError(f"archive member {member.name!r} appears twice; refusing to extract")
     dest.parent.mkdir(parents=True, exist_ok=True)
     source = tar.extractfile(member)
     if source is None:
         raise UnsafeContentError(f"archive member {member.name!r} has no content")
+    digest = hashlib.sha256()
     with source, dest.open("xb") as out:
         remaining = member.size
         while remaining > 0:
@@ -90,7 +95,9 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> 
             if not chunk:
                 raise UnsafeContentError(f"archive member {member.name!r} is truncated")
             out.write(chunk)
+            digest.update(chunk)
             remaining -= len(chunk)
+    return digest.hexdigest()
 
 
 def check_archive(archive: Path, label: str) -> list[str]:
@@ -108,7 +115,9 @@ def check_archive(archive: Path, label: str) -> list[str]:
     return sorted(paths)
 
 
-def install_legacy_item(target, store, transport, identifier: str, item_type: str, tag: str, pointer) -> Path:
+def install_legacy_item(
+    target, store, transport, identifier: str, item_type: str, tag: str, pointer, source: str = ""
+) -> Path:
     """Fetch, verify and extract one legacy tarball into ``target/identifier/item_type``.
 
     The tag is part of the install record, so fetching another tag replaces the folder (the original client
@@ -135,7 +144,9 @@ def install_legacy_item(target, store, transport, identifier: str, item_type: st
         record.setdefault("legacy", {})[key] = {
             "tag": tag,
             "oid": pointer.oid,
-            "files": _stats(dest, written),
+            "files": _stats(dest, list(written)),
+            "sha256": written,
+            "source": source,
         }
         target.write_record(record)
     return dest

@@ -99,6 +99,16 @@ def list_cmd(target, as_json):
         }
         for name, entry in sorted(record["components"].items())
     ]
+    # Items fetched from shelves of the original layout, by identifier/item_type and shelf-wide tag.
+    rows += [
+        {
+            "name": key,
+            "version": entry.get("tag"),
+            "source": entry.get("source") or "original layout",
+            "files": len(entry.get("files", {})),
+        }
+        for key, entry in sorted(record.get("legacy", {}).items())
+    ]
     lines = [f"{r['name']:<32} {r['version']:<12} {r['files']} file(s)  {r['source']}" for r in rows]
     emit(as_json, {"target": str(dest), "components": rows}, lines or [f"nothing installed in {dest}"])
 
@@ -108,11 +118,11 @@ def list_cmd(target, as_json):
 @json_option
 def verify_cmd(target, as_json):
     """Re-hash every installed file against the sha256 its manifest gave."""
-    from shelf.install import InstallTarget, verify_installed
+    from shelf.install import installed_file_count, verify_installed
 
     dest = install_target(target, project())
     problems = verify_installed(dest)
-    count = sum(len(e.get("sha256", {})) for e in InstallTarget(dest).read_record()["components"].values())
+    count = installed_file_count(dest)
     emit(
         as_json,
         {"target": str(dest), "files": count, "problems": problems},

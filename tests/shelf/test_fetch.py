@@ -15,6 +15,7 @@ from tests.support.shelves import (
     BASE,
     MAX_LEN,
     VERSION,
+    cli,
     corrupt,
     legacy_config,
     legacy_shelf,
@@ -78,6 +79,17 @@ def test_fetch_on_the_original_layout_loads_a_legacy_preprocessor(legacy: Path, 
     assert Preprocessor(load_from=found).max_example_len == 32  # a different tag is a different install
     Shelf(str(legacy), offline=True).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
     assert Preprocessor(load_from=found).max_example_len == 16  # back again, from the store alone
+    listed = json.loads(cli("list", "--target", str(cache_dir), "--json").stdout)["components"]
+    assert [(c["name"], c["version"], c["source"]) for c in listed] == [
+        (f"{IDENT}/preprocessor", "v0.1.1", str(legacy))
+    ]
+    assert cli("verify", "--target", str(cache_dir)).returncode == 0
+    config = Path(found) / "cclm_config.json"
+    config.write_text(config.read_text().replace("16", "17"))  # extracted files are the user's own copies
+    done = cli("verify", "--target", str(cache_dir))
+    assert done.returncode == 1 and f"{IDENT}/preprocessor/cclm_config.json" in done.stdout
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
+    assert cli("verify", "--target", str(cache_dir)).returncode == 0  # fetching again repairs it
     with pytest.raises(NotFoundError, match=r"v7\.0\.0"):
         Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v7.0.0", cache_dir=cache_dir)
     with pytest.raises(NotFoundError, match="embedder"):

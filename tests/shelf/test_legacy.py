@@ -3,6 +3,7 @@ written outside the target, nor inside it."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -67,9 +68,24 @@ def test_a_readable_archive_extracts_regular_files_only(tmp_path: Path) -> None:
     archive = tarball(tmp_path / "ok.tar.gz", {"cclm_config.json": b"{}", "./sub/weights.bin": b"w" * 10})
     dest = tmp_path / "target" / "ident" / "preprocessor"
     assert check_archive(archive, "ok") == ["cclm_config.json", "sub/weights.bin"]
-    assert extract_archive(archive, dest, "ok") == ["cclm_config.json", "sub/weights.bin"]
+    written = extract_archive(archive, dest, "ok")
+    assert written == {"cclm_config.json": _sha(b"{}"), "sub/weights.bin": _sha(b"w" * 10)}
     assert (dest / "sub" / "weights.bin").read_bytes() == b"w" * 10
     assert sorted(p.name for p in dest.parent.iterdir()) == ["preprocessor"]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_member_paths_that_cannot_form_a_tree_are_refused(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path / "tree.tar.gz", _member("a", data=b"file"), _member("a/b", data=b"below a file")
+    )
+    dest = tmp_path / "target" / "ident" / "preprocessor"
+    with pytest.raises(UnsafeContentError, match="cannot extract"):
+        extract_archive(archive, dest, "tree")
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
 
 
 def test_bytes_that_are_not_a_tarball_are_refused(tmp_path: Path) -> None:
