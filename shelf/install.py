@@ -284,20 +284,26 @@ def _download(transport, objects: list, store: BlobStore) -> None:
 
 
 def uninstall(target: Path, name: str) -> str:
-    """Remove an installed component; returns the version that was removed."""
+    """Remove an installed component (and legacy items fetched under its name); returns its version."""
     install_target = InstallTarget(target)
+    folder = install_target.component_dir(name)
+    if not install_target.root.is_dir():
+        raise NotFoundError(
+            f"{name} is not installed in {target}: there is no such folder", hint="cclm-shelf list"
+        )
     with install_target.lock():
         record = install_target.read_record()
         entry = record["components"].pop(name, None)
-        folder = install_target.component_dir(name)
-        if entry is None and not folder.exists():
+        legacy = record.get("legacy", {})
+        tags = [legacy.pop(key)["tag"] for key in sorted(legacy) if key.split("/")[0] == name]
+        if entry is None and not tags and not folder.exists():
             raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
         if folder.exists():
             trash = install_target.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
             os.replace(folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
         install_target.write_record(record)
-    return (entry or {}).get("version", "?")
+    return entry["version"] if entry else ", ".join(tags) or "?"
 
 
 def verify_installed(target: Path) -> list[str]:

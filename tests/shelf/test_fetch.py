@@ -90,6 +90,10 @@ def test_fetch_on_the_original_layout_loads_a_legacy_preprocessor(legacy: Path, 
     assert done.returncode == 1 and f"{IDENT}/preprocessor/cclm_config.json" in done.stdout
     Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
     assert cli("verify", "--target", str(cache_dir)).returncode == 0  # fetching again repairs it
+    done = cli("uninstall", IDENT, "--target", str(cache_dir))
+    assert done.returncode == 0 and f"removed {IDENT} v0.1.1" in done.stdout
+    assert not (cache_dir / IDENT).exists()
+    assert json.loads(cli("list", "--target", str(cache_dir), "--json").stdout)["components"] == []
     with pytest.raises(NotFoundError, match=r"v7\.0\.0"):
         Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v7.0.0", cache_dir=cache_dir)
     with pytest.raises(NotFoundError, match="embedder"):

@@ -251,6 +251,8 @@ def test_uninstall_list_and_verify(shelf_path: Path, tmp_path: Path) -> None:
     assert [c["name"] for c in listed] == [BASE, MLM]
     done = cli("uninstall", CHARS, "--target", str(target))
     assert done.returncode == 1 and "not installed" in done.stderr
+    done = cli("uninstall", CHARS, "--target", str(tmp_path / "nowhere"))
+    assert done.returncode == 1 and "no such folder" in done.stderr and not (tmp_path / "nowhere").exists()
 
 
 @pytest.mark.slow
