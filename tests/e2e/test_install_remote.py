@@ -27,9 +27,11 @@ from tests.support.shelves import (
     assert_installed,
     cli,
     corrupt,
+    lfs_object,
     manifest_files,
     publish_folder,
     publish_stack,
+    published_shelf,
     saved_stack,
     session_env,
 )
@@ -152,3 +154,26 @@ def test_a_partial_file_left_by_an_earlier_run_is_not_trusted(remote: RemoteShel
     Shelf(remote.git_url).install(CHARS, target=target)
     assert_installed(target, CHARS)
     assert not partial.exists() and store.verify() == []
+
+
+def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
+    tmp_path_factory, tmp_path: Path
+) -> None:
+    from shelf import serve
+
+    shelf_path = published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+    with serve.start(shelf_path) as servers:
+        assert serve.point_lfs_url(Shelf(str(shelf_path)).source(), servers.lfs_url)
+        target = tmp_path / "target"
+        done = cli("--shelf", servers.git_url, "install", MLM, "--target", str(target), "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["objects_fetched"] == assert_installed(
+            target, BASE
+        ) + assert_installed(target, MLM)
+        oid = next(d for rel, (d, _) in manifest_files(target, MLM).items() if rel.endswith(".h5"))
+        BlobStore(_cache()).path(oid).chmod(0o644)
+        BlobStore(_cache()).path(oid).unlink()  # forget it locally, then damage the served copy
+        corrupt(lfs_object(shelf_path, oid))
+        with pytest.raises(IntegrityError, match=oid):
+            Shelf(servers.git_url).install(MLM, target=tmp_path / "second")
+    assert not (tmp_path / "second").exists()
