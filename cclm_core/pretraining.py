@@ -23,13 +23,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from cclm_core.component import Component
+from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import DataError, IncompatibleComponentError
 from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
 from cclm_core.layers import PositionEmbedding, ResidualConvBlock, SampledSoftmaxHead, TransformerBlock
 from cclm_core.masking import MaskingConfig, mask_batch
 from cclm_core.preprocessing import Preprocessor, extract_texts
+
+__all__ = ["CharacterReconstructionPretrainer", "MaskedLanguagePretrainer", "Pretrainer", "load_component"]
 
 
 class _TrainingModel(keras.Model):
