@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cclm_core.errors import DataError, FormatError, UnsupportedFormatError
-from cclm_core.fingerprint import vocab_fingerprint
+from cclm_core.fingerprint import describe, vocab_fingerprint
 from cclm_core.preprocessing import CLS_ID, MASK_ID, PAD_ID, UNKNOWN_ID, Preprocessor
 
 
@@ -74,6 +74,9 @@ def test_loads_the_original_cclm_format(tmp_path):
     ours = Preprocessor(load_from=prep.save(tmp_path / "ours"))
     assert ours.char_dict == prep.char_dict
     assert vocab_fingerprint(path) == vocab_fingerprint(tmp_path / "ours" / "cclm_config.json")
+    legacy = describe(tmp_path)
+    assert legacy["item_type"] == "preprocessor" and legacy["fingerprint"] == vocab_fingerprint(path)
+    assert legacy["provides"] == {"vocab": legacy["fingerprint"], "n_chars": 12, "max_input_length": 256}
 
 
 def test_newer_format_is_refused(prep, tmp_path):
