@@ -22,7 +22,8 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from registry_index.versions import format_version, parse_version
-from shelf.errors import NotFoundError, PublishError, UnsafeContentError
+from shelf import constants
+from shelf.errors import NotFoundError, OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
@@ -315,6 +316,7 @@ def publish(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    _check_online(source, "publishing to")
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
@@ -347,6 +349,15 @@ def publish(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
         hint="the shelf is busy; try again",
     )
+
+
+def _check_online(source: ShelfSource, doing: str) -> None:
+    """Refuse before hashing or uploading anything: the push at the end would need the network anyway."""
+    if source.offline:
+        raise OfflineError(
+            f"{doing} {source.url} needs the network and offline mode is on",
+            hint=f"unset {constants.ENV_OFFLINE} (or drop --offline)",
+        )
 
 
 # How git names a refusal because the shelf moved on since it was read (or another push held its refs at
@@ -435,6 +446,7 @@ def _push(
 
 def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
     """Mark a published version as yanked in the index; the resolver skips it from then on."""
+    _check_online(source, "yanking on")
     version = format_version(parse_version(version))
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         source.refresh()

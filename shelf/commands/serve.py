@@ -26,13 +26,14 @@ from shelf.commands._common import settings
 def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
     """Serve a local shelf: git over git daemon, blobs over giftless (a Git LFS server).
 
-    Without PATH, serves the local shelf on disk. Anyone who can reach the address can read and publish:
-    keep it on loopback or a trusted network. Stop with Ctrl-C.
+    Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk.
+    Anyone who can reach the address can read and publish: keep it on loopback or a trusted network.
+    Stop with Ctrl-C.
     """
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
 
-    shelf_path = Path(path) if path else Path(ensure_embedded_shelf())
+    shelf_path = Path(path) if path else _local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
@@ -48,6 +49,21 @@ def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
             click.echo("a server stopped; shutting down", err=True)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+
+
+def _local_shelf(url: str | None) -> Path | None:
+    """The shelf named by --shelf, which must be on this machine to be served."""
+    from shelf.errors import ConfigError
+    from shelf.gitrepo import is_local_url
+    from shelf.lfs import local_path
+
+    if url is None:
+        return None
+    if not is_local_url(url):
+        raise ConfigError(
+            f"{url} is not a shelf on this machine", hint="serve a local path: cclm-shelf serve PATH"
+        )
+    return local_path(url)
 
 
 def _announce(shelf_path: Path, servers) -> None:

@@ -177,3 +177,11 @@ def test_busy_port_is_refused_before_starting(tmp_path):
 def test_serving_a_missing_shelf_is_an_error(cli, tmp_path):  # noqa: F811
     result = cli("serve", tmp_path / "nowhere.git", "--git-port", "1", "--lfs-port", "2")
     assert result.code == 1 and "error: the shelf" in result.err and "does not exist" in result.err
+
+
+def test_serve_needs_a_shelf_on_this_machine(cli):  # noqa: F811
+    result = cli("--shelf", "git://example.invalid/shelf.git", "serve")
+    assert (
+        result.code == 2
+        and "error: git://example.invalid/shelf.git is not a shelf on this machine" in result.err
+    )

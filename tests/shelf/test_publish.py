@@ -305,6 +305,16 @@ def test_bad_name_version_or_requirement_is_refused(cli, shelf_path, saved_model
     assert shelf_refs(shelf_path) == before
 
 
+def test_offline_publish_and_yank_are_refused_before_uploading(cli, stocked_shelf, saved_models):
+    before = (shelf_refs(stocked_shelf), lfs_objects(stocked_shelf))
+    args = ("--offline", "--shelf", stocked_shelf)
+    result = cli(*args, "publish", saved_models / OTHER_BASE, "--name", "other", "--version", "0.1.0")
+    assert result.code == 1 and "error: publishing to" in result.err and "offline mode is on" in result.err
+    yanked = cli(*args, "yank", "base@0.1.0", "--reason", "x")
+    assert yanked.code == 1 and "error: yanking on" in yanked.err
+    assert (shelf_refs(stocked_shelf), lfs_objects(stocked_shelf)) == before
+
+
 def test_folder_without_saved_items_is_refused(cli, shelf_path, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("--shelf", shelf_path, "publish", tmp_path / "empty", "--name", "x", "--version", "0.1.0")
