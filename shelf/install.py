@@ -11,6 +11,8 @@ Every blob is verified when it enters the store, so installing is fetching what 
 per shelf) and linking. A component is replaced atomically: it is built in a staging folder beside the
 target and renamed into place, so a reader never sees half a component and a crash leaves only staging
 debris that the next run removes. A warm install compares file stats with the record and re-hashes nothing.
+Blobs are downloaded before the target is locked or even created, so a refused or failed download leaves the
+target exactly as it was; paths from manifests and lockfiles are checked before anything moves.
 """
 
 from __future__ import annotations
