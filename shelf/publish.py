@@ -308,15 +308,20 @@ def check_resolves(entry: IndexEntry, source: ShelfSource) -> None:
         ) from e
 
 
-def publish(
-    folder: Path,
-    info: PackageInfo,
-    source: ShelfSource,
-    store: BlobStore,
-    progress: Callable[[str], None] = lambda _m: None,
-) -> PublishReport:
-    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
-    _check_online(source, "publishing to")
+@dataclass(frozen=True)
+class Prepared:
+    """A package ready to go up: its manifest (bytes and parsed), its index entry and its snapshot."""
+
+    manifest: Manifest
+    data: bytes
+    entry: IndexEntry
+    files: tuple[SnapshotFile, ...]
+
+
+def prepare(
+    folder: Path, info: PackageInfo, store: BlobStore, progress: Callable[[str], None] = lambda _m: None
+) -> Prepared:
+    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf."""
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
@@ -327,28 +332,52 @@ def publish(
     check_unchanged(items, before)
     manifest = build_manifest(info, described, files)
     data = dump_manifest(manifest)
-    digest = manifest_digest(data)
-    entry = entry_from_manifest(manifest, digest)
-    report = PublishReport(info.name, info.version, digest, commit=None)
+    return Prepared(manifest, data, entry_from_manifest(manifest, manifest_digest(data)), tuple(files))
+
+
+def publish(
+    folder: Path,
+    info: PackageInfo,
+    source: ShelfSource,
+    store: BlobStore,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> PublishReport:
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    _check_online(source, "publishing to")
+    prepared = prepare(folder, info, store, progress)
+    report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     for _attempt in range(MAX_PUSH_ATTEMPTS):
-        source.refresh()
-        if _already_published(source, entry, report):
+        if _publish_once(prepared, source, store, report, progress):
             return report
-        check_resolves(entry, source)
-        if not report.uploaded and not report.skipped:
-            _upload(files, source, store, report, progress)
-        try:
-            report.commit = _push(source, manifest, data, entry, files)
-            source.reread()
-            return report
-        except PushRejected as e:
-            _retry_or_raise(e, f"publishing {info.name} {info.version}")
-            progress("the shelf moved on while publishing; retrying on top of it")
-            source.mark_stale()
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
         hint="the shelf is busy; try again",
     )
+
+
+def _publish_once(
+    prepared: Prepared,
+    source: ShelfSource,
+    store: BlobStore,
+    report: PublishReport,
+    progress: Callable[[str], None],
+) -> bool:
+    """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
+    source.refresh()
+    if _already_published(source, prepared.entry, report):
+        return True
+    check_resolves(prepared.entry, source)
+    if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
+        _upload(prepared.files, source, store, report, progress)
+    try:
+        report.commit = _push(source, prepared)
+    except PushRejected as e:
+        _retry_or_raise(e, f"publishing {report.name} {report.version}")
+        progress("the shelf moved on while publishing; retrying on top of it")
+        source.mark_stale()
+        return False
+    source.reread()
+    return True
 
 
 def _check_online(source: ShelfSource, doing: str) -> None:
@@ -424,12 +453,11 @@ def _upload(
     report.skipped = len(getattr(outcome, "skipped", ()))
 
 
-def _push(
-    source: ShelfSource, manifest: Manifest, data: bytes, entry: IndexEntry, files: Sequence[SnapshotFile]
-) -> str:
-    name, version = manifest.name, manifest.version
-    changes: dict[str, bytes | None] = {layout.manifest_path(name, version): data}
-    for f in files:
+def _push(source: ShelfSource, prepared: Prepared) -> str:
+    """One commit with the manifest, the pointer files and the index file, pushed with the release tag."""
+    name, version, entry = prepared.manifest.name, prepared.manifest.version, prepared.entry
+    changes: dict[str, bytes | None] = {layout.manifest_path(name, version): prepared.data}
+    for f in prepared.files:
         changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(
             LfsPointer(f.sha256, f.size)
         )
