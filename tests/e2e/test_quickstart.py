@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shelf.conftest import BASE, publish_folder, saved_models  # noqa: F401 - shared fixture
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,3 +56,15 @@ def test_quickstart_small_then_the_printed_install(tmp_path):
         assert (elsewhere / ".cclm" / name).is_dir()
     verified = cclm_shelf("verify", cwd=elsewhere)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_second_run_publishes_the_next_version(tmp_path, saved_models):  # noqa: F811
+    from shelf.api import Shelf
+    from shelf.quickstart import BASE_NAME, FIRST_VERSION, next_version
+    from shelf.source import create_shelf
+
+    shelf = create_shelf(tmp_path / "shelf.git")
+    assert next_version(Shelf(shelf)) == FIRST_VERSION
+    publish_folder(shelf, saved_models / BASE, BASE_NAME, "0.1.0")
+    publish_folder(shelf, saved_models / BASE, BASE_NAME, "0.1.4")
+    assert next_version(Shelf(shelf)) == "0.1.5"
