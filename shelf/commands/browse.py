@@ -85,10 +85,23 @@ def search_cmd(ctx, text, as_json):
     rows = []
     for name in source.index.names():
         if needle in name.lower():
-            entries = [e for e in source.index.entries(name) if not e.yanked] or source.index.entries(name)
-            newest = entries[-1]
+            newest = _newest(source.index.entries(name))
             rows.append({"name": name, "version": newest.version, "kind": newest.kind})
     lines = [f"{r['name']:<32} {r['version']:<14} {r['kind']}" for r in rows]
     emit(
         as_json, {"query": text, "shelf": source.url, "results": rows}, lines or [f"nothing matches {text!r}"]
     )
+
+
+def _newest(entries):
+    """The version an install would pick by default: the newest release that is not yanked, if any."""
+    from registry_index.versions import parse_version
+
+    for pool in (
+        [e for e in entries if not e.yanked and not parse_version(e.version).prerelease],
+        [e for e in entries if not e.yanked],
+        entries,
+    ):
+        if pool:
+            return pool[-1]  # index files list versions in ascending SemVer order
+    raise ValueError("an index file lists at least one version")

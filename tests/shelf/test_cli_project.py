@@ -146,6 +146,14 @@ def test_show_and_search(cli, stocked_shelf):
     assert absent.code == 1 and "error: mlm 0.9.0 is not published" in absent.err
 
 
+def test_search_shows_the_version_an_install_would_pick(cli, stocked_shelf, saved_models):
+    publish_folder(stocked_shelf, saved_models / BASE, "base", "0.3.0-rc.1")
+    publish_folder(stocked_shelf, saved_models / BASE, "base", "0.2.0")
+    assert cli("--shelf", stocked_shelf, "yank", "base@0.2.0", "--reason", "bad").code == 0
+    rows = cli("--shelf", stocked_shelf, "search", "base", "--json").json()["results"]
+    assert rows == [{"name": "base", "version": "0.1.0", "kind": "embedder"}]
+
+
 def test_pyproject_table_is_a_project(cli, stocked_shelf, project_dir):
     pyproject = project_dir / "pyproject.toml"
     pyproject.write_text(
