@@ -241,7 +241,8 @@ def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> st
         "## Core",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run (a shared "
+        "machine: timings swing by 10-20% between runs, the op counts do not)  ",
         f"Data: {s.n_texts} synthetic sentences (max_len {s.max_len}, some truncated), batch {s.batch_size}, "
         f"best of {s.repeats} interleaved runs; MaskedLanguagePretrainer on an Embedder.",
         "",
