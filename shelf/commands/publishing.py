@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from shelf.commands._common import emit, json_option, note, open_shelf, project
+from shelf.commands._common import emit, json_option, note, open_shelf, project, settings
 
 
 @click.command("init")
@@ -21,10 +21,28 @@ def init_cmd(ctx, path, lfs_url):
     """
     from shelf.source import create_shelf, embedded_shelf_path
 
-    where = path or embedded_shelf_path()
-    created = create_shelf(Path(where).absolute(), lfs_url=lfs_url)
-    click.echo(f"shelf ready at {created}")
+    where = Path(path or embedded_shelf_path()).absolute()
+    existed = (where / "HEAD").is_file()
+    created = create_shelf(where, lfs_url=lfs_url)
+    if existed and lfs_url:
+        _check_lfs_url(ctx, created, lfs_url)
+    click.echo(f"shelf {'already there' if existed else 'ready'} at {created}")
     click.echo(f"publish to it:  cclm-shelf --shelf {created} publish FOLDER --name NAME --version 0.1.0")
+
+
+def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
+    """An existing shelf keeps its LFS server: say so rather than pretend --lfs-url took effect."""
+    from shelf.errors import ConfigError
+    from shelf.source import ShelfSource
+
+    source = ShelfSource(shelf, cache_dir=settings(ctx).cache_dir)
+    source.refresh()
+    current = source.mirror.lfs_url(source.head)
+    if current != lfs_url:
+        raise ConfigError(
+            f"{shelf} already exists with LFS server {current or '(its own lfs/objects)'}",
+            hint="an existing shelf is not changed by init; `cclm-shelf serve` points it at a new server",
+        )
 
 
 @click.command("publish")
@@ -73,9 +91,17 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
         lines = [
             f"published {report.name} {report.version} to {shelf.url}",
             f"  manifest {report.manifest_digest}",
-            f"  install it: cclm-shelf install {report.name}@v{report.version}",
+            f"  install it: cclm-shelf {_shelf_option(ctx)}install {report.name}@v{report.version}",
         ]
     emit(as_json, data, lines)
+
+
+def _shelf_option(ctx) -> str:
+    """``--shelf URL `` when the command named a shelf, so printed commands work as they are."""
+    import shlex
+
+    shelf = settings(ctx).shelf
+    return f"--shelf {shlex.quote(shelf)} " if shelf else ""
 
 
 def package_info(folder: Path, name, version, summary, license_, requires):

@@ -118,6 +118,7 @@ def test_name_and_version_from_the_publish_file(cli, shelf_path, models):
     result = cli("--shelf", shelf_path, "publish", models / MLM)
     assert result.code == 0, result.err
     assert "published from_file 1.2.3" in result.out
+    assert f"install it: cclm-shelf --shelf {shelf_path} install from_file@v1.2.3" in result.out
     assert "from_file/v1.2.3" in git(shelf_path, "tag")
     files = git(shelf_path, "ls-tree", "-r", "--name-only", "main", "components/from_file/1.2.3/")
     assert "cclm-publish.toml" not in files and "component.weights.h5" in files
@@ -463,7 +464,9 @@ def test_init_creates_a_shelf_and_refuses_other_folders(cli, tmp_path):
     assert result.code == 0 and "shelf ready at" in result.out
     assert git(tmp_path / "team.git", "show", "main:index/config.json")
     again = cli("init", tmp_path / "team.git")
-    assert again.code == 0  # an existing shelf is fine
+    assert again.code == 0 and "shelf already there at" in again.out  # an existing shelf is fine
+    moved = cli("init", tmp_path / "team.git", "--lfs-url", "http://127.0.0.1:9/o/r/info/lfs")
+    assert moved.code == 2 and "already exists with LFS server (its own lfs/objects)" in moved.err
     (tmp_path / "stuff").mkdir()
     (tmp_path / "stuff" / "file.txt").write_text("mine", encoding="utf-8")
     refused = cli("init", tmp_path / "stuff")
