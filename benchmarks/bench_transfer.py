@@ -61,6 +61,11 @@ BASE = {
     "n_chars": 120,
 }
 
+# What ShelfMirror fetches today (every branch and tag, full history), and the least an install needs.
+FULL_FETCH = (("--prune",), ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/x/HEAD"))
+SHALLOW_FETCH = (("--depth=1", "--no-tags"), ("+HEAD:refs/heads/main",))
+IMPORTS = "import shelf.api, shelf.lfs, shelf.resolver, shelf.commands.installing, jsonschema"
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -119,8 +124,8 @@ class Bench:
     small_objects: list[LfsPointer] = field(default_factory=list)
 
     def run_dir(self, label: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work))
-        return path
+        """A new, empty folder for one run, inside the work folder."""
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work))
 
 
 # Machine ------------------------------------------------------------------------------------------------
@@ -360,6 +365,7 @@ def warm_api(bench: Bench, cache: Path) -> float:
     Shelf(bench.git_url, cache_dir=cache).install(f"{BIG}@v{VERSION}", target=target)
     elapsed = time.perf_counter() - started
     check_installed(target / BIG, bench.big_objects)
+    shutil.rmtree(target.parent)  # its hard links would keep the blobs of this run alive on disk
     return elapsed
 
 
@@ -368,7 +374,7 @@ def download_only(bench: Bench) -> float:
     from shelf.lfs import LfsClient, LfsObject
     from shelf.store import BlobStore
 
-    store = BlobStore(bench.run_dir("client") / "store")
+    store = BlobStore(bench.run_dir("client"))
     objects = [LfsObject(p.oid, p.size) for p in bench.big_objects]
     started = time.perf_counter()
     LfsClient(bench.lfs_url, jobs=8, auth=None).download(objects, store)
@@ -451,12 +457,6 @@ def fetch_new_mirror(bench: Bench, options: Sequence[str], refspecs: Sequence[st
     return elapsed
 
 
-# What ShelfMirror fetches today (every branch and tag, full history), and the least an install needs.
-FULL_FETCH = (("--prune",), ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/x/HEAD"))
-SHALLOW_FETCH = (("--depth=1", "--no-tags"), ("+HEAD:refs/heads/main",))
-IMPORTS = "import shelf.api, shelf.lfs, shelf.resolver, shelf.commands.installing, jsonschema"
-
-
 def measure_parts(bench: Bench) -> list[tuple[str, list[float]]]:
     """Where a cold install's fixed costs go: interpreter, imports, the metadata mirror's first fetch."""
     parts: dict[str, Callable[[], float]] = {
@@ -510,7 +510,15 @@ def _and_clean(bench: Bench, work: Callable[[], float]) -> float:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def big_rows(bench: Bench, cold, warm, api, git, curl, client) -> list[Row]:
+def big_rows(
+    bench: Bench,
+    cold: list[float],
+    warm: list[float],
+    api: list[float],
+    git: list[float],
+    curl: list[float],
+    client: list[float],
+) -> list[Row]:
     total = sum(p.size for p in bench.big_objects) / MIB
     ours_tp, curl_tp, client_tp = total / median(cold), total / median(curl), total / median(client)
     label = f"{bench.sizes.big_files} x {bench.sizes.big_file_mib} MiB"
