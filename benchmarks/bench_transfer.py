@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,13 +98,41 @@ class Publication:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """One timed run: wall seconds, and the CPU seconds spent meanwhile by this process and the children
+    it reaped (their own children included). CPU time is much less disturbed by a busy machine."""
+
+    wall: float
+    cpu: float
+
+    def __add__(self, other: Sample) -> Sample:
+        return Sample(self.wall + other.wall, self.cpu + other.cpu)
+
+
+class Stopwatch:
+    """``with Stopwatch() as watch: ...`` then ``watch.sample``."""
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sample = Sample(time.perf_counter() - self._wall, cpu_seconds() - self._cpu)
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of the results table: our median against a baseline's, and the goal."""
 
     scenario: str
-    ours: list[float]
+    ours: list[Sample]
     baseline_name: str
-    baseline: list[float]
+    baseline: list[Sample]
     goal: str
     met: bool | None
     note: str = ""
@@ -312,15 +341,14 @@ def base_env(work: Path) -> dict[str, str]:
     return env
 
 
-def timed(args: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None) -> float:
-    """Wall seconds of one command; a failure stops the benchmark with the command's stderr."""
-    started = time.perf_counter()
-    done = subprocess.run([str(a) for a in args], env=env, cwd=cwd, capture_output=True)
-    elapsed = time.perf_counter() - started
+def timed(args: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None) -> Sample:
+    """Wall and CPU seconds of one command; a failure stops the benchmark with the command's stderr."""
+    with Stopwatch() as watch:
+        done = subprocess.run([str(a) for a in args], env=env, cwd=cwd, capture_output=True)
     if done.returncode != 0:
         shown = " ".join(map(str, args))
         raise SystemExit(f"`{shown}` failed ({done.returncode}):\n{done.stderr.decode(errors='replace')}")
-    return elapsed
+    return watch.sample
 
 
 def cli() -> list[str]:
@@ -346,7 +374,7 @@ def check_installed(folder: Path, pointers: Iterable[LfsPointer]) -> None:
 # Scenarios ----------------------------------------------------------------------------------------------
 
 
-def ours_cold_big(bench: Bench) -> tuple[float, float, Path]:
+def ours_cold_big(bench: Bench) -> tuple[Sample, Sample, Path]:
     """Cold install, then a warm reinstall into a new target with the same cache; returns both times."""
     run = bench.run_dir("ours-big")
     cold = timed(install_cmd(bench, BIG, run / "cache", run / "target"), bench.env)
@@ -356,48 +384,44 @@ def ours_cold_big(bench: Bench) -> tuple[float, float, Path]:
     return cold, warm, run
 
 
-def warm_api(bench: Bench, cache: Path) -> float:
+def warm_api(bench: Bench, cache: Path) -> Sample:
     """A warm reinstall through the Python API in this process (no interpreter start, imports paid)."""
     from shelf import Shelf
 
     target = bench.run_dir("api-warm") / "target"
-    started = time.perf_counter()
-    Shelf(bench.git_url, cache_dir=cache).install(f"{BIG}@v{VERSION}", target=target)
-    elapsed = time.perf_counter() - started
+    with Stopwatch() as watch:
+        Shelf(bench.git_url, cache_dir=cache).install(f"{BIG}@v{VERSION}", target=target)
     check_installed(target / BIG, bench.big_objects)
     shutil.rmtree(target.parent)  # its hard links would keep the blobs of this run alive on disk
-    return elapsed
+    return watch.sample
 
 
-def download_only(bench: Bench) -> float:
+def download_only(bench: Bench) -> Sample:
     """Our LFS client alone (batch + 8 parallel verified downloads into a fresh store), in process."""
     from shelf.lfs import LfsClient, LfsObject
     from shelf.store import BlobStore
 
     store = BlobStore(bench.run_dir("client"))
     objects = [LfsObject(p.oid, p.size) for p in bench.big_objects]
-    started = time.perf_counter()
-    LfsClient(bench.lfs_url, jobs=8, auth=None).download(objects, store)
-    elapsed = time.perf_counter() - started
+    with Stopwatch() as watch:
+        LfsClient(bench.lfs_url, jobs=8, auth=None).download(objects, store)
     shutil.rmtree(store.root)
-    return elapsed
+    return watch.sample
 
 
-def git_clone_pull(bench: Bench, name: str, include: str | None = None) -> float:
+def git_clone_pull(bench: Bench, name: str, include: str | None = None) -> Sample:
     """GIT_LFS_SKIP_SMUDGE=1 git clone, then git lfs pull (of one folder with ``include``)."""
     run = bench.run_dir("git")
     env = dict(bench.env, GIT_LFS_SKIP_SMUDGE="1")
     pull = ["git", "lfs", "pull", *([f"--include={include}"] if include else [])]
-    started = time.perf_counter()
-    timed(["git", "clone", "--quiet", bench.git_url, run / "clone"], env)
-    timed(pull, env, cwd=run / "clone")
-    elapsed = time.perf_counter() - started
+    elapsed = timed(["git", "clone", "--quiet", bench.git_url, run / "clone"], env)
+    elapsed += timed(pull, env, cwd=run / "clone")
     expected = bench.big_objects if name == BIG else bench.small_objects
     check_installed(run / "clone" / layout.component_dir(name, VERSION), expected)
     return elapsed
 
 
-def curl_parallel(bench: Bench) -> float:
+def curl_parallel(bench: Bench) -> Sample:
     """8 curl processes at once, one per object, hrefs and headers from one (untimed) batch request."""
     from shelf.lfs import LfsClient, LfsObject
 
@@ -410,18 +434,17 @@ def curl_parallel(bench: Bench) -> float:
         action = answer.actions["download"]
         headers = [arg for key, value in action.header.items() for arg in ("-H", f"{key}: {value}")]
         commands.append(["curl", "-sS", "--fail", "-o", str(run / answer.oid), *headers, action.href])
-    started = time.perf_counter()
-    processes = [subprocess.Popen(c, env=bench.env, stderr=subprocess.PIPE) for c in commands]
-    failed = [p.stderr.read().decode() for p in processes if p.wait() != 0 and p.stderr]
-    elapsed = time.perf_counter() - started
+    with Stopwatch() as watch:
+        processes = [subprocess.Popen(c, env=bench.env, stderr=subprocess.PIPE) for c in commands]
+        failed = [p.stderr.read().decode() for p in processes if p.wait() != 0 and p.stderr]
     if failed:
         raise SystemExit(f"curl failed: {failed[0]}")
     check_installed(run, bench.big_objects)
     shutil.rmtree(run)
-    return elapsed
+    return watch.sample
 
 
-def ours_small(bench: Bench, mirrored: Path | None) -> float:
+def ours_small(bench: Bench, mirrored: Path | None) -> Sample:
     """Install one small component with a new cache; ``mirrored``: a cache whose mirrors are copied in."""
     run = bench.run_dir("ours-small")
     if mirrored is not None:
@@ -447,7 +470,7 @@ def warm_up(bench: Bench) -> None:
     shutil.rmtree(run)
 
 
-def fetch_new_mirror(bench: Bench, options: Sequence[str], refspecs: Sequence[str]) -> float:
+def fetch_new_mirror(bench: Bench, options: Sequence[str], refspecs: Sequence[str]) -> Sample:
     """Seconds to fetch the shelf into a new bare repository with these options and refspecs."""
     mirror = bench.run_dir("mirror") / "mirror.git"
     subprocess.run(["git", "init", "--bare", "--quiet", str(mirror)], env=bench.env, check=True)
@@ -457,9 +480,9 @@ def fetch_new_mirror(bench: Bench, options: Sequence[str], refspecs: Sequence[st
     return elapsed
 
 
-def measure_parts(bench: Bench) -> list[tuple[str, list[float]]]:
+def measure_parts(bench: Bench) -> list[tuple[str, list[Sample]]]:
     """Where a cold install's fixed costs go: interpreter, imports, the metadata mirror's first fetch."""
-    parts: dict[str, Callable[[], float]] = {
+    parts: dict[str, Callable[[], Sample]] = {
         "python -c pass": lambda: timed([sys.executable, "-c", "pass"], bench.env),
         "python + the install path's imports": lambda: timed([sys.executable, "-c", IMPORTS], bench.env),
         "new mirror: fetch as ShelfMirror does (all refs, full history)": lambda: fetch_new_mirror(
@@ -471,7 +494,7 @@ def measure_parts(bench: Bench) -> list[tuple[str, list[float]]]:
     return [(label, [work() for _ in range(bench.sizes.small_runs)]) for label, work in parts.items()]
 
 
-def _clone(bench: Bench) -> float:
+def _clone(bench: Bench) -> Sample:
     run = bench.run_dir("clone")
     return timed(
         ["git", "clone", "--quiet", bench.git_url, run / "clone"], dict(bench.env, GIT_LFS_SKIP_SMUDGE="1")
@@ -481,12 +504,22 @@ def _clone(bench: Bench) -> float:
 # Measuring ----------------------------------------------------------------------------------------------
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
+def median(samples: Sequence[Sample]) -> float:
+    """Median wall seconds."""
+    return statistics.median(s.wall for s in samples)
+
+
+def median_cpu(samples: Sequence[Sample]) -> float:
+    return statistics.median(s.cpu for s in samples)
 
 
 def measure_big(bench: Bench) -> list[Row]:
-    cold, warm, git, curl, client, api = [], [], [], [], [], []
+    cold: list[Sample] = []
+    warm: list[Sample] = []
+    git: list[Sample] = []
+    curl: list[Sample] = []
+    client: list[Sample] = []
+    api: list[Sample] = []
     for number in range(bench.sizes.big_runs):
         print(f"big component, run {number + 1}/{bench.sizes.big_runs}", flush=True)
         c, w, run = ours_cold_big(bench)
@@ -500,7 +533,7 @@ def measure_big(bench: Bench) -> list[Row]:
     return big_rows(bench, cold, warm, api, git, curl, client)
 
 
-def _and_clean(bench: Bench, work: Callable[[], float]) -> float:
+def _and_clean(bench: Bench, work: Callable[[], Sample]) -> Sample:
     """Run a scenario, then remove every run folder it left (the clones are as big as the data)."""
     before = set(bench.work.iterdir())
     try:
@@ -512,12 +545,12 @@ def _and_clean(bench: Bench, work: Callable[[], float]) -> float:
 
 def big_rows(
     bench: Bench,
-    cold: list[float],
-    warm: list[float],
-    api: list[float],
-    git: list[float],
-    curl: list[float],
-    client: list[float],
+    cold: list[Sample],
+    warm: list[Sample],
+    api: list[Sample],
+    git: list[Sample],
+    curl: list[Sample],
+    client: list[Sample],
 ) -> list[Row]:
     total = sum(p.size for p in bench.big_objects) / MIB
     ours_tp, curl_tp, client_tp = total / median(cold), total / median(curl), total / median(client)
@@ -540,7 +573,9 @@ def big_rows(
 def measure_small(bench: Bench) -> list[Row]:
     folder = layout.component_dir(bench.small_target, VERSION) + "/"
     template = mirrored_cache(bench)
-    cold, warm, git = [], [], []
+    cold: list[Sample] = []
+    warm: list[Sample] = []
+    git: list[Sample] = []
     for number in range(bench.sizes.small_runs):
         print(f"one of {bench.sizes.small_components} components, run {number + 1}", flush=True)
         cold.append(ours_small(bench, None))
@@ -558,20 +593,21 @@ def measure_small(bench: Bench) -> list[Row]:
 # Reporting ----------------------------------------------------------------------------------------------
 
 
-def fmt_seconds(values: Sequence[float]) -> str:
-    m = median(values)
-    return f"{m * 1000:.0f} ms" if m < 1 else f"{m:.2f} s"
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = "| scenario | cclm-shelf (median) | baseline | baseline (median) | speed-up | goal | met | notes |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = "| scenario | cclm-shelf | baseline | baseline time | speed-up | goal | met"
+    head += " | CPU s, ours / baseline | notes |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = median(r.baseline) / median(r.ours)
         met = {True: "yes", False: "**no**", None: "-"}[r.met]
         lines.append(
-            f"| {r.scenario} | {fmt_seconds(r.ours)} | {r.baseline_name} | {fmt_seconds(r.baseline)}"
-            f" | {ratio:.2f}x | {r.goal} | {met} | {r.note} |"
+            f"| {r.scenario} | {fmt_seconds(median(r.ours))} | {r.baseline_name}"
+            f" | {fmt_seconds(median(r.baseline))} | {ratio:.2f}x | {r.goal} | {met}"
+            f" | {median_cpu(r.ours):.2f} / {median_cpu(r.baseline):.2f} | {r.note} |"
         )
     return "\n".join(lines)
 
@@ -579,8 +615,8 @@ def table(rows: Sequence[Row]) -> str:
 def runs_detail(rows: Sequence[Row]) -> str:
     lines = []
     for r in rows:
-        ours = ", ".join(f"{v:.3f}" for v in r.ours)
-        base = ", ".join(f"{v:.3f}" for v in r.baseline)
+        ours = ", ".join(f"{v.wall:.3f}" for v in r.ours)
+        base = ", ".join(f"{v.wall:.3f}" for v in r.baseline)
         lines.append(f"- {r.scenario}: cclm-shelf [{ours}] s; {r.baseline_name} [{base}] s")
     return "\n".join(lines)
 
@@ -603,13 +639,12 @@ def write_section(key: str, body: str, path: Path = FIGURES) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def parts_table(parts: Sequence[tuple[str, list[float]]], bench_sizes: Sizes) -> str:
-    lines = [
-        f"| fixed cost ({bench_sizes.small_components + 1} publications on the shelf) | median | runs (s) |"
-    ]
-    lines.append("|---|---|---|")
-    for label, values in parts:
-        lines.append(f"| {label} | {fmt_seconds(values)} | {', '.join(f'{v:.3f}' for v in values)} |")
+def parts_table(parts: Sequence[tuple[str, list[Sample]]], bench_sizes: Sizes) -> str:
+    shelf = f"{bench_sizes.small_components + 1} publications on the shelf"
+    lines = [f"| fixed cost ({shelf}) | median | CPU s | runs (s) |", "|---|---|---|---|"]
+    for label, samples in parts:
+        runs = ", ".join(f"{v.wall:.3f}" for v in samples)
+        lines.append(f"| {label} | {fmt_seconds(median(samples))} | {median_cpu(samples):.2f} | {runs} |")
     return "\n".join(lines)
 
 
