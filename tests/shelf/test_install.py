@@ -388,19 +388,29 @@ class _RangeLfsHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _range_server(data: bytes) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeLfsHandler)
+    server.blob, server.ranges = data, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _bad_partial(store: BlobStore, oid: str) -> Path:
+    partial = store.path(oid).with_name(oid + ".incomplete")
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\xff" * 20_000)  # left by a crash, and wrong
+    return partial
+
+
 @pytest.mark.network
 def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_zero(tmp_path: Path) -> None:
     from shelf.lfs import LfsClient
 
     data = os.urandom(50_000)
     oid = hashlib.sha256(data).hexdigest()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeLfsHandler)
-    server.blob, server.ranges = data, []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _range_server(data)
     store = BlobStore(tmp_path / "cache")
-    partial = store.path(oid).with_name(oid + ".incomplete")
-    partial.parent.mkdir(parents=True)
-    partial.write_bytes(b"\xff" * 20_000)  # left by a crash, and wrong
+    _bad_partial(store, oid)
     spec = _Spec("blob", "1.0.0", "srv", "sha256:" + "1" * 64, (_File("component", "w.bin", oid, len(data)),))
     endpoint = f"http://127.0.0.1:{server.server_port}/org/shelf.git/info/lfs"
     try:
@@ -413,3 +423,26 @@ def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_ze
     assert server.ranges == ["bytes=20000-", None]  # resumed, refused, then fetched whole
     assert report.installed == [("blob", "1.0.0")]
     assert (tmp_path / "target" / "blob" / "component" / "w.bin").read_bytes() == data
+
+
+@pytest.mark.network
+@pytest.mark.xfail(
+    strict=True,
+    raises=IntegrityError,
+    reason="shelf/lfs.py: a resumed partial with a wrong prefix fails the download instead of restarting "
+    "from byte 0 (install.py retries around it)",
+)
+def test_the_lfs_client_alone_recovers_from_a_wrong_partial(tmp_path: Path) -> None:
+    from shelf.lfs import LfsClient, LfsObject
+
+    data = os.urandom(50_000)
+    server = _range_server(data)
+    store = BlobStore(tmp_path / "cache")
+    obj = LfsObject(hashlib.sha256(data).hexdigest(), len(data))
+    _bad_partial(store, obj.oid)
+    try:
+        LfsClient(f"http://127.0.0.1:{server.server_port}/org/shelf.git/info/lfs").download([obj], store)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert store.path(obj.oid).read_bytes() == data
