@@ -124,7 +124,7 @@ class CraftedShelf:
         manifest: dict | None = None,
         index_line: dict | None = None,
     ) -> str:
-        """Publish synthetic files; ``manifest``/``index_line`` override what is committed (hostile shelves)."""
+        """Publish synthetic files; ``manifest``/``index_line`` replace what is committed."""
         from registry_index import layout
         from registry_index.pointer import LfsPointer, format_pointer
 

@@ -19,7 +19,7 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import ShelfError
-from tests.reliability.conftest import record
+from tests.reliability.conftest import full_run, record
 from tests.reliability.kit import CraftedShelf, check_store, check_target, cli_env, stack_files, tree
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.giftless import GiftlessServer
@@ -28,6 +28,8 @@ pytestmark = pytest.mark.network
 
 BATCH = r"/objects/batch$"
 OBJECT = r"/objects/storage/[0-9a-f]{64}(\?|$)"
+# Persistent connection faults wait out the whole retry backoff (~8 s a run): CI checks them once.
+SLOW_IN_CI = {"download reset mid-body always", "download truncated always"}
 RERUN = "pytest tests/reliability/test_faults.py"
 
 
@@ -170,7 +172,8 @@ def _snapshot(cache: Path, target: Path) -> tuple:
 @pytest.mark.parametrize("case", CASES, ids=[c.name.replace(" ", "-") for c in CASES])
 def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path: Path) -> None:
     good = 0
-    for way in ("api", "cli"):
+    ways = ("api", "cli") if full_run() or case.name not in SLOW_IN_CI else ("api",)
+    for way in ways:
         cache, target = _prepared(served, tmp_path / way)
         before = _snapshot(cache, target)
         served.proxy.add(*[Fault(**{**f.__dict__, "fired": 0}) for f in case.faults])
@@ -188,7 +191,7 @@ def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path:
             assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
         _check_after(served, cache, target, before, outcome)
         good += 1
-    record("faults", case.name, 2, good, f"{RERUN} -k '{case.name.replace(' ', '-')}'")
+    record("faults", case.name, len(ways), good, f"{RERUN} -k '{case.name.replace(' ', '-')}'")
 
 
 def test_hrefs_go_through_the_proxy(served: Served, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ pass through it too. The faults (``Fault.kind``):
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -287,10 +288,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
         self.connection.close()
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the connection may have been closed on purpose
             super().finish()
-        except OSError:
-            pass  # the connection was closed on purpose
 
 
 def _pieces(body: bytes, size: int) -> Iterator[bytes]:
