@@ -36,10 +36,11 @@ class MirrorIndex:
 
     def _load(self, name: str) -> list[IndexEntry]:
         path = layout.index_path(name)
-        if not self._mirror.exists(self._commit, path):
+        found = self._mirror.read_many(self._commit, [path], missing_ok=True)  # one git process, not two
+        if path not in found:
             return []
         self.files_read += 1
-        return parse_index_file(self._mirror.read_file(self._commit, path), path)
+        return parse_index_file(found[path], path)
 
     def names(self) -> list[str]:
         tree = self._mirror.list_tree(self._commit, "index", recursive=True)
@@ -58,7 +59,7 @@ class ShelfSource:
         self.offline = offline
         self.cache_dir = cache_dir or constants.cache_dir()
         self.mirror = ShelfMirror.open(self.url, cache_dir=self.cache_dir, offline=offline)
-        self._refreshed = False
+        self._refreshed = self.mirror.refreshed  # a new mirror was fetched just now: no second fetch
 
     def refresh(self) -> None:
         """Bring the mirror up to date with the remote (once per source until marked stale; never offline)."""
