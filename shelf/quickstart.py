@@ -19,6 +19,7 @@ BASE_NAME = "stdlib_docs_base"
 MLM_NAME = "stdlib_docs_mlm"
 CHARS_NAME = "stdlib_docs_chars"
 FIRST_VERSION = "0.1.0"
+DOCS = "Python's documentation"
 
 # Modules whose docstrings make the corpus: always there, never downloaded.
 CORPUS_MODULES = (
@@ -157,42 +158,35 @@ def next_version(shelf) -> str:
     return str(max(used).bump_patch())
 
 
-def publish_all(shelf, saved: Path, version: str, say: Callable[[str], None]) -> None:
-    from shelf.publish import PackageInfo, publish
+def packages(saved: Path, version: str) -> list[tuple[Path, object]]:
+    """The three packages the quickstart publishes: the base, then two components that require it."""
+    from shelf.publish import PackageInfo
 
-    source = shelf.source()
-    packages = [
+    pin = (f"{BASE_NAME}=={version}",)
+    licence = "PSF-2.0"  # trained on Python's documentation
+    return [
         (
             saved / "base",
-            PackageInfo(
-                BASE_NAME,
-                version,
-                "Character vocabulary and embedder trained on Python's documentation",
-                "PSF-2.0",
-            ),
+            PackageInfo(BASE_NAME, version, f"Character vocabulary and embedder trained on {DOCS}", licence),
         ),
         (
             saved / "mlm",
-            PackageInfo(
-                MLM_NAME,
-                version,
-                "Masked-language component on stdlib_docs_base",
-                "PSF-2.0",
-                requires=(f"{BASE_NAME}=={version}",),
-            ),
+            PackageInfo(MLM_NAME, version, f"Masked-language component on {BASE_NAME}", licence, pin),
         ),
         (
             saved / "chars",
             PackageInfo(
-                CHARS_NAME,
-                version,
-                "Character-reconstruction component on stdlib_docs_base",
-                "PSF-2.0",
-                requires=(f"{BASE_NAME}=={version}",),
+                CHARS_NAME, version, f"Character-reconstruction component on {BASE_NAME}", licence, pin
             ),
         ),
     ]
-    for folder, info in packages:
+
+
+def publish_all(shelf, saved: Path, version: str, say: Callable[[str], None]) -> None:
+    from shelf.publish import publish
+
+    source = shelf.source()
+    for folder, info in packages(saved, version):
         report = publish(folder, info, source, shelf.store)
         say(f"published {info.name} {info.version}  ({report.manifest_digest[:19]}…)")
 
@@ -206,8 +200,6 @@ def run(
 ) -> QuickstartResult:
     """Train, publish, install by name@version, verify and compose; see the module docstring."""
     from shelf.api import Shelf
-    from shelf.compose import compose_installed
-    from shelf.install import InstallTarget, verify_installed
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notes would bury the progress
     started = time.monotonic()
@@ -221,22 +213,28 @@ def run(
     version = next_version(shelf)
     say(f"[2/5] publishing version {version} to {shelf.url}")
     publish_all(shelf, saved, version, say)
-    say(f"[3/5] installing {MLM_NAME}@v{version} {CHARS_NAME}@v{version} into {target}")
-    installer = Shelf(shelf.url, cache_dir=cache_dir)  # a fresh handle: nothing carried over from publishing
-    report = installer.install(f"{MLM_NAME}@v{version}", f"{CHARS_NAME}@v{version}", target=target)
-    say("[4/5] verifying every installed file")
-    problems = verify_installed(target)
-    if problems:
-        from shelf.errors import IntegrityError
-
-        raise IntegrityError("installed files do not match their manifests:\n  " + "\n  ".join(problems))
-    say("[5/5] composing the installed components")
-    composed = compose_installed(target=target)
-    x = composed.preprocessor.string_to_array("cclm is neat", composed.preprocessor.max_example_len)
-    shape = tuple(int(d) for d in composed.model(x).shape)
-    result = QuickstartResult(shelf.url, version, target, saved, report.installed)
-    record = InstallTarget(target).read_record()["components"]
-    result.verified_files = sum(len(entry.get("sha256", {})) for entry in record.values())
-    result.output_shape = shape
+    result = QuickstartResult(shelf.url, version, target, saved)
+    install_and_compose(Shelf(shelf.url, cache_dir=cache_dir), result, say)  # a fresh handle, as elsewhere
     result.seconds = time.monotonic() - started
     return result
+
+
+def install_and_compose(installer, result: QuickstartResult, say: Callable[[str], None]) -> None:
+    """Install the components by name@vX.Y.Z, verify every file, compose them; fill in ``result``."""
+    from shelf.compose import compose_installed
+    from shelf.errors import IntegrityError
+    from shelf.install import InstallTarget, verify_installed
+
+    wanted = [f"{MLM_NAME}@v{result.version}", f"{CHARS_NAME}@v{result.version}"]
+    say(f"[3/5] installing {' '.join(wanted)} into {result.target}")
+    result.installed = list(installer.install(*wanted, target=result.target).installed)
+    say("[4/5] verifying every installed file")
+    problems = verify_installed(result.target)
+    if problems:
+        raise IntegrityError("installed files do not match their manifests:\n  " + "\n  ".join(problems))
+    record = InstallTarget(result.target).read_record()["components"]
+    result.verified_files = sum(len(entry.get("sha256", {})) for entry in record.values())
+    say("[5/5] composing the installed components")
+    composed = compose_installed(target=result.target)
+    x = composed.preprocessor.string_to_array("cclm is neat", composed.preprocessor.max_example_len)
+    result.output_shape = tuple(int(d) for d in composed.model(x).shape)

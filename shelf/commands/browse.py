@@ -54,6 +54,10 @@ def show_cmd(ctx, spec, as_json):
     entry = source.entry(name, format_version(parse_version(version)))
     manifest, _data = source.manifest(entry)
     data = manifest.to_dict() | {"manifest_digest": entry.manifest_digest, "yanked": entry.yanked}
+    emit(as_json, data, _manifest_lines(entry, manifest))
+
+
+def _manifest_lines(entry, manifest) -> list[str]:
     lines = [
         f"{manifest.name} {manifest.version} [{manifest.kind}]  {manifest.summary}".rstrip(),
         f"  licence   {manifest.license}",
@@ -71,7 +75,7 @@ def show_cmd(ctx, spec, as_json):
         f"  file      {item}/{f.path}  {f.size} bytes  sha256:{f.sha256[:16]}…"
         for item, f in manifest.files()
     ]
-    emit(as_json, data, lines)
+    return lines
 
 
 @click.command("search")

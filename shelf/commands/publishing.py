@@ -83,17 +83,17 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
         "uploaded": report.uploaded,
         "skipped": report.skipped,
     }
+    emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
+
+
+def _report_lines(report, url: str, shelf_option: str) -> list[str]:
     if report.unchanged:
-        lines = [
-            f"{report.name} {report.version} is already on {shelf.url} with identical content; nothing to do"
-        ]
-    else:
-        lines = [
-            f"published {report.name} {report.version} to {shelf.url}",
-            f"  manifest {report.manifest_digest}",
-            f"  install it: cclm-shelf {_shelf_option(ctx)}install {report.name}@v{report.version}",
-        ]
-    emit(as_json, data, lines)
+        return [f"{report.name} {report.version} is already on {url} with identical content; nothing to do"]
+    return [
+        f"published {report.name} {report.version} to {url}",
+        f"  manifest {report.manifest_digest}",
+        f"  install it: cclm-shelf {shelf_option}install {report.name}@v{report.version}",
+    ]
 
 
 def _shelf_option(ctx) -> str:
