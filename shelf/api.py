@@ -16,7 +16,7 @@ from shelf.errors import NotFoundError, OfflineError
 from shelf.gitrepo import normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
-from shelf.source import ShelfSource, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
@@ -28,17 +28,22 @@ class Shelf:
     """A handle on one shelf (or the embedded default), a blob store and the install machinery.
 
     ``Shelf()`` with no arguments uses ``$CCLM_SHELF_URL`` or the local shelf on disk, created on first use.
+    ``Shelf(shelves=[a, b])`` reads several shelves in priority order (see ``shelf.source.PriorityIndex``).
     """
 
     def __init__(
         self,
         url: str | None = None,
         *,
+        shelves: Sequence[str] | None = None,
         cache_dir: str | Path | None = None,
         offline: bool | None = None,
         jobs: int | None = None,
     ) -> None:
-        self._url = url
+        if url and shelves:
+            raise ValueError("give either url or shelves, not both")
+        self._url = url or (shelves[0] if shelves else None)
+        self._extra = list(shelves[1:]) if shelves else []
         self.cache_dir = Path(cache_dir) if cache_dir else constants.cache_dir()
         self.offline = constants.offline() if offline is None else offline
         self.jobs = jobs or constants.jobs()
@@ -59,6 +64,17 @@ class Shelf:
             source.refresh()
             self._sources[key] = source
         return self._sources[key]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url, *self._extra]
+
+    @property
+    def index(self) -> PriorityIndex:
+        """The index of every shelf of this handle, in priority order."""
+        if not hasattr(self, "_index"):
+            self._index = PriorityIndex([self.source(url) for url in self.urls])
+        return self._index
 
     def transports(self, components: Iterable[LockedComponent]) -> dict[str, object]:
         """One blob transport per shelf the components come from, keyed as the lockfile names shelves."""
@@ -90,7 +106,7 @@ class Shelf:
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         return resolve(
             reqs,
-            self.source().index,
+            self.index,
             locked=locked or {},
             upgrade=upgrade,
             allow_prereleases=allow_prereleases,
@@ -98,9 +114,9 @@ class Shelf:
 
     def pin(self, resolution: Resolution | _Single) -> tuple[list[LockedComponent], dict[str, bytes]]:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
-        source = self.source()
         components, manifests = [], {}
         for entry in resolution.components.values():
+            source = self.index.source_of(entry.name)
             manifest, data = source.manifest(entry)
             components.append(LockedComponent.from_manifest(entry, manifest, source.url))
             manifests[entry.name] = data
@@ -182,7 +198,7 @@ class Shelf:
         ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
         shelf-wide tag on a shelf of the original cclm layout. A different tag is a different install.
         """
-        source = self.source()
+        source = self.index.source_of(identifier)
         entry = self._find_version(source, identifier, tag)
         if entry is not None:
             components, manifests = self.pin(_Single(entry))

@@ -51,6 +51,40 @@ class MirrorIndex:
         )
 
 
+class PriorityIndex:
+    """The indexes of several shelves in priority order (implements ``IndexSource``).
+
+    Each name comes wholly from the first shelf that publishes it: versions of one name are never mixed
+    across shelves, so a lower-priority shelf cannot shadow or extend a component of a higher one (the
+    "dependency confusion" attack on package indexes).
+    """
+
+    def __init__(self, sources: list[ShelfSource]) -> None:
+        self._sources = sources
+        self._owner: dict[str, ShelfSource] = {}
+
+    def entries(self, name: str) -> list[IndexEntry]:
+        for source in self._sources:
+            found = source.index.entries(name)
+            if found:
+                self._owner[name] = source
+                return found
+        return []
+
+    def source_of(self, name: str) -> ShelfSource:
+        """The shelf a name's entries came from (the first shelf when none has it)."""
+        if name not in self._owner:
+            self.entries(name)
+        return self._owner.get(name, self._sources[0])
+
+    def names(self) -> list[str]:
+        return sorted({name for source in self._sources for name in source.index.names()})
+
+    @property
+    def files_read(self) -> int:
+        return sum(source.index.files_read for source in self._sources)
+
+
 class ShelfSource:
     """One shelf repository, opened for reading (and, through ``mirror``, for publishing)."""
 
