@@ -78,6 +78,15 @@ def test_remove_relocks_and_uninstalls(cli, stocked_shelf, project_dir):
     assert missing.code != 0 and "error: " in missing.err
 
 
+def test_failing_remove_leaves_project_and_lockfile_alone(cli, stocked_shelf, project_dir):
+    assert cli("--shelf", stocked_shelf, "add", "mlm", "base", "--no-install").code == 0
+    before = [(project_dir / n).read_bytes() for n in ("cclm-shelf.toml", "cclm-shelf.lock")]
+    stocked_shelf.rename(stocked_shelf.with_name("moved.git"))  # the shelf is gone: re-locking fails
+    result = cli("remove", "mlm")
+    assert result.code == 1 and "error: the shelf" in result.err and "does not exist" in result.err
+    assert [(project_dir / n).read_bytes() for n in ("cclm-shelf.toml", "cclm-shelf.lock")] == before
+
+
 def test_lock_check_reports_missing_fresh_and_stale(cli, stocked_shelf, project_dir):
     (project_dir / "cclm-shelf.toml").write_text(
         f'shelves = [{json.dumps(str(stocked_shelf))}]\nrequires = ["mlm"]\n', encoding="utf-8"
