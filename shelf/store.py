@@ -93,6 +93,20 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _next_read(done: int, limit: int | None) -> int:
+    """How many bytes to read next: a chunk, or what is left before ``limit`` (0 ends the copy)."""
+    if limit is None:
+        return constants.CHUNK_SIZE
+    return max(0, min(constants.CHUNK_SIZE, limit - done))
+
+
+def _size_on_disk(path: Path, fallback: int) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return fallback
+
+
 class BlobWriter:
     """Streams one object into its ``.incomplete`` file; made by ``BlobStore.writer``.
 
@@ -313,7 +327,9 @@ class BlobStore:
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=_INCOMPLETE)
         tmp = Path(tmp_name)
         try:
-            actual, actual_size = self._copy_hashing(path, fd)
+            # A source longer than ``size`` is wrong whatever follows: read one byte past it, not to its end.
+            limit = None if size is None else size + 1
+            actual, actual_size = self._copy_hashing(path, fd, limit)
             self._expect(path, oid, size, actual, actual_size)
             self._place(tmp, actual)
         finally:
@@ -322,11 +338,12 @@ class BlobStore:
         return actual
 
     @staticmethod
-    def _copy_hashing(source: Path, fd: int) -> tuple[str, int]:
+    def _copy_hashing(source: Path, fd: int, limit: int | None = None) -> tuple[str, int]:
+        """Copy ``source`` into ``fd`` while hashing it; stop after ``limit`` bytes when one is given."""
         digest = hashlib.sha256()
         size = 0
         with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(constants.CHUNK_SIZE):
+            while chunk := src.read(_next_read(size, limit)):
                 digest.update(chunk)
                 dst.write(chunk)
                 size += len(chunk)
@@ -336,6 +353,8 @@ class BlobStore:
 
     @staticmethod
     def _expect(path: Path, oid: str | None, size: int | None, actual: str, actual_size: int) -> None:
+        if size is not None and actual_size > size:
+            actual_size = _size_on_disk(path, actual_size)  # the copy stopped one byte past ``size``
         if size is not None and actual_size != size:
             raise IntegrityError(
                 f"{path} has {actual_size} bytes but {size} were expected", hint="it was not stored"

@@ -142,17 +142,20 @@ class CraftedShelf:
         return self.commit_raw(changes, tags=[layout.release_tag(name, version)], message=f"Publish {name}")
 
     def _index_file(self, name: str, version: str, data: dict, raw: bytes, line: dict | None) -> bytes:
+        """The index file with one more line: the entry of ``raw`` (its digest always matches it)."""
+        import dataclasses
+
         from registry_index import layout
-        from registry_index.manifest import manifest_digest
+        from registry_index.index import entry_from_manifest
+        from registry_index.manifest import Manifest, manifest_digest
 
-        if line is None:
-            from registry_index.index import entry_from_manifest, format_index_file
-            from registry_index.manifest import Manifest
-
-            entry = entry_from_manifest(Manifest.from_dict(data), manifest_digest(raw))
-            existing = self._existing_lines(layout.index_path(name))
-            return existing + format_index_file([entry])
-        return self._existing_lines(layout.index_path(name)) + json.dumps(line).encode() + b"\n"
+        existing = self._existing_lines(layout.index_path(name))
+        if line is not None:
+            return existing + json.dumps(line).encode() + b"\n"
+        # A hostile manifest cannot be validated: its entry is made from a valid twin, then re-pointed.
+        twin = manifest_dict(name, version, {"model/x": b""}, data.get("requires", ()), data["kind"])
+        entry = entry_from_manifest(Manifest.from_dict(twin), manifest_digest(raw))
+        return existing + dataclasses.replace(entry, manifest_digest=manifest_digest(raw)).to_line()
 
     def _existing_lines(self, path: str) -> bytes:
         mirror = self._mirror()

@@ -1,0 +1,276 @@
+"""Hostile input: crafted shelves, archives, requirement strings, model files and URLs.
+
+Each is refused with the package's own error (the CLI exits non-zero without a traceback), and nothing is
+written outside the install target: every test installs into ``<tmp>/box/target`` and checks that the rest
+of ``<tmp>/box`` (with a sentinel file in it) is exactly as before.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from registry_index.errors import RegistryIndexError
+from shelf.api import Shelf
+from shelf.errors import IntegrityError, ShelfError, UnsafeContentError
+from tests.reliability.conftest import record
+from tests.reliability.kit import CraftedShelf, blob, cli_env, manifest_dict, sha256, tree
+
+pytestmark = pytest.mark.network
+
+OWN_ERRORS = (ShelfError, RegistryIndexError)
+RERUN = "pytest tests/reliability/test_hostile.py"
+
+
+class Box:
+    """A folder holding the target, a sentinel and the cache; ``untouched`` checks nothing else changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "box"
+        self.target = self.root / "target"
+        self.root.mkdir(parents=True)
+        (self.root / "sentinel.txt").write_text("keep me")
+        self.cache = root / "cache"
+        self._before = self._outside()
+
+    def _outside(self) -> dict:
+        return {k: v for k, v in tree(self.root).items() if not k.startswith("target")}
+
+    def untouched(self) -> None:
+        assert self._outside() == self._before, "something was written outside the target"
+        assert not (self.target / ".." / ".." / "escape.bin").exists()
+        leftovers = [p.name for p in self.target.rglob("*")] if self.target.exists() else []
+        assert not [n for n in leftovers if "escape" in n or n.startswith(".staging-")], leftovers
+
+
+def _cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "shelf.cli", *args],
+        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    assert done.stderr.strip() and "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def _refused_both_ways(shelf: CraftedShelf, request: str, box: Box, match: str) -> str:
+    """Install through the API and the CLI; both refuse with a message matching ``match``."""
+    with pytest.raises(OWN_ERRORS, match=match) as caught:
+        Shelf(shelf.url, cache_dir=box.cache).install(request, target=box.target)
+    done = _cli("--shelf", shelf.url, "install", request, "--target", str(box.target), cache=box.cache)
+    assert re.search(match, done.stderr), done.stderr
+    box.untouched()
+    return type(caught.value).__name__
+
+
+@pytest.fixture
+def local_shelf(tmp_path: Path) -> CraftedShelf:
+    """A local shelf keeping its blobs in ``lfs/objects``."""
+    return CraftedShelf.create(tmp_path / "shelf.git")
+
+
+FILES = {"model/weights.bin": blob(1, 2048), "model/extra.bin": blob(2, 512)}
+
+
+def _hostile_manifest(paths: list[str]) -> dict:
+    data = manifest_dict("evil", "0.1.0", FILES)
+    data["items"]["model"]["files"] = [
+        {"path": p, "sha256": sha256(FILES["model/weights.bin"]), "size": 2048} for p in paths
+    ]
+    return data
+
+
+MANIFEST_CASES = {
+    "dot-dot path": (["../../escape.bin"], r"\.\."),
+    "absolute path": (["/tmp/escape.bin"], "absolute|relative"),
+    "duplicate path": (["weights.bin", "weights.bin"], "clashes|duplicate"),
+    "case-clashing path": (["Weights.bin", "weights.bin"], "clashes|case"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
+def test_hostile_manifest_paths_are_refused(local_shelf: CraftedShelf, tmp_path: Path, case: str) -> None:
+    paths, match = MANIFEST_CASES[case]
+    local_shelf.publish("evil", "0.1.0", FILES, manifest=_hostile_manifest(paths))
+    box = Box(tmp_path)
+    _refused_both_ways(local_shelf, "evil", box, match)
+    assert not box.target.exists()
+    record("hostile", f"manifest: {case}", 2, 2, f"{RERUN} -k manifest")
+
+
+def test_an_index_line_for_another_name_is_refused(local_shelf: CraftedShelf, tmp_path: Path) -> None:
+    local_shelf.publish("good", "0.1.0", FILES)
+    line = {
+        "name": "other", "version": "0.2.0", "manifest_digest": "sha256:" + "0" * 64, "kind": "component",
+        "base": None, "provides": {}, "requires": [], "items": {}, "yanked": False,
+    }  # fmt: skip
+    local_shelf.publish("good", "0.2.0", FILES, index_line=line)
+    box = Box(tmp_path)
+    _refused_both_ways(local_shelf, "good", box, "other")
+    record("hostile", "index line for another name", 2, 2, f"{RERUN} -k another_name")
+
+
+@pytest.mark.parametrize("lie", [+10, -10])
+def test_a_pointer_that_lies_about_size_is_refused(
+    local_shelf: CraftedShelf, tmp_path: Path, lie: int
+) -> None:
+    """The manifest and pointer agree with each other and lie about the blob's size."""
+    data = blob(3, 4096)
+    local_shelf.put_blobs([data])
+    files = {"model/weights.bin": data}
+    manifest = manifest_dict("liar", "0.1.0", files)
+    manifest["items"]["model"]["files"][0]["size"] = len(data) + lie
+    local_shelf.publish("liar", "0.1.0", files, manifest=manifest)
+    from registry_index import layout
+    from registry_index.pointer import LfsPointer, format_pointer
+
+    pointer = format_pointer(LfsPointer(sha256(data), len(data) + lie))
+    local_shelf.commit_raw({layout.file_path("liar", "0.1.0", "model", "weights.bin"): pointer})
+    box = Box(tmp_path)
+    _refused_both_ways(local_shelf, "liar", box, "bytes|size")
+    assert not box.target.exists() and not list(box.cache.rglob("*.incomplete"))
+    record("hostile", f"pointer lies about size ({lie:+d} bytes)", 2, 2, f"{RERUN} -k lies")
+
+
+def test_a_blob_far_larger_than_declared_is_not_read_to_the_end(
+    local_shelf: CraftedShelf, tmp_path: Path
+) -> None:
+    """A 2 GiB (sparse) object behind a 16-byte pointer: refused after reading past the declared size."""
+    small = blob(4, 16)
+    local_shelf.publish("huge", "0.1.0", {"model/weights.bin": small})
+    stored = local_shelf.repo / "lfs" / "objects" / sha256(small)[:2] / sha256(small)[2:4] / sha256(small)
+    os.chmod(stored, 0o644)
+    with open(stored, "r+b") as handle:
+        handle.truncate(2 << 30)
+    box = Box(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(IntegrityError, match="16"):
+        Shelf(local_shelf.url, cache_dir=box.cache).install("huge", target=box.target)
+    assert time.monotonic() - started < 5, "the whole oversized object was read"
+    assert sum(p.stat().st_size for p in box.cache.rglob("*") if p.is_file()) < 1 << 20
+    box.untouched()
+    record("hostile", "blob 2 GiB larger than declared", 1, 1, f"{RERUN} -k far_larger")
+
+
+# Legacy tarballs -------------------------------------------------------------------------------------------
+
+
+def _member(kind: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo({"absolute": "/tmp/escape.bin", "dotdot": "../escape.bin"}.get(kind, "evil"))
+    if kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    elif kind == "hardlink":
+        info.type, info.linkname = tarfile.LNKTYPE, "/etc/passwd"
+    elif kind == "device":
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    elif kind == "fifo":
+        info.type = tarfile.FIFOTYPE
+    return info
+
+
+def _hostile_tarball(path: Path, kind: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        ok = tarfile.TarInfo("cclm_config.json")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"{}"))
+        info = _member(kind)
+        payload = b"pwned" if info.isreg() else b""
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+LEGACY_KINDS = ["absolute", "dotdot", "symlink", "hardlink", "device", "fifo"]
+
+
+def test_hostile_legacy_tarballs_are_refused(tmp_path: Path) -> None:
+    from tests.support.shelves import legacy_shelf
+
+    archives = {
+        f"v0.0.{i}": {
+            f"preprocessor/{kind}.tar.gz": _hostile_tarball(tmp_path / "src" / f"{kind}.tar.gz", kind)
+        }
+        for i, kind in enumerate(LEGACY_KINDS, start=1)
+    }
+    bare = legacy_shelf(tmp_path, archives)
+    good = 0
+    for i, kind in enumerate(LEGACY_KINDS, start=1):
+        box = Box(tmp_path / kind)
+        with pytest.raises(UnsafeContentError, match=r"refusing|link|absolute|device"):
+            Shelf(str(bare), cache_dir=box.cache).fetch(
+                kind, "preprocessor", tag=f"v0.0.{i}", cache_dir=box.target
+            )
+        box.untouched()
+        assert not (box.target / kind).exists()
+        assert not Path("/tmp/escape.bin").exists() and not (tmp_path / kind / "escape.bin").exists()
+        good += 1
+    record(
+        "hostile",
+        "legacy tarball: absolute, .., symlink, hardlink, device, fifo",
+        len(LEGACY_KINDS),
+        good,
+        f"{RERUN} -k legacy",
+    )
+
+
+# Requirement strings ------------------------------------------------------------------------------------
+
+
+SHELL_STRINGS = [
+    "x; touch {m}",
+    "$(touch {m})",
+    "`touch {m}`",
+    "x && touch {m}",
+    "x | touch {m}",
+    "x\ntouch {m}",
+]
+
+
+def test_requirements_with_shell_metacharacters_are_refused(
+    local_shelf: CraftedShelf, tmp_path: Path
+) -> None:
+    local_shelf.publish("x", "0.1.0", FILES)
+    marker = tmp_path / "marker"
+    box = Box(tmp_path)
+    for text in [s.format(m=marker) for s in SHELL_STRINGS] + ["x; rm -rf /"]:
+        with pytest.raises(OWN_ERRORS):
+            Shelf(local_shelf.url, cache_dir=box.cache).install(text, target=box.target)
+        done = _cli("--shelf", local_shelf.url, "install", text, "--target", str(box.target), cache=box.cache)
+        assert "requirement" in done.stderr.lower() or "invalid" in done.stderr.lower(), done.stderr
+    assert not marker.exists()
+    box.untouched()
+    record(
+        "hostile",
+        "requirement strings with shell metacharacters",
+        2 * (len(SHELL_STRINGS) + 1),
+        2 * (len(SHELL_STRINGS) + 1),
+        f"{RERUN} -k shell",
+    )
+
+
+# A shelf URL that is a file ---------------------------------------------------------------------------------
+
+
+def test_a_shelf_url_that_is_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-shelf.git"
+    path.write_text("hello")
+    box = Box(tmp_path)
+    with pytest.raises(OWN_ERRORS, match="not-a-shelf"):
+        Shelf(str(path), cache_dir=box.cache).install("x", target=box.target)
+    done = _cli("--shelf", str(path), "install", "x", "--target", str(box.target), cache=box.cache)
+    assert "not-a-shelf" in done.stderr
+    box.untouched()
+    record("hostile", "shelf URL is a regular file", 2, 2, f"{RERUN} -k regular_file")
