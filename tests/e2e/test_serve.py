@@ -40,6 +40,18 @@ def group_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Ids of the live processes whose command line contains ``text`` (read from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
 @pytest.fixture
 def served(tmp_path):
     shelf_path = Path(create_shelf(tmp_path / "team.git"))
@@ -117,6 +129,11 @@ def test_stopping_leaves_no_processes(tmp_path):
     shelf_path = Path(create_shelf(tmp_path / "team.git"))
     servers = serve.start(shelf_path, url_host="localhost")  # the name clients use, not the address
     pids = [p.pid for p in servers.processes]
+    lfs_port = servers.lfs_url.split(":")[2].split("/")[0]
+    deadline = time.monotonic() + 15  # gunicorn listens first, then forks its workers
+    while len(processes_mentioning(f"127.0.0.1:{lfs_port}")) < 1 + serve.LFS_WORKERS:
+        assert time.monotonic() < deadline, "gunicorn never started all its workers"
+        time.sleep(0.1)
     assert servers.git_url.startswith("git://localhost:") and servers.lfs_url.startswith("http://localhost:")
     assert listening(servers.git_url) and listening(servers.lfs_url)
     heads = subprocess.run(["git", "ls-remote", servers.git_url], capture_output=True, text=True, check=True)
@@ -125,6 +142,7 @@ def test_stopping_leaves_no_processes(tmp_path):
     assert all(p.poll() is not None for p in servers.processes)
     assert all(group_gone(pid) for pid in pids)
     assert not listening(servers.git_url) and not listening(servers.lfs_url)
+    assert processes_mentioning(f"127.0.0.1:{lfs_port}") == []
 
 
 def test_serve_command_runs_until_terminated(tmp_path):
@@ -159,6 +177,8 @@ def test_serve_command_runs_until_terminated(tmp_path):
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{lfs_port}")
+    assert processes_mentioning(f"--port={git_port}") == []  # git daemon and its forked child
+    assert processes_mentioning(f"127.0.0.1:{lfs_port}") == []  # gunicorn and its workers
 
 
 def test_busy_port_is_refused_before_starting(tmp_path):
