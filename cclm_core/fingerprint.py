@@ -37,6 +37,7 @@ from cclm_core.formats import (
 )
 
 PREFIX = "sha256:"
+_SLICE_BYTES = 16 << 20  # how much of one weight is read at a time
 
 
 def _record(digest: Any, label: str, payload: bytes) -> None:
@@ -53,14 +54,31 @@ def _hash_weights(digest: Any, path: Path) -> None:
             names: list[str] = []
             handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
             for name in sorted(names):
-                array = np.asarray(handle[name][()])
-                little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-                _record(digest, "name", name.encode("utf-8"))
-                _record(digest, "dtype", little.dtype.str.encode())
-                _record(digest, "shape", repr(tuple(little.shape)).encode())
-                _record(digest, "data", np.ascontiguousarray(little).tobytes())
+                _hash_dataset(digest, name, handle[name])
     except OSError as e:
         raise FormatError(f"{path} is not a readable weights file: {e}", hint="the file is corrupt") from e
+
+
+def _hash_dataset(digest: Any, name: str, dataset: h5py.Dataset) -> None:
+    """Hash one weight as a record of its little-endian bytes, read in slices so memory stays flat.
+
+    The bytes fed to the digest are exactly those of the whole array (the length prefix is known from the
+    shape), so fingerprints do not depend on how the array is sliced.
+    """
+    little = dataset.dtype.newbyteorder("<")
+    shape = tuple(dataset.shape)
+    _record(digest, "name", name.encode("utf-8"))
+    _record(digest, "dtype", little.str.encode())
+    _record(digest, "shape", repr(shape).encode())
+    digest.update(f"data:{int(np.prod(shape, dtype=np.int64)) * little.itemsize}:".encode())
+    if not shape:  # a scalar
+        digest.update(np.asarray(dataset[()]).astype(little).tobytes())
+        return
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * little.itemsize)
+    step = max(1, _SLICE_BYTES // row_bytes)
+    for start in range(0, shape[0], step):
+        block = np.ascontiguousarray(dataset[start : start + step]).astype(little, copy=False)
+        digest.update(memoryview(block).cast("B"))
 
 
 def _stable_config(config: dict[str, Any]) -> dict[str, Any]:

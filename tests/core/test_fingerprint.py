@@ -157,3 +157,18 @@ def test_check_compatible_explains_in_model_terms(saved, tmp_path):
     (small / "cclm_config.json").write_text(json.dumps(config))
     with pytest.raises(IncompatibleComponentError, match="max_input_length 16 but the embedder expects 32"):
         check_compatible(saved["embedder"], [saved["mlm"]], small)
+
+
+def test_weights_are_hashed_in_slices_with_the_same_result(saved, tmp_path, monkeypatch):
+    """Big weights are read a slice at a time (flat memory); the slicing never shows in the fingerprint."""
+    import cclm_core.fingerprint as fingerprint
+
+    folder = Path(shutil.copytree(saved["embedder"], tmp_path / "sliced"))
+    with h5py.File(folder / "embedder.weights.h5", "r+") as handle:
+        handle["extra/big_endian"] = np.arange(1000, dtype=">f8").reshape(10, 100)
+        handle["extra/scalar"] = np.float32(2.5)
+    whole = embedder_fingerprint(folder)
+    monkeypatch.setattr(fingerprint, "_SLICE_BYTES", 64)  # a few rows at a time
+    assert embedder_fingerprint(folder) == whole
+    monkeypatch.setattr(fingerprint, "_SLICE_BYTES", 1)  # one row at a time
+    assert embedder_fingerprint(folder) == whole
