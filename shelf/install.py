@@ -257,9 +257,12 @@ def _record_entry(spec: ComponentSpec, stats: dict) -> dict:
 
 def _fetch(todo: Sequence[ComponentSpec], store: BlobStore, transports: Mapping[str, object], report) -> None:
     """One download call (one batch) per shelf for every blob the store lacks."""
+    missing = missing_objects(todo, store)
+    if not missing:
+        return  # a warm install: the HTTP client is not even imported
     from shelf.lfs import LfsObject
 
-    for source, objects in missing_objects(todo, store).items():
+    for source, objects in missing.items():
         transport = transports.get(source)
         if transport is None:
             raise NotFoundError(f"no transport for shelf {source}")
