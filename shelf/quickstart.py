@@ -89,9 +89,12 @@ class QuickstartConfig:
     max_texts: int = 1500
     epochs: int = 1
     hidden: int = 32
+    filters: int = 64  # the embedder's convolution width
+    blocks: int = 2  # the embedder's residual blocks
 
 
-SMALL = QuickstartConfig(max_len=32, max_texts=200, epochs=1, hidden=16)
+# Smaller graphs trace and compile faster, which is most of the time a one-epoch run takes.
+SMALL = QuickstartConfig(max_len=32, max_texts=200, epochs=1, hidden=16, filters=16, blocks=1)
 
 
 @dataclass
@@ -131,9 +134,11 @@ def train_and_save(config: QuickstartConfig, saved: Path, say: Callable[[str], N
     texts = corpus(config.max_len, config.max_texts)
     say(f"corpus: {len(texts)} lines of Python's own documentation")
     prep = Preprocessor(max_example_len=config.max_len).fit(texts)
-    embedder = Embedder(prep.max_example_len, prep.n_chars)
+    embedder = Embedder(prep.max_example_len, prep.n_chars, n_filters=config.filters, n_blocks=config.blocks)
     say(f"training a masked-language component ({config.epochs} epoch(s))")
-    mlm = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep, output_dim=config.hidden * 2)
+    mlm = MaskedLanguagePretrainer(
+        embedder=embedder, preprocessor=prep, output_dim=config.hidden * 2, hidden_dim=config.hidden * 2
+    )
     mlm.fit(texts, epochs=config.epochs)
     say(f"training a character-reconstruction component ({config.epochs} epoch(s))")
     chars = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep, output_dim=config.hidden)
