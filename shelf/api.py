@@ -56,13 +56,13 @@ class Shelf:
             self._url = pick_shelf_url(None)
         return self._url
 
-    def source(self, url: str | None = None) -> ShelfSource:
-        """The shelf at ``url`` (default: this shelf's), mirrored and refreshed once per ``Shelf``."""
+    def source(self, url: str | None = None, *, refresh: bool = True) -> ShelfSource:
+        """The shelf at ``url`` (default: this shelf's), mirrored, and refreshed once per ``Shelf``."""
         key = url or self.url
         if key not in self._sources:
-            source = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
-            source.refresh()
-            self._sources[key] = source
+            self._sources[key] = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+        if refresh:
+            self._sources[key].refresh()
         return self._sources[key]
 
     @property
@@ -112,11 +112,14 @@ class Shelf:
             allow_prereleases=allow_prereleases,
         )
 
-    def pin(self, resolution: Resolution | _Single) -> tuple[list[LockedComponent], dict[str, bytes]]:
+    def pin(
+        self, resolution: Resolution | _Single, index: PriorityIndex | None = None
+    ) -> tuple[list[LockedComponent], dict[str, bytes]]:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
+        index = index or self.index
         components, manifests = [], {}
         for entry in resolution.components.values():
-            source = self.index.source_of(entry.name)
+            source = index.source_of(entry.name)
             manifest, data = source.manifest(entry)
             components.append(LockedComponent.from_manifest(entry, manifest, source.url))
             manifests[entry.name] = data
@@ -132,8 +135,36 @@ class Shelf:
         """Resolve ``requirements`` on this shelf and install the set into ``target``."""
         if not requirements:
             raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
-        components, manifests = self.pin(self.resolve(requirements, allow_prereleases=allow_prereleases))
+        reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+        mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
+        if mirrored is not None:
+            components, manifests = self.pin(*mirrored)
+        else:
+            components, manifests = self.pin(self.resolve(reqs, allow_prereleases=allow_prereleases))
         return self.install_pinned(components, target=target, manifests=manifests)
+
+    def _resolve_from_mirror(
+        self, reqs: Sequence[Requirement], allow_prereleases: bool
+    ) -> tuple[Resolution, PriorityIndex] | None:
+        """Resolve exact pins from the metadata already mirrored, without fetching; None if that won't do.
+
+        A published version never changes, so when every requirement (and every dependency of the chosen
+        set) names one exact version that the mirror already has, a fetch could not change the answer.
+        """
+        from shelf.errors import ShelfError
+        from shelf.resolver import resolve
+
+        if not all(_pins_one_version(r) for r in reqs):
+            return None
+        index = PriorityIndex([self.source(url, refresh=False) for url in self.urls])
+        try:
+            resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
+        except (ShelfError, RegistryIndexError):
+            return None  # something is not mirrored yet (or not published): fetch and resolve again
+        deps = [r for entry in resolution.components.values() for r in entry.requires]
+        if not all(_pins_one_version(parse_requirement(r)) for r in deps):
+            return None
+        return resolution, index
 
     def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
         """Install exactly what a lockfile pins; never re-resolves."""
@@ -255,6 +286,19 @@ class Shelf:
                 source=public_source(source.url),
             )
         )
+
+
+def _pins_one_version(req: Requirement) -> bool:
+    """``name@1.2.3`` or ``name==1.2.3``: a requirement only one published version can ever satisfy."""
+    if req.exact is not None:
+        return True
+    clauses = req.specifier.specifiers
+    return (
+        len(clauses) == 1
+        and clauses[0].operator == "=="
+        and not clauses[0].is_wildcard
+        and clauses[0].text.count(".") >= 2
+    )
 
 
 class _Single:

@@ -1,0 +1,42 @@
+"""Exact pins of versions the metadata mirror already holds install without asking the shelf anything."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shelf.api import Shelf
+from shelf.errors import ShelfError
+from tests.support.shelves import BASE, MLM, VERSION, publish_folder, published_shelf, saved_stack
+
+
+@pytest.fixture
+def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
+    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+
+
+def test_exact_pins_need_no_fetch_once_mirrored(shelf_path: Path, tmp_path: Path) -> None:
+    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    # The shelf disappears entirely: the mirror and the store must be enough for an exact pin.
+    shutil.move(shelf_path, tmp_path / "away.git")
+    report = Shelf(str(shelf_path)).install(f"{MLM}=={VERSION}", target=tmp_path / "two")
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    assert report.objects_fetched == 0
+
+
+def test_a_range_still_asks_the_shelf(shelf_path: Path, tmp_path: Path) -> None:
+    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    shutil.move(shelf_path, tmp_path / "away.git")
+    with pytest.raises(ShelfError):  # ">=" could match something published since: the fetch is required
+        Shelf(str(shelf_path)).install(f"{MLM}>=0.1", target=tmp_path / "two")
+    assert not (tmp_path / "two").exists()
+
+
+def test_an_exact_pin_not_yet_mirrored_fetches(tmp_path_factory, shelf_path: Path, tmp_path: Path) -> None:
+    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    stack = saved_stack(tmp_path_factory)
+    publish_folder(str(shelf_path), stack.base, BASE, "0.2.0", cache_dir=tmp_path / "publisher-cache")
+    report = Shelf(str(shelf_path)).install(f"{BASE}@v0.2.0", target=tmp_path / "two")
+    assert report.installed == [(BASE, "0.2.0")]
