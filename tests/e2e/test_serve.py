@@ -130,15 +130,21 @@ def test_stopping_leaves_no_processes(tmp_path):
     servers = serve.start(shelf_path, url_host="localhost")  # the name clients use, not the address
     pids = [p.pid for p in servers.processes]
     lfs_port = servers.lfs_url.split(":")[2].split("/")[0]
-    deadline = time.monotonic() + 15  # gunicorn listens first, then forks its workers
-    while len(processes_mentioning(f"127.0.0.1:{lfs_port}")) < 1 + serve.LFS_WORKERS:
-        assert time.monotonic() < deadline, "gunicorn never started all its workers"
-        time.sleep(0.1)
-    assert servers.git_url.startswith("git://localhost:") and servers.lfs_url.startswith("http://localhost:")
-    assert listening(servers.git_url) and listening(servers.lfs_url)
-    heads = subprocess.run(["git", "ls-remote", servers.git_url], capture_output=True, text=True, check=True)
-    assert "refs/heads/main" in heads.stdout
-    servers.stop()
+    try:
+        deadline = time.monotonic() + 15  # gunicorn listens first, then forks its workers
+        while len(processes_mentioning(f"127.0.0.1:{lfs_port}")) < 1 + serve.LFS_WORKERS:
+            assert time.monotonic() < deadline, "gunicorn never started all its workers"
+            time.sleep(0.1)
+        assert servers.git_url.startswith("git://localhost:") and servers.lfs_url.startswith(
+            "http://localhost:"
+        )
+        assert listening(servers.git_url) and listening(servers.lfs_url)
+        heads = subprocess.run(
+            ["git", "ls-remote", servers.git_url], capture_output=True, text=True, check=True
+        )
+        assert "refs/heads/main" in heads.stdout
+    finally:
+        servers.stop()
     assert all(p.poll() is not None for p in servers.processes)
     assert all(group_gone(pid) for pid in pids)
     assert not listening(servers.git_url) and not listening(servers.lfs_url)
