@@ -38,14 +38,15 @@ def project(required: bool = False) -> Project | None:
 
 
 def open_shelf(ctx: click.Context, proj: Project | None = None):
-    """A ``Shelf`` for the URL given on the command line, else the project's, else the default one."""
+    """A ``Shelf`` for the URL given on the command line, else the project's shelves, else the default."""
     from shelf.api import Shelf
     from shelf.source import pick_shelf_url
 
     opts = settings(ctx)
-    shelves = list(proj.shelf_locations()) if proj else None
-    url = pick_shelf_url(opts.shelf, shelves)
-    return Shelf(url, cache_dir=opts.cache_dir, offline=opts.offline or None)
+    offline = opts.offline or None
+    if not opts.shelf and proj and proj.shelves:  # the project's shelves, in its priority order
+        return Shelf(shelves=list(proj.shelf_locations()), cache_dir=opts.cache_dir, offline=offline)
+    return Shelf(pick_shelf_url(opts.shelf), cache_dir=opts.cache_dir, offline=offline)
 
 
 def install_target(explicit: Path | None, proj: Project | None) -> Path:

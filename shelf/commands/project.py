@@ -32,7 +32,7 @@ def resolve_and_lock(shelf, proj, previous=None, upgrade=False):
     locked = previous.pins() if previous else {}
     resolution = shelf.resolve(list(proj.requirement_strings), locked=locked, upgrade=upgrade)
     components, _manifests = shelf.pin(resolution)
-    lock = Lockfile.build(proj.requirement_strings, proj.shelf_locations(), components)
+    lock = Lockfile.build(proj.requirement_strings, proj.shelves, components)
     write_lockfile(lock, lock_path(proj))
     remember_lockfile(shelf.cache_dir, lock_path(proj))
     return lock, resolution
@@ -45,7 +45,7 @@ def ensure_lock(ctx, frozen: bool = False):
     proj = project(required=True)
     shelf = open_shelf(ctx, proj)
     lock = read_lock(proj)
-    fresh = lock is not None and not lock.is_stale(proj.requirement_strings, proj.shelf_locations())
+    fresh = lock is not None and not lock.is_stale(proj.requirement_strings, proj.shelves)
     if fresh:
         from shelf.known_lockfiles import remember_lockfile
 
@@ -180,7 +180,7 @@ def lock_cmd(ctx, upgrade, upgrade_packages, check, as_json):
     proj = project(required=True)
     previous = read_lock(proj)
     if check:
-        stale = previous is None or previous.is_stale(proj.requirement_strings, proj.shelf_locations())
+        stale = previous is None or previous.is_stale(proj.requirement_strings, proj.shelves)
         state = "missing" if previous is None else ("stale" if stale else "up to date")
         emit(as_json, {"lockfile": str(lock_path(proj)), "state": state}, [f"{lock_path(proj)} is {state}"])
         if stale:

@@ -184,3 +184,40 @@ def test_project_commands_outside_a_project_say_so(cli, project_dir):
     for args in (["tree"], ["why", "x"], ["lock"], ["remove", "x"]):
         result = cli(*args)
         assert result.code == 2 and "error: no project here" in result.err
+
+
+def test_a_moved_project_with_a_relative_shelf_keeps_its_lock(cli, stocked_shelf, tmp_path, monkeypatch):
+    import shutil
+
+    home = tmp_path / "work"
+    home.mkdir()
+    shutil.copytree(stocked_shelf, home / "team-shelf.git")
+    project = home / "app"
+    project.mkdir()
+    (project / "cclm-shelf.toml").write_text('shelves = ["../team-shelf.git"]\nrequires = ["mlm"]\n')
+    monkeypatch.chdir(project)
+    assert cli("lock").code == 0
+    moved = tmp_path / "elsewhere"
+    shutil.move(home, moved)
+    monkeypatch.chdir(moved / "app")
+    result = cli("lock", "--check")
+    assert result.code == 0, result.out  # the lock records the shelf as written, not where it was
+    assert "up to date" in result.out
+    assert cli("install").code == 0
+    assert (moved / "app" / ".cclm" / "mlm" / "component" / "component.weights.h5").is_file()
+
+
+def test_project_shelves_are_read_in_priority_order(cli, stocked_shelf, tmp_path, monkeypatch, saved_models):
+    from shelf.source import create_shelf
+
+    override = tmp_path / "override.git"
+    create_shelf(override)
+    publish_folder(override, saved_models / BASE, "base", "3.0.0")  # shadows the stocked shelf's base
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "cclm-shelf.toml").write_text(
+        f"shelves = [{json.dumps(str(override))}, {json.dumps(str(stocked_shelf))}]\nrequires = [\"base\"]\n"
+    )
+    monkeypatch.chdir(project)
+    assert cli("lock").code == 0
+    assert locked_versions(project) == {"base": "3.0.0"}
