@@ -548,6 +548,21 @@ class LfsClient:
         return DownloadReport(tuple(o.oid for o in missing), skipped, moved)
 
     def _download_one(self, answer: ObjectAction, store: BlobStore) -> int:
+        """Download one object; a resumed partial file that fails verification gets one clean retry.
+
+        The prefix an interrupted run left is re-hashed but cannot be checked until the object is whole.
+        If the whole does not verify, the fault may lie in that old prefix (the store has discarded it by
+        then), so the object is fetched once more from byte 0; a second mismatch is the server's.
+        """
+        resumed = store.partial_size(answer.oid) > 0
+        try:
+            return self._download_into(answer, store)
+        except IntegrityError:
+            if not resumed:
+                raise
+        return self._download_into(answer, store)
+
+    def _download_into(self, answer: ObjectAction, store: BlobStore) -> int:
         obj = answer.obj
         try:
             with store.writer(obj.oid, obj.size) as writer:
