@@ -220,7 +220,8 @@ def check_store(cache: Path, known: Mapping[str, bytes], before: Mapping[str, tu
         )
     for rel, stat in (before or {}).items():
         assert blobs.get(rel) == stat, f"blob {rel} changed or vanished"
-    assert not list((cache / "tmp").glob("*")) if (cache / "tmp").exists() else True, "scratch files left"
+    scratch = list((cache / "tmp").glob("*")) if (cache / "tmp").exists() else []
+    assert not scratch, f"scratch files left in the store: {scratch}"
 
 
 def check_target(target: Path) -> int:

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import record, trials
-from tests.reliability.kit import CraftedShelf, check_store, check_target, cli_env, sha256, stack_files
+from tests.reliability.kit import (
+    CraftedShelf,
+    check_store,
+    check_target,
+    cli_env,
+    sha256,
+    stack_files,
+    store_blobs,
+)
 from tests.support.giftless import GiftlessServer
 
 pytestmark = pytest.mark.network
@@ -66,6 +74,4 @@ def test_parallel_installs_into_one_store_and_one_target(tmp_path: Path) -> None
     assert good == processes, [err for code, err in results if code]
     assert check_target(target) == 3 * (1 + len(NAMES))
     check_store(cache, known)
-    assert len(list((cache / "blobs" / "sha256").rglob("*"))) - len(
-        list((cache / "blobs" / "sha256").iterdir())
-    ) == len(known)
+    assert len(store_blobs(cache)) == len(known), "every blob is stored exactly once"
