@@ -96,14 +96,14 @@ def test_kill_9_during_install_then_the_next_run_completes(slow_shelf, tmp_path:
     count = trials(4, 20)
     install = _cclm("--shelf", shelf.url, "install", "ca", "cb", "--target", "TARGET")
     span = _timed([a.replace("TARGET", str(tmp_path / "probe")) for a in install], tmp_path / "probe-cache")
-    good = 0
+    good = killed = 0
     for trial in range(count):
         seed = SEED_BASE + trial
         delay = random.Random(seed).uniform(0.3, span)
         cache, target = tmp_path / f"c{trial}", tmp_path / f"t{trial}"
         args = [a.replace("TARGET", str(target)) for a in install]
         print(f"install kill trial {trial}: seed {seed}, kill after {delay:.2f}s of {span:.2f}s")
-        _kill_after(args, cache, delay)
+        killed += _kill_after(args, cache, delay) is None
         check_store(cache, known)  # after the kill: only verified blobs and true prefixes
         done = _run(args, cache)
         assert done.returncode == 0, f"seed {seed}: {done.stderr}"
@@ -112,7 +112,13 @@ def test_kill_9_during_install_then_the_next_run_completes(slow_shelf, tmp_path:
         assert check_target(target) == 9
         check_store(cache, known)
         good += 1
-    record("crashes", "kill -9 during install", count, good, "scripts/reliability.py --only crashes")
+    record(
+        "crashes",
+        f"kill -9 during install ({killed} killed mid-run)",
+        count,
+        good,
+        "scripts/reliability.py --only crashes",
+    )
     assert good == count
 
 
@@ -169,7 +175,7 @@ def test_kill_9_during_publish_then_the_next_run_completes(tmp_path_factory, tmp
     count = trials(4, 20)
     publish = _cclm("--shelf", str(repo), "publish", str(folder), "--name", "tiny_base", "--version", "V")
     span = _timed([a.replace("V", "0.0.1") if a == "V" else a for a in publish], tmp_path / "probe-cache")
-    good = 0
+    good = killed = 0
     for trial in range(count):
         seed = SEED_BASE + 1000 + trial
         delay = random.Random(seed).uniform(0.2, span)
@@ -177,7 +183,7 @@ def test_kill_9_during_publish_then_the_next_run_completes(tmp_path_factory, tmp
         args = [version if a == "V" else a for a in publish]
         cache = tmp_path / f"c{trial}"
         print(f"publish kill trial {trial}: seed {seed}, kill after {delay:.2f}s of {span:.2f}s")
-        _kill_after(args, cache, delay)
+        killed += _kill_after(args, cache, delay) is None
         _consistent(repo)  # whatever the moment, the shelf is never half-published
         done = _run([*args, "--json"], cache)
         assert done.returncode == 0, f"seed {seed}: {done.stderr}"
@@ -192,5 +198,11 @@ def test_kill_9_during_publish_then_the_next_run_completes(tmp_path_factory, tmp
     )
     assert done.returncode == 0, done.stderr
     check_target(target)
-    record("crashes", "kill -9 during publish", count, good, "scripts/reliability.py --only crashes")
+    record(
+        "crashes",
+        f"kill -9 during publish ({killed} killed mid-run)",
+        count,
+        good,
+        "scripts/reliability.py --only crashes",
+    )
     assert good == count
