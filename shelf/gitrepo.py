@@ -18,6 +18,7 @@ either every ref moves or none does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -71,6 +72,7 @@ LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mi
 _ZERO_OID = "0" * 40
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
+_TAG_LISTING = "shelf-remote-tags"  # in the mirror: the remote's tags as last listed, for offline use
 _REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh"})
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
@@ -352,6 +354,7 @@ class ShelfMirror:
         self.path = path
         self.offline = offline
         self.refreshed = False  # True once this object has fetched (open() does so for a new mirror)
+        self._remote_tags: dict[str, str] | None = None  # the remote's tags, listed once per fetch
 
     def __repr__(self) -> str:
         return f"ShelfMirror({redact(self.url)!r}, path={str(self.path)!r}, offline={self.offline})"
@@ -396,10 +399,11 @@ class ShelfMirror:
         return done.returncode == 0 and bool(done.stdout.strip())
 
     def refresh(self) -> ShelfMirror:
-        """Fetch the remote's branches and tags (pruning deleted ones); a no-op offline."""
+        """Fetch the head of every remote branch (pruning deleted ones); a no-op offline."""
         if self.offline:
             return self
         self._check_local_remote()
+        self._remote_tags = None
         try:
             with self._lock():
                 created = not (self.path / "HEAD").is_file()
@@ -413,11 +417,43 @@ class ShelfMirror:
                         shutil.rmtree(self.path, ignore_errors=True)
                     raise
         except Timeout as e:
-            raise GitError(
-                f"timed out waiting for the lock on the mirror {self.path}",
-                hint=f"another cclm-shelf is fetching; if none runs, delete {self.path}.lock",
-            ) from e
+            raise self._lock_timeout() from e
         return self
+
+    def _lock_timeout(self) -> GitError:
+        return GitError(
+            f"timed out waiting for the lock on the mirror {self.path}",
+            hint=f"another cclm-shelf is fetching; if none runs, delete {self.path}.lock",
+        )
+
+    def _fetch_tag(self, ref: str) -> bool:
+        """Fetch the tag ``ref`` names (its commit, shallow) when the remote has it; False otherwise."""
+        name = ref.removeprefix("refs/tags/")
+        if name not in self.tags():
+            return False
+        if self.offline:
+            raise OfflineError(
+                f"the tag {name} of the shelf {redact(self.url)} is not mirrored and offline mode is on",
+                hint="run once with network access (unset CCLM_SHELF_OFFLINE) to mirror it",
+            )
+        refspec = f"+refs/tags/{name}:refs/tags/{name}"
+        try:
+            with self._lock():
+                done = self._git(
+                    "fetch",
+                    "--quiet",
+                    "--no-write-fetch-head",
+                    "--depth=1",
+                    "--no-tags",
+                    self.url,
+                    refspec,
+                    check=False,
+                )
+        except Timeout as e:
+            raise self._lock_timeout() from e
+        if done.returncode != 0:
+            raise _transport_error("fetching a tag from", self.url, done.stderr.decode(errors="replace"))
+        return True
 
     def _check_local_remote(self) -> None:
         if is_local_url(self.url) and not Path(self.url).is_dir():
@@ -427,8 +463,10 @@ class ShelfMirror:
             )
 
     def _fetch(self) -> None:
-        refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
-        base = ["fetch", "--prune", "--quiet", "--no-write-fetch-head", self.url]
+        # Reading needs the tree at each branch head, not the history or the release tags: a shallow,
+        # tagless fetch costs the same for 5 or 5000 publications. Tags are listed and fetched on demand.
+        refspecs = ["+refs/heads/*:refs/heads/*"]
+        base = ["fetch", "--prune", "--quiet", "--no-write-fetch-head", "--depth=1", "--no-tags", self.url]
         done = self._git(*base, *refspecs, f"+HEAD:{_REMOTE_HEAD}", check=False)
         if done.returncode != 0 and b"couldn't find remote ref HEAD" not in done.stderr:
             raise _transport_error("fetching", self.url, done.stderr.decode(errors="replace"))
@@ -467,9 +505,16 @@ class ShelfMirror:
             return ref
         return self.head(ref)
 
+    def _resolve(self, ref: str) -> str | None:
+        """``ref`` as a commit, fetching a tag of the remote that the mirror has not fetched yet."""
+        commit = self._rev(ref)
+        if commit is None and not _FULL_SHA.fullmatch(ref) and self._fetch_tag(ref):
+            commit = self._rev(ref)
+        return commit
+
     def head(self, ref: str = "HEAD") -> str:
         """The commit ``ref`` (a branch, tag, sha or ``HEAD`` = the remote's default branch) points at."""
-        commit = self._rev(ref)
+        commit = self._resolve(ref)
         if commit is None:
             raise NotFoundError(
                 f"no commit {ref!r} in the shelf {redact(self.url)}",
@@ -492,7 +537,7 @@ class ShelfMirror:
 
     def exists(self, ref: str, path: str) -> bool:
         """True when ``path`` (a file or folder) exists at ``ref``."""
-        commit = ref if _FULL_SHA.fullmatch(ref) else self._rev(ref)
+        commit = ref if _FULL_SHA.fullmatch(ref) else self._resolve(ref)
         if commit is None:
             return False
         return self._git("cat-file", "-e", f"{commit}:{path}", check=False).returncode == 0
@@ -509,15 +554,53 @@ class ShelfMirror:
         return [_tree_entry(record, prefix) for record in done.stdout.decode().split("\0") if record]
 
     def tags(self, pattern: str | None = None) -> dict[str, str]:
-        """Tag name -> commit, for every tag matching the shell-style ``pattern`` (``*`` spans ``/``)."""
+        """Tag name -> commit, for every tag matching the shell-style ``pattern`` (``*`` spans ``/``).
+
+        The mirror does not fetch tags, so online the remote lists them (one ``git ls-remote``, kept until
+        the next refresh); offline, the last listing and the tags this mirror fetched or pushed are known.
+        """
+        if self.offline:
+            found = self._saved_listing() | self._local_tags()
+        else:
+            if self._remote_tags is None:
+                self._remote_tags = self._list_remote_tags()
+            found = self._remote_tags
+        return {
+            name: commit for name, commit in found.items() if pattern is None or fnmatchcase(name, pattern)
+        }
+
+    def _local_tags(self) -> dict[str, str]:
         fmt = "--format=%(refname:lstrip=2)%00%(objectname)%00%(*objectname)"
         out = self._git("for-each-ref", fmt, "refs/tags").stdout.decode()
         found: dict[str, str] = {}
         for line in out.splitlines():
             name, oid, peeled = line.split("\0")
-            if pattern is None or fnmatchcase(name, pattern):
-                found[name] = peeled or oid  # annotated tags point at a tag object: report its commit
+            found[name] = peeled or oid  # annotated tags point at a tag object: report its commit
         return found
+
+    def _list_remote_tags(self) -> dict[str, str]:
+        self._check_local_remote()
+        done = self._git("ls-remote", "--tags", self.url, check=False)
+        if done.returncode != 0:
+            raise _transport_error("listing the tags of", self.url, done.stderr.decode(errors="replace"))
+        found = _parse_tag_listing(done.stdout.decode())
+        self._save_listing(found)
+        return found
+
+    def _save_listing(self, tags: Mapping[str, str]) -> None:
+        """Keep the listing in the mirror (written whole, then renamed) so offline reads know the tags."""
+        with contextlib.suppress(OSError):  # a read-only cache only costs offline mode this knowledge
+            with tempfile.NamedTemporaryFile("w", dir=self.path, delete=False, encoding="utf-8") as out:
+                out.write("".join(f"{commit}\t{name}\n" for name, commit in tags.items()))
+            os.replace(out.name, self.path / _TAG_LISTING)
+
+    def _saved_listing(self) -> dict[str, str]:
+        try:
+            text = (self.path / _TAG_LISTING).read_text(encoding="utf-8")
+        except OSError:
+            return {}
+        pairs = (line.split("\t", 1) for line in text.splitlines())
+        return {name: commit for commit, name in pairs}
 
     def lfs_url(self, ref: str = "HEAD") -> str | None:
         """``lfs.url`` from ``.lfsconfig`` at ``ref``, or None where the shelf does not set one."""
@@ -598,6 +681,8 @@ class ShelfMirror:
         forward (compare-and-swap from a value ``commit`` descends from), never back to an older commit.
         """
         lines = [f"update refs/tags/{tag} {commit}" for tag in tags]
+        if self._remote_tags is not None:
+            self._remote_tags.update(dict.fromkeys(tags, commit))
         current = self._rev(f"refs/heads/{branch}")
         if current is None:
             lines.append(f"create refs/heads/{branch} {commit}")
@@ -620,6 +705,20 @@ def _transport_error(action: str, url: str, stderr: str) -> TransportError:
             hint="configure a git credential helper, or put credentials in the shelf URL",
         )
     return GitError(f"{action} the shelf {redact(url)} failed: {detail}")
+
+
+def _parse_tag_listing(out: str) -> dict[str, str]:
+    """Tag name -> commit from ``git ls-remote --tags``; an annotated tag's peeled line (``^{}``) wins."""
+    found: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in out.splitlines():
+        oid, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = oid
+        elif name != ref:
+            found[name] = oid
+    return found | {name: oid for name, oid in peeled.items() if name in found}
 
 
 def _tree_entry(record: str, prefix: str) -> TreeEntry:
