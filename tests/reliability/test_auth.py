@@ -180,7 +180,8 @@ def test_a_missing_or_wrong_token_is_a_clear_auth_error(
         _nowhere(token, texts=(loud.stdout, loud.stderr))
         chain = [caught.value, caught.value.__cause__, caught.value.__context__]
         _nowhere(token, tmp_path, texts=(done.stdout, done.stderr, *(repr(e) + str(e) for e in chain if e)))
-    record("auth", f"token {case}: clear 401/403", 2, 2, f"{RERUN} -k '{case}'")
+    node = f"{RERUN}::test_a_missing_or_wrong_token_is_a_clear_auth_error[{case}]"
+    record("auth", f"token {case}: clear 401/403", 2, 2, f"pytest '{node.removeprefix('pytest ')}'")
 
 
 def test_git_credentials_in_the_url_are_not_stored(
