@@ -266,26 +266,10 @@ def _fetch(todo: Sequence[ComponentSpec], store: BlobStore, transports: Mapping[
         transport = transports.get(source)
         if transport is None:
             raise NotFoundError(f"no transport for shelf {source}")
-        _download(transport, [LfsObject(oid, size) for oid, size in sorted(objects.items())], store)
+        # The transport resumes partial files and re-fetches from byte 0 when a resumed one fails to verify.
+        transport.download([LfsObject(oid, size) for oid, size in sorted(objects.items())], store)
         report.objects_fetched += len(objects)
         report.bytes_fetched += sum(objects.values())
-
-
-def _download(transport, objects: list, store: BlobStore) -> None:
-    """Download into the store; a resumed partial file that fails verification gets one clean retry.
-
-    Downloads resume from ``.incomplete`` files an interrupted run left. Their prefix is never trusted: the
-    whole object is verified, and a mismatch discards the partial file. If that happens to a resumed
-    object, the fault may lie in the old prefix rather than the server, so the download is tried once more
-    from byte 0; a second mismatch is the server's and is raised.
-    """
-    resumed = any(store.partial_size(o.oid) for o in objects)
-    try:
-        transport.download(objects, store)
-    except IntegrityError:
-        if not resumed:
-            raise
-        transport.download(objects, store)
 
 
 def uninstall(target: Path, name: str) -> str:

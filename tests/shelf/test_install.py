@@ -426,12 +426,6 @@ def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_ze
 
 
 @pytest.mark.network
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="shelf/lfs.py: a resumed partial with a wrong prefix fails the download instead of restarting "
-    "from byte 0 (install.py retries around it)",
-)
 def test_the_lfs_client_alone_recovers_from_a_wrong_partial(tmp_path: Path) -> None:
     from shelf.lfs import LfsClient, LfsObject
 
