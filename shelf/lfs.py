@@ -579,14 +579,26 @@ class LfsClient:
     def _fetch(self, answer: ObjectAction, writer: BlobWriter) -> int:
         """Stream one object into ``writer``, resuming after errors; return the bytes received."""
         what = f"download of object {answer.oid}"
+        relinked = False
 
         def attempt() -> None:
-            nonlocal answer
+            nonlocal answer, relinked
             answer = self._fresh(answer, "download", "download")
             action = answer.actions.get("download")
             if action is None:
                 raise TransportError(f"{what}: the LFS server gave no download action")
-            self._get_into(action, writer, what)
+            try:
+                self._get_into(action, writer, what)
+            except AuthError:
+                # The batch accepted us, so a refused link is most likely a signed URL that went stale:
+                # ask for a fresh one once. A second refusal is a real one.
+                if relinked:
+                    raise
+                relinked = True
+                answer = self.batch("download", [answer.obj])[0]
+                raise _Retryable(
+                    "the download link was refused; asked the server for a fresh one", "0"
+                ) from None
 
         self._with_retries(what, attempt)
         return writer.written

@@ -57,7 +57,8 @@ CASES = [
     Case("batch actions expired once", (_f("expire", "POST", BATCH),), "ok"),
     Case("batch actions always expired", (_f("expire", "POST", BATCH, None),), "TransportError"),
     Case("batch expires_in 0", (_f("expire_zero", "POST", BATCH, None),), "ok"),
-    Case("batch href then 403", (_f("href_403", "POST", BATCH),), "AuthError"),
+    Case("batch href then 403 once", (_f("href_403", "POST", BATCH),), "ok"),
+    Case("batch href then 403 always", (_f("href_403", "POST", BATCH, None),), "AuthError"),
     Case("download 500 twice", (_f("status", "GET", OBJECT, 2, status=500, retry_after="0"),), "ok"),
     Case(
         "download 502 always",
