@@ -62,8 +62,10 @@ BASE = {
     "n_chars": 120,
 }
 
-# What ShelfMirror fetches today (every branch and tag, full history), and the least an install needs.
+# What ShelfMirror fetched until it went shallow (every branch and tag, full history), what it fetches now
+# (the head of every branch, no tags), and the least an install needs.
 FULL_FETCH = (("--prune",), ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/x/HEAD"))
+MIRROR_FETCH = (("--prune", "--depth=1", "--no-tags"), ("+refs/heads/*:refs/heads/*", "+HEAD:refs/x/HEAD"))
 SHALLOW_FETCH = (("--depth=1", "--no-tags"), ("+HEAD:refs/heads/main",))
 IMPORTS = "import shelf.api, shelf.lfs, shelf.resolver, shelf.commands.installing, jsonschema"
 
@@ -485,8 +487,9 @@ def measure_parts(bench: Bench) -> list[tuple[str, list[Sample]]]:
     parts: dict[str, Callable[[], Sample]] = {
         "python -c pass": lambda: timed([sys.executable, "-c", "pass"], bench.env),
         "python + the install path's imports": lambda: timed([sys.executable, "-c", IMPORTS], bench.env),
-        "new mirror: fetch as ShelfMirror does (all refs, full history)": lambda: fetch_new_mirror(
-            bench, *FULL_FETCH
+        "new mirror: the former fetch (all refs, full history)": lambda: fetch_new_mirror(bench, *FULL_FETCH),
+        "new mirror: fetch as ShelfMirror does (branch heads, shallow, no tags)": lambda: fetch_new_mirror(
+            bench, *MIRROR_FETCH
         ),
         "new mirror: git fetch --depth=1 --no-tags HEAD": lambda: fetch_new_mirror(bench, *SHALLOW_FETCH),
         "git clone (no LFS content)": lambda: _and_clean(bench, lambda: _clone(bench)),
