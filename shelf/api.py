@@ -13,7 +13,7 @@ from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
 from shelf.errors import NotFoundError, OfflineError
-from shelf.gitrepo import normalise_url
+from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
@@ -136,6 +136,8 @@ class Shelf:
         if not requirements:
             raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+        if not self.offline and not all(mirror_path(url, self.cache_dir).exists() for url in self.urls):
+            _warm_up_in_background()
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is not None:
             components, manifests = self.pin(*mirrored)
@@ -286,6 +288,23 @@ class Shelf:
                 source=public_source(source.url),
             )
         )
+
+
+def _warm_up_in_background() -> None:
+    """Import the HTTP client and build the manifest validator on a side thread.
+
+    Used before a shelf's first mirror: its blobs are most likely missing too, and the first fetch spends
+    a few hundred milliseconds waiting for git, time in which this work (as long again) costs nothing.
+    """
+    import threading
+
+    def work() -> None:
+        import shelf.lfs  # noqa: F401
+        from registry_index.manifest import validate_manifest
+
+        validate_manifest({})  # builds and caches the validator; the problems found are not wanted
+
+    threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
 
 
 def _pins_one_version(req: Requirement) -> bool:

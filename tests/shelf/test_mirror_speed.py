@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shelf.api import Shelf
 from shelf.errors import NotFoundError, OfflineError
 from shelf.gitrepo import ShelfMirror, init_shelf
 from tests.support.git_servers import GitDaemon
+from tests.support.shelves import BASE, MLM, VERSION, published_shelf
 
 INITIAL = {"index/config.json": b'{"format": 1}\n'}
 PUBLICATIONS = 30
@@ -154,3 +157,24 @@ def test_offline_knows_the_listed_tags_and_reads_the_fetched_ones(shelf_repo: Pa
     with pytest.raises(OfflineError, match=r"c2/v1\.0\.0") as info:
         offline.exists("c2/v1.0.0", "index/c2")
     assert "CCLM_SHELF_OFFLINE" in info.value.hint
+
+
+def test_the_first_install_from_a_shelf_warms_up_on_a_side_thread(
+    tmp_path_factory, tmp_path: Path, monkeypatch
+) -> None:
+    shelf_path = published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def recording_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    first = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    assert started.count("cclm-shelf-warm-up") == 1  # no mirror yet: imports overlap the first fetch
+    assert sorted(first.installed) == [(BASE, VERSION), (MLM, VERSION)]
+
+    second = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "two")
+    assert started.count("cclm-shelf-warm-up") == 1  # mirrored: a warm install imports nothing extra
+    assert second.objects_fetched == 0
