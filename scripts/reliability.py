@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "RELIABILITY.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 GROUPS = {
-    "faults": ["tests/reliability/test_faults.py"],
+    "faults": ["tests/reliability/test_faults.py", "tests/reliability/test_publish_faults.py"],
     "crashes": ["tests/reliability/test_crashes.py"],
     "concurrency": ["tests/reliability/test_concurrency.py"],
     "hostile": ["tests/reliability/test_hostile.py", "tests/reliability/test_unsafe_models.py"],

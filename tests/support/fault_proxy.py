@@ -13,6 +13,7 @@ pass through it too. The faults (``Fault.kind``):
 
     status       answer ``status`` (500, 502, 503, 404, ...) with ``Retry-After: retry_after`` if set
     throttle     answer 429 with ``Retry-After: retry_after``
+    drop         read the request, then reset the connection without forwarding it or answering
     reset        send the headers and half the body, then reset the connection (RST)
     truncate     send the headers (full Content-Length) and half the body, then close cleanly (FIN)
     corrupt      send different bytes of the right length
@@ -225,6 +226,9 @@ class _FaultHandler(BaseHTTPRequestHandler):
             return
         fault = self.proxy.take(method, self.path)
         self.proxy.record(Hit(method, self.path, fault.kind if fault else None, headers))
+        if fault is not None and fault.kind == "drop":
+            self._hang_up(reset=True)
+            return
         if fault is not None and fault.kind in {"status", "throttle", "garbage"}:
             self._answer_fault(fault)
             return
