@@ -52,6 +52,11 @@ CASES = [
         "TransportError",
     ),
     Case("batch 429 + Retry-After once", (_f("throttle", "POST", BATCH, retry_after="1"),), "ok"),
+    Case(
+        "batch 429 + Retry-After 3600",
+        (_f("throttle", "POST", BATCH, None, retry_after="3600"),),
+        "TransportError",
+    ),
     Case("batch 401", (_f("status", "POST", BATCH, None, status=401),), "AuthError"),
     Case("batch answer not JSON", (_f("garbage", "POST", BATCH),), "TransportError"),
     Case("batch actions expired once", (_f("expire", "POST", BATCH),), "ok"),
@@ -188,7 +193,9 @@ def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path:
             if outcome != "ok":
                 assert done.returncode != 0 and done.stderr.strip()
         assert any(h.fault for h in served.proxy.hits), "the fault never fired"
-        if case.name.startswith("batch 429"):
+        if case.name.endswith("3600"):
+            assert time.monotonic() - started < 60, "a Retry-After beyond the retry budget was waited out"
+        elif case.name.startswith("batch 429"):
             assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
         _check_after(served, cache, target, before, outcome)
         good += 1

@@ -100,6 +100,32 @@ MANIFEST_CASES = {
 }
 
 
+def test_an_item_type_that_climbs_out_is_refused(local_shelf: CraftedShelf, tmp_path: Path) -> None:
+    data = manifest_dict("evil", "0.1.0", FILES)
+    data["items"] = {"..": data["items"]["model"]}
+    local_shelf.publish("evil", "0.1.0", FILES, manifest=data)
+    box = Box(tmp_path)
+    _refused_both_ways(local_shelf, "evil", box, r"\.\.")
+    record("hostile", "manifest: item type '..'", 2, 2, f"{RERUN} -k item_type")
+
+
+def test_a_symlink_planted_in_the_target_is_replaced_not_followed(
+    local_shelf: CraftedShelf, tmp_path: Path
+) -> None:
+    local_shelf.publish("planted", "0.1.0", FILES)
+    box = Box(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    box.target.mkdir()
+    (box.target / "planted").symlink_to(outside, target_is_directory=True)
+    before = tree(outside)
+    Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+    assert not (box.target / "planted").is_symlink() and (box.target / "planted" / "model").is_dir()
+    assert tree(outside) == before, "the install wrote through a planted symlink"
+    record("hostile", "symlink planted in the target", 1, 1, f"{RERUN} -k planted")
+
+
 @pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
 def test_hostile_manifest_paths_are_refused(local_shelf: CraftedShelf, tmp_path: Path, case: str) -> None:
     paths, match = MANIFEST_CASES[case]
@@ -230,6 +256,8 @@ def test_hostile_legacy_tarballs_are_refused(tmp_path: Path) -> None:
 
 
 SHELL_STRINGS = [
+    "../../x",
+    "x@v0.1.0/../../..",
     "x; touch {m}",
     "$(touch {m})",
     "`touch {m}`",
@@ -274,3 +302,19 @@ def test_a_shelf_url_that_is_a_regular_file(tmp_path: Path) -> None:
     assert "not-a-shelf" in done.stderr
     box.untouched()
     record("hostile", "shelf URL is a regular file", 2, 2, f"{RERUN} -k regular_file")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="shelf/install.py: a replaced symlink is moved to .trash-* and never removed (shutil.rmtree refuses "
+    "symlinks and errors are ignored); _swap_in and clean_debris should unlink a symlink instead",
+)
+def test_a_planted_symlink_leaves_no_debris(local_shelf: CraftedShelf, tmp_path: Path) -> None:
+    local_shelf.publish("planted", "0.1.0", FILES)
+    box = Box(tmp_path)
+    (tmp_path / "outside").mkdir()
+    box.target.mkdir()
+    (box.target / "planted").symlink_to(tmp_path / "outside", target_is_directory=True)
+    for _ in range(2):  # the second run's clean_debris does not remove it either
+        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+    assert not [p.name for p in box.target.iterdir() if p.name.startswith(".trash-")]
