@@ -85,6 +85,10 @@ def slow_shelf(tmp_path_factory) -> Iterator[tuple[CraftedShelf, dict[str, bytes
             files = stack_files(seed, size=256 * 1024)
             shelf.publish(name, "0.1.0", files, () if name == "cbase" else ("cbase==0.1.0",))
             known.update({sha256(d): d for d in files.values()})
+        for seed, name in enumerate(("ca", "cb"), start=10):  # 0.2.0: for upgrades in place
+            files = stack_files(seed, count=12, size=64 * 1024)
+            shelf.publish(name, "0.2.0", files, ("cbase==0.1.0",))
+            known.update({sha256(d): d for d in files.values()})
         proxy.add(
             Fault("trickle", method="GET", path="/objects/storage/", times=None, chunk=16384, delay=0.01)
         )
@@ -114,7 +118,7 @@ def test_kill_9_during_install_then_the_next_run_completes(slow_shelf, tmp_path:
         good += 1
     record(
         "crashes",
-        f"kill -9 during install ({killed} killed mid-run)",
+        f"kill -9 during install ({killed} killed before finishing)",
         count,
         good,
         "scripts/reliability.py --only crashes",
@@ -200,9 +204,52 @@ def test_kill_9_during_publish_then_the_next_run_completes(tmp_path_factory, tmp
     check_target(target)
     record(
         "crashes",
-        f"kill -9 during publish ({killed} killed mid-run)",
+        f"kill -9 during publish ({killed} killed before finishing)",
         count,
         good,
         "scripts/reliability.py --only crashes",
+    )
+    assert good == count
+
+
+def test_kill_9_during_an_upgrade_in_place(slow_shelf, tmp_path: Path) -> None:
+    """One target and one store, switched between two versions of a stack; each switch is killed."""
+    shelf, known = slow_shelf
+    count = trials(4, 20)
+    cache, target = tmp_path / "cache", tmp_path / "target"
+
+    def install(version: str) -> list[str]:
+        return _cclm(
+            "--shelf", shelf.url, "install", f"ca@v{version}", f"cb@v{version}", "--target", str(target)
+        )
+
+    _timed(install("0.1.0"), cache)
+    span = _timed(install("0.2.0"), cache)
+    good = killed = 0
+    for trial in range(count):
+        seed = SEED_BASE + 2000 + trial
+        version = ("0.1.0", "0.2.0")[trial % 2]
+        delay = random.Random(seed).uniform(0.3, span)
+        print(
+            f"upgrade kill trial {trial}: seed {seed}, to {version}, kill after {delay:.2f}s of {span:.2f}s"
+        )
+        killed += _kill_after(install(version), cache, delay) is None
+        check_store(cache, known)
+        done = _run(install(version), cache)
+        assert done.returncode == 0, f"seed {seed}: {done.stderr}"
+        assert _run(_cclm("verify", "--target", str(target)), cache).returncode == 0
+        record_file = json.loads((target / ".cclm-shelf-install.json").read_text())
+        assert {record_file["components"][n]["version"] for n in ("ca", "cb")} == {version}
+        assert check_target(target) == 3 + (24 if version == "0.2.0" else 6)
+        good += 1
+    assert _run(_cclm("cache", "verify"), cache).returncode == 0
+    check_store(cache, known)
+    rerun = "scripts/reliability.py --only crashes"
+    record(
+        "crashes",
+        f"kill -9 during an upgrade in place ({killed} killed before finishing)",
+        count,
+        good,
+        rerun,
     )
     assert good == count
