@@ -16,6 +16,7 @@ from shelf.errors import NotFoundError, OfflineError
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
+from shelf.progress import Labelled, NullProgress, Progress
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
 
@@ -39,6 +40,7 @@ class Shelf:
         cache_dir: str | Path | None = None,
         offline: bool | None = None,
         jobs: int | None = None,
+        progress: Progress | None = None,
     ) -> None:
         if url and shelves:
             raise ValueError("give either url or shelves, not both")
@@ -49,6 +51,8 @@ class Shelf:
         self.jobs = jobs or constants.jobs()
         self.store = BlobStore(self.cache_dir)
         self._sources: dict[str, ShelfSource] = {}
+        self.progress: Progress = progress or NullProgress()
+        self._labels: dict[str, str] = {}  # object id -> "name/item/path", for progress bars
 
     @property
     def url(self) -> str:
@@ -82,7 +86,8 @@ class Shelf:
         for component in components:
             if component.source not in found:
                 source = self._source_for(component.source)
-                found[component.source] = source.transport(jobs=self.jobs)
+                progress = Labelled(self.progress, self._labels)
+                found[component.source] = source.transport(jobs=self.jobs, progress=progress)
         return found
 
     def _source_for(self, public_url: str) -> ShelfSource:
@@ -197,6 +202,7 @@ class Shelf:
         manifests: dict[str, bytes] | None = None,
     ) -> InstallReport:
         self._check_offline(components)
+        self._labels.update({f.sha256: f"{c.name}/{f.item}/{f.path}" for c in components for f in c.files})
         transports = _LazyTransports(self, components)
         return install_components(
             components, target=Path(target), store=self.store, transports=transports, manifests=manifests
@@ -275,7 +281,8 @@ class Shelf:
                 f"offline, and the store lacks {path} of {source.url} at tag {tag}",
                 hint="run the same call once with the network to fill the store",
             )
-        transport = source.transport(ref=tag, jobs=self.jobs)
+        labels = {pointer.oid: f"{identifier}/{item_type}.tar.gz"}
+        transport = source.transport(ref=tag, jobs=self.jobs, progress=Labelled(self.progress, labels))
         return str(
             install_legacy_item(
                 InstallTarget(cache_dir),

@@ -96,3 +96,23 @@ def make_progress(enabled: bool | None = None) -> Progress:
     if enabled is None:
         enabled = sys.stderr.isatty()
     return RichProgress() if enabled else NullProgress()
+
+
+class Labelled:
+    """Passes reports on, naming each object by a label (a file name) instead of its object id."""
+
+    def __init__(self, inner: Progress, labels: dict[str, str]) -> None:
+        self._inner = inner
+        self._labels = labels
+
+    def start(self, key: str, total: int, *, initial: int = 0, label: str | None = None) -> None:
+        self._inner.start(key, total, initial=initial, label=label or self._labels.get(key))
+
+    def advance(self, key: str, amount: int) -> None:
+        self._inner.advance(key, amount)
+
+    def finish(self, key: str) -> None:
+        self._inner.finish(key)
+
+    def close(self) -> None:
+        self._inner.close()

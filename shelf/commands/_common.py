@@ -37,7 +37,7 @@ def project(required: bool = False) -> Project | None:
     return found
 
 
-def open_shelf(ctx: click.Context, proj: Project | None = None):
+def open_shelf(ctx: click.Context, proj: Project | None = None, progress=None):
     """A ``Shelf`` for the URL given on the command line, else the project's shelves, else the default."""
     from shelf.api import Shelf
     from shelf.source import pick_shelf_url
@@ -45,8 +45,9 @@ def open_shelf(ctx: click.Context, proj: Project | None = None):
     opts = settings(ctx)
     offline = opts.offline or None
     if not opts.shelf and proj and proj.shelves:  # the project's shelves, in its priority order
-        return Shelf(shelves=list(proj.shelf_locations()), cache_dir=opts.cache_dir, offline=offline)
-    return Shelf(pick_shelf_url(opts.shelf), cache_dir=opts.cache_dir, offline=offline)
+        shelves = list(proj.shelf_locations())
+        return Shelf(shelves=shelves, cache_dir=opts.cache_dir, offline=offline, progress=progress)
+    return Shelf(pick_shelf_url(opts.shelf), cache_dir=opts.cache_dir, offline=offline, progress=progress)
 
 
 def install_target(explicit: Path | None, proj: Project | None) -> Path:

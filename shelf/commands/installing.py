@@ -29,16 +29,23 @@ def install_cmd(ctx, requirements, target, pre, frozen, as_json):
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
     """
+    from shelf.progress import make_progress
+
     proj = project()
     dest = install_target(target, proj)
-    if requirements:
-        shelf = open_shelf(ctx, proj)
-        report = shelf.install(*requirements, target=dest, allow_prereleases=pre)
-    else:
-        from shelf.commands.project import ensure_lock
+    progress = make_progress(False if as_json else None)  # bars on a terminal only
+    try:
+        if requirements:
+            shelf = open_shelf(ctx, proj, progress=progress)
+            report = shelf.install(*requirements, target=dest, allow_prereleases=pre)
+        else:
+            from shelf.commands.project import ensure_lock
 
-        shelf, lock = ensure_lock(ctx, frozen=frozen)
-        report = shelf.install_locked(lock, target=dest)
+            shelf, lock = ensure_lock(ctx, frozen=frozen)
+            shelf.progress = progress
+            report = shelf.install_locked(lock, target=dest)
+    finally:
+        progress.close()
     _print_report(report, dest, as_json)
 
 
