@@ -116,6 +116,7 @@ def test_a_token_from_the_environment_works_and_never_leaks(
         token, project, cache, tmp_path / "api-cache", tmp_path / "api", texts=(done.stdout, done.stderr)
     )
     assert searched > 10
+    assert token not in auth_shelf.lfs.log(), "the token reached the LFS server's log"
     record("auth", "token from CCLM_SHELF_TOKEN: install + add (lockfile)", 2, 2, f"{RERUN} -k environment")
 
 
