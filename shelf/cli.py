@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "uninstall": ("shelf.commands.installing:uninstall_cmd", "Remove an installed component."),
     "list": ("shelf.commands.installing:list_cmd", "List installed components."),
     "verify": ("shelf.commands.installing:verify_cmd", "Re-hash installed files against the manifests."),
+    "compose": ("shelf.commands.compose:compose_cmd", "Check installed components' bases; build the model."),
     "add": ("shelf.commands.project:add_cmd", "Add requirements to the project, lock and install."),
     "remove": ("shelf.commands.project:remove_cmd", "Remove a requirement from the project."),
     "lock": ("shelf.commands.project:lock_cmd", "Resolve the project's requirements into the lockfile."),
@@ -145,6 +147,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
+    # TensorFlow's C++ start-up notes (CPU features, missing CUDA) would bury the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="cclm-shelf", standalone_mode=False)

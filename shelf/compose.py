@@ -47,15 +47,42 @@ def find_stack(
             preprocessors.append(folder / "preprocessor")
         if name in chosen and (folder / "component").is_dir():
             components.append((f"{name} {record[name].get('version', '?')}", folder / "component"))
-    if len(embedders) != 1:
-        raise NotFoundError(
-            f"{target} holds {len(embedders)} embedders; composing needs exactly one",
-            hint="install the package that provides the components' embedder (it is in their requires)",
-        )
     if not components:
         raise NotFoundError(f"no component to compose in {target}", hint="cclm-shelf install NAME@VERSION")
-    return InstalledStack(
-        embedders[0], preprocessors[0] if len(preprocessors) == 1 else None, tuple(components)
+    base = _base_of(components[0][1])
+    embedder = _pick(embedders, "embedder", base.get("embedder"), target)
+    preprocessor = _pick(preprocessors, "vocab", base.get("vocab"), target, required=False)
+    return InstalledStack(embedder, preprocessor, tuple(components))
+
+
+def _base_of(component_folder: Path) -> dict:
+    from cclm_core.fingerprint import describe
+
+    return describe(component_folder).get("base") or {}
+
+
+def _pick(
+    folders: list[Path], key: str, wanted: str | None, target: Path, required: bool = True
+) -> Path | None:
+    """The one installed embedder (or preprocessor) whose fingerprint the components were trained on.
+
+    Several bases may be installed side by side; the first component's base says which one to use (the
+    others are checked against it later). With a single candidate, that one is taken and checked.
+    """
+    from cclm_core.fingerprint import describe
+
+    if len(folders) == 1 or (folders and wanted is None):
+        return folders[0]
+    matching = [f for f in folders if describe(f)["provides"].get(key) == wanted]
+    if matching:  # equal fingerprints are the same weights (or vocabulary): any of them will do
+        return matching[0]
+    if not required and not folders:
+        return None
+    what = "embedder" if key == "embedder" else "preprocessor"
+    raise NotFoundError(
+        f"{target} holds {len(folders)} {what}s and none matches the components' base"
+        + (f" {wanted[:19]}…" if wanted else ""),
+        hint="install the package that provides the components' base (it is in their requires)",
     )
 
 
@@ -80,8 +107,20 @@ def check_stack(stack: InstalledStack) -> dict:
     }
 
 
-def compose_installed(names: Sequence[str] | None = None, target: str | Path = constants.DEFAULT_TARGET):
-    """A ``ComposedModel`` (with its ``Preprocessor`` when one is installed) from an install folder."""
+def compose_installed(
+    names: Sequence[str] | None = None,
+    target: str | Path = constants.DEFAULT_TARGET,
+    lockfile: str | Path | None = None,
+):
+    """A ``ComposedModel`` (with its ``Preprocessor`` when one is installed) from an install folder.
+
+    ``names`` picks components (default: every installed one); ``lockfile`` takes the names it pins.
+    Every base is checked from the installed files before any weights load.
+    """
+    if lockfile is not None:
+        from shelf.lockfile import load_lockfile
+
+        names = [c.name for c in load_lockfile(Path(lockfile)).components]
     stack = find_stack(Path(target), names)
     check_stack(stack)
     from cclm_core.component import load_component

@@ -75,3 +75,56 @@ def test_composing_needs_exactly_one_embedder_and_a_component(shelf_path: Path, 
         compose_installed(target=target)
     with pytest.raises(NotFoundError, match=f"not installed in {target}: {CHARS}"):
         compose_installed([CHARS], target=target)
+
+
+def _second_base(base: Path, tmp_path: Path, shelf_path: Path) -> None:
+    """Publish another embedder (same vocabulary and sizes, other weights) as ``other_base``."""
+    from cclm_core.models import Embedder
+    from cclm_core.preprocessing import Preprocessor
+
+    prep = Preprocessor(load_from=str(base / "preprocessor" / "cclm_config.json"))
+    folder = tmp_path / "other_base"
+    prep.save(folder / "preprocessor")
+    sizes = {"char_emb_size": 4, "n_filters": 8, "n_blocks": 1, "filter_len": 3}
+    Embedder(prep.max_example_len, prep.n_chars, **sizes).save(folder / "embedder")
+    publish_folder(str(shelf_path), folder, "other_base", VERSION, cache_dir=tmp_path / "publisher")
+
+
+def test_the_embedder_the_components_were_trained_on_is_picked(
+    shelf_path: Path, tmp_path: Path, tmp_path_factory
+) -> None:
+    _second_base(saved_stack(tmp_path_factory).base, tmp_path, shelf_path)
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(shelf_path)).install(
+        "other_base", target=target
+    )  # one set cannot hold two bases; two installs can
+    stack = find_stack(target, [MLM])
+    assert stack.embedder == target / BASE / "embedder"
+    composed = compose_installed([MLM], target=target)
+    assert composed.output_dim == MLM_DIM
+
+
+def test_compose_from_a_lockfile_and_through_the_cli(shelf_path: Path, tmp_path: Path, monkeypatch) -> None:
+    from tests.support.shelves import cli
+
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "cclm-shelf.toml").write_text(
+        f'shelves = [{json.dumps(str(shelf_path))}]\nrequires = ["{CHARS}"]\n'
+    )
+    assert cli("install", cwd=project).returncode == 0
+    composed = compose_installed(target=project / ".cclm", lockfile=project / "cclm-shelf.lock")
+    assert composed.output_dim == CHARS_DIM
+    checked = cli("compose", "--json", cwd=project)
+    assert checked.returncode == 0, checked.stderr
+    data = json.loads(checked.stdout)
+    assert data["output_shape"] == [1, MAX_LEN, CHARS_DIM]
+    assert [c["name"] for c in data["components"]] == [f"{CHARS} {VERSION}"]
+    saved = cli("compose", "--save", str(tmp_path / "composed"), cwd=project)
+    assert saved.returncode == 0, saved.stderr
+    assert (tmp_path / "composed" / "composed.json").is_file()
+    missing = cli("compose", MLM, cwd=project)
+    assert (
+        missing.returncode == 1 and "not installed in" in missing.stderr and "Traceback" not in missing.stderr
+    )

@@ -1,0 +1,58 @@
+"""``compose``: check installed components against their base, and build the composed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shelf.commands._common import emit, install_target, json_option, note, project, target_option
+
+
+@click.command("compose")
+@click.argument("names", nargs=-1)
+@target_option
+@click.option(
+    "--save",
+    "save_to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Build the composed model and save it to this folder (loads TensorFlow).",
+)
+@json_option
+def compose_cmd(names, target, save_to, as_json):
+    """Check that installed components share one base, and show (or save) what they compose into.
+
+    \b
+    NAMES picks components (default: every installed one). Bases are checked from the installed files,
+    before any weights load; the check alone needs no TensorFlow.
+
+    \b
+    Examples:
+      cclm-shelf compose                          # check the whole install folder
+      cclm-shelf compose en_wiki_ner_1 --save composed/
+    """
+    from shelf.compose import check_stack, compose_installed, find_stack
+
+    dest = install_target(target, project())
+    stack = find_stack(dest, names or None)
+    checked = check_stack(stack)
+    length = checked["embedder"]["provides"]["max_input_length"]
+    shape = [1, length, checked["output_dim"]]
+    data = {
+        "target": str(dest),
+        "embedder": checked["embedder"]["fingerprint"],
+        "components": [
+            {"name": c["name"], "output_dim": c["provides"]["output_dim"]} for c in checked["components"]
+        ],
+        "output_shape": shape,
+    }
+    lines = [f"embedder  {checked['embedder']['fingerprint'][:19]}…  ({stack.embedder.parent.name})"]
+    lines += [f"component {c['name']:<40} out {c['provides']['output_dim']}" for c in checked["components"]]
+    lines.append(f"composed output shape for one input: {tuple(shape)}; every base matches")
+    if save_to is not None:
+        note("building the composed model")
+        composed = compose_installed(names or None, target=dest)
+        composed.save(save_to)
+        data["saved"] = str(save_to)
+        lines.append(f"saved the composed model to {save_to}")
+    emit(as_json, data, lines)
