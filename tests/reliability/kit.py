@@ -14,7 +14,7 @@ import os
 import random
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 EMBEDDER = "sha256:" + hashlib.sha256(b"reliability embedder").hexdigest()
@@ -70,7 +70,6 @@ class CraftedShelf:
     repo: Path
     work: Path
     lfs_endpoint: str | None = None  # upload blobs here (None: into the repository's lfs/objects)
-    published: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -138,24 +137,25 @@ class CraftedShelf:
                 LfsPointer(sha256(content), len(content))
             )
         changes[layout.index_path(name)] = self._index_file(name, version, data, raw, index_line)
-        self.published.setdefault(name, {}).update({version: raw})
         return self.commit_raw(changes, tags=[layout.release_tag(name, version)], message=f"Publish {name}")
 
     def _index_file(self, name: str, version: str, data: dict, raw: bytes, line: dict | None) -> bytes:
-        """The index file with one more line: the entry of ``raw`` (its digest always matches it)."""
-        import dataclasses
-
+        """The index file with one more line: ``line`` as given, or the entry of ``raw``."""
         from registry_index import layout
+        from registry_index.errors import RegistryIndexError
         from registry_index.index import entry_from_manifest
         from registry_index.manifest import Manifest, manifest_digest
 
         existing = self._existing_lines(layout.index_path(name))
         if line is not None:
             return existing + json.dumps(line).encode() + b"\n"
-        # A hostile manifest cannot be validated: its entry is made from a valid twin, then re-pointed.
-        twin = manifest_dict(name, version, {"model/x": b""}, data.get("requires", ()), data["kind"])
-        entry = entry_from_manifest(Manifest.from_dict(twin), manifest_digest(raw))
-        return existing + dataclasses.replace(entry, manifest_digest=manifest_digest(raw)).to_line()
+        try:
+            manifest = Manifest.from_dict(data)
+        except RegistryIndexError:
+            # A hostile manifest does not validate: its entry comes from a valid twin, pointed at its bytes.
+            twin = manifest_dict(name, version, {"model/x": b""}, data.get("requires", ()), data["kind"])
+            manifest = Manifest.from_dict(twin)
+        return existing + entry_from_manifest(manifest, manifest_digest(raw)).to_line()
 
     def _existing_lines(self, path: str) -> bytes:
         mirror = self._mirror()

@@ -8,6 +8,7 @@ fsck`` is clean. The seeds are printed (``-s`` shows them) so a failing trial ca
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -48,20 +49,42 @@ def _run(args: list[str], cache: Path, timeout: float = 180) -> subprocess.Compl
     return done
 
 
-def _kill_after(args: list[str], cache: Path, delay: float) -> int | None:
-    """Start a command, SIGKILL it after ``delay`` seconds; its exit code if it finished first."""
+def _kill_after(args: list[str], cache: Path, delay: float, *, group: bool = False) -> int | None:
+    """Start a command, SIGKILL it after ``delay`` seconds; its exit code if it finished first.
+
+    ``kill -9 <pid>`` (``group`` False) leaves the command's git children running, as it would for a user:
+    they are waited for, so the state checked afterwards is the one a user would find. ``group`` kills the
+    whole process group at once (git children included), as an OOM killer or a lost container does.
+    """
     process = subprocess.Popen(
         args,
         env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         return process.wait(timeout=delay)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(signal.SIGKILL)
         process.wait()
+        _wait_for_group(process.pid)
         return None
+
+
+def _wait_for_group(pgid: int, timeout: float = 60) -> None:
+    """Wait until no process of the group is left (orphaned git children finish what they started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {pgid} still run {timeout}s after the kill")
 
 
 def _timed(args: list[str], cache: Path) -> float:
@@ -187,7 +210,9 @@ def test_kill_9_during_publish_then_the_next_run_completes(tmp_path_factory, tmp
         args = [version if a == "V" else a for a in publish]
         cache = tmp_path / f"c{trial}"
         print(f"publish kill trial {trial}: seed {seed}, kill after {delay:.2f}s of {span:.2f}s")
-        killed += _kill_after(args, cache, delay) is None
+        group = trial % 2 == 1
+        print(f"  killing the {'process group' if group else 'command only'}")
+        killed += _kill_after(args, cache, delay, group=group) is None
         _consistent(repo)  # whatever the moment, the shelf is never half-published
         done = _run([*args, "--json"], cache)
         assert done.returncode == 0, f"seed {seed}: {done.stderr}"
