@@ -249,12 +249,13 @@ def test_kill_9_during_an_upgrade_in_place(slow_shelf, tmp_path: Path) -> None:
         )
 
     _timed(install("0.1.0"), cache)
-    span = _timed(install("0.2.0"), cache)
+    _timed(install("0.2.0"), cache)
+    span = _timed(install("0.1.0"), cache)  # a switch with every blob in the store: linking and swapping
     good = killed = 0
     for trial in range(count):
         seed = SEED_BASE + 2000 + trial
-        version = ("0.1.0", "0.2.0")[trial % 2]
-        delay = random.Random(seed).uniform(0.3, span)
+        version = ("0.2.0", "0.1.0")[trial % 2]
+        delay = random.Random(seed).uniform(0.5 * span, span)  # the second half: resolving, linking, swapping
         print(
             f"upgrade kill trial {trial}: seed {seed}, to {version}, kill after {delay:.2f}s of {span:.2f}s"
         )
