@@ -12,7 +12,7 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import NotFoundError, OfflineError
+from shelf.errors import NotFoundError, OfflineError, TransportError
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
@@ -85,16 +85,17 @@ class Shelf:
         found: dict[str, object] = {}
         for component in components:
             if component.source not in found:
-                source = self._source_for(component.source)
+                # The mirrored .lfsconfig names the LFS server; install_pinned refreshes and retries if stale.
+                source = self._source_for(component.source, refresh=False)
                 progress = Labelled(self.progress, self._labels)
                 found[component.source] = source.transport(jobs=self.jobs, progress=progress)
         return found
 
-    def _source_for(self, public_url: str) -> ShelfSource:
+    def _source_for(self, public_url: str, refresh: bool = True) -> ShelfSource:
         for key in (self._url, *self._sources):
             if key and public_source(normalise_url(key)) == public_url:
-                return self.source(key)
-        return self.source(public_url)
+                return self.source(key, refresh=refresh)
+        return self.source(public_url, refresh=refresh)
 
     # -- resolving and locking -------------------------------------------------------------------------
     def resolve(
@@ -185,14 +186,15 @@ class Shelf:
     def _locked_manifest(self, component: LockedComponent) -> bytes | None:
         from registry_index.manifest import manifest_digest
 
-        try:
-            source = self._source_for(component.source)
-            data = source.mirror.read_file(
-                source.head, layout.manifest_path(component.name, component.version)
-            )
-        except (NotFoundError, OfflineError):
-            return None
-        return data if manifest_digest(data) == component.manifest_digest else None
+        path = layout.manifest_path(component.name, component.version)
+        for refresh in (False, True):  # a published manifest never changes: fetch only if it is not mirrored
+            try:
+                source = self._source_for(component.source, refresh=refresh)
+                data = source.mirror.read_file(source.head, path)
+            except (NotFoundError, OfflineError):
+                continue
+            return data if manifest_digest(data) == component.manifest_digest else None
+        return None
 
     def install_pinned(
         self,
@@ -203,9 +205,24 @@ class Shelf:
     ) -> InstallReport:
         self._check_offline(components)
         self._labels.update({f.sha256: f"{c.name}/{f.item}/{f.path}" for c in components for f in c.files})
+        try:
+            return self._install_once(components, Path(target), manifests)
+        except TransportError:
+            # Blob transports were opened from mirrored metadata; the shelf may have moved its LFS server
+            # since (``cclm-shelf serve`` rewrites .lfsconfig). Refresh those mirrors and try once more.
+            stale = [s for s in self._sources.values() if not s.refreshed]
+            if self.offline or not stale:
+                raise
+            for source in stale:
+                source.refresh()
+            return self._install_once(components, Path(target), manifests)
+
+    def _install_once(
+        self, components: Sequence[LockedComponent], target: Path, manifests: dict[str, bytes] | None
+    ) -> InstallReport:
         transports = _LazyTransports(self, components)
         return install_components(
-            components, target=Path(target), store=self.store, transports=transports, manifests=manifests
+            components, target=target, store=self.store, transports=transports, manifests=manifests
         )
 
     def _check_offline(self, components: Sequence[LockedComponent]) -> None:

@@ -103,6 +103,11 @@ class ShelfSource:
         self._refreshed = True
         self.reread()
 
+    @property
+    def refreshed(self) -> bool:
+        """Whether this source fetched from its remote (so its metadata is current)."""
+        return self._refreshed
+
     def mark_stale(self) -> None:
         """The remote moved on (a rejected push): the next ``refresh`` fetches again."""
         self._refreshed = False
