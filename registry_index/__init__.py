@@ -1,4 +1,9 @@
-"""The contract between publishers and installers: manifests, versions, requirements, layout, index."""
+"""The contract between publishers and installers: manifests, versions, requirements, layout, index.
+
+``HttpIndex`` is imported on first use (it brings the HTTP stack, which most commands never need).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from registry_index.errors import (
     IndexFetchError,
@@ -11,7 +16,6 @@ from registry_index.errors import (
     RequirementError,
     VersionError,
 )
-from registry_index.http_index import HttpIndex
 from registry_index.index import (
     IndexEntry,
     IndexSource,
@@ -109,3 +113,15 @@ __all__ = [
     "version_key",
     "with_yanked",
 ]
+
+
+if TYPE_CHECKING:
+    from registry_index.http_index import HttpIndex
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HttpIndex":
+        from registry_index.http_index import HttpIndex
+
+        return HttpIndex
+    raise AttributeError(f"module 'registry_index' has no attribute {name!r}")
