@@ -115,7 +115,7 @@ class InstallTarget:
             return
         for child in self.root.iterdir():
             if child.name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
-                shutil.rmtree(child, ignore_errors=True)
+                remove_tree(child)
 
     def is_current(self, spec: ComponentSpec, record: dict) -> bool:
         """True when the component is installed at this digest and no file changed since (stats only)."""
@@ -160,9 +160,17 @@ class InstallTarget:
             trash = self.root / f"{TRASH_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
             os.replace(final, trash)
             os.replace(staging, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_tree(trash)
         else:
             os.replace(staging, final)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder, or a link or file in its place (a link is removed, never followed)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def missing_objects(components: Iterable[ComponentSpec], store: BlobStore) -> dict[str, dict[str, int]]:
@@ -287,10 +295,10 @@ def uninstall(target: Path, name: str) -> str:
         tags = [legacy.pop(key)["tag"] for key in sorted(legacy) if key.split("/")[0] == name]
         if entry is None and not tags and not folder.exists():
             raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
-        if folder.exists():
+        if folder.exists() or folder.is_symlink():
             trash = install_target.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
             os.replace(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_tree(trash)
         install_target.write_record(record)
     return entry["version"] if entry else ", ".join(tags) or "?"
 

@@ -304,11 +304,6 @@ def test_a_shelf_url_that_is_a_regular_file(tmp_path: Path) -> None:
     record("hostile", "shelf URL is a regular file", 2, 2, f"{RERUN} -k regular_file")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shelf/install.py: a replaced symlink is moved to .trash-* and never removed (shutil.rmtree "
-    "refuses symlinks and errors are ignored); _swap_in and clean_debris should unlink a symlink instead",
-)
 def test_a_planted_symlink_leaves_no_debris(local_shelf: CraftedShelf, tmp_path: Path) -> None:
     local_shelf.publish("planted", "0.1.0", FILES)
     box = Box(tmp_path)
