@@ -657,7 +657,11 @@ class ShelfMirror:
         # The remote branch must still be where we built on; a branch the mirror lacks must still be absent.
         expected = parent_commit if self._rev(f"refs/heads/{branch}") is not None else ""
         _push_atomic(self.path, self.url, refspecs, lease=f"refs/heads/{branch}:{expected}")
-        self._record_push(commit, branch, tag_names)
+        try:
+            with self._lock():  # a fetch by another process sharing this mirror moves the same refs
+                self._record_push(commit, branch, tag_names)
+        except Timeout as e:
+            raise self._lock_timeout() from e
         return commit
 
     def _new_tags(self, tags: Sequence[str], branch: str) -> list[str]:
