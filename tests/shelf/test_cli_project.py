@@ -216,7 +216,7 @@ def test_project_shelves_are_read_in_priority_order(cli, stocked_shelf, tmp_path
     project = tmp_path / "app"
     project.mkdir()
     (project / "cclm-shelf.toml").write_text(
-        f"shelves = [{json.dumps(str(override))}, {json.dumps(str(stocked_shelf))}]\nrequires = [\"base\"]\n"
+        f'shelves = [{json.dumps(str(override))}, {json.dumps(str(stocked_shelf))}]\nrequires = ["base"]\n'
     )
     monkeypatch.chdir(project)
     assert cli("lock").code == 0
