@@ -162,7 +162,8 @@ class Shelf:
         from shelf.errors import ShelfError
         from shelf.resolver import resolve
 
-        if not all(_pins_one_version(r) for r in reqs):
+        if len(self.urls) > 1 or not all(_pins_one_version(r) for r in reqs):
+            # With several shelves, which one owns a name can change: only a fresh look can tell.
             return None
         index = PriorityIndex([self.source(url, refresh=False) for url in self.urls])
         try:
