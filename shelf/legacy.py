@@ -19,6 +19,8 @@ from shelf import constants
 from shelf.errors import UnsafeContentError
 
 MAX_MEMBERS = 10_000
+# A legacy item is one preprocessor or model; far more than this unpacked is a decompression bomb.
+MAX_UNPACKED_BYTES = 16 << 30
 
 
 def check_member(member: tarfile.TarInfo, archive: str) -> PurePosixPath | None:
@@ -109,6 +111,12 @@ def check_archive(archive: Path, label: str) -> list[str]:
         raise UnsafeContentError(f"{label} is not a readable tar archive: {e}") from e
     if len(members) > MAX_MEMBERS:
         raise UnsafeContentError(f"{label}: more than {MAX_MEMBERS} members; refusing to extract")
+    unpacked = sum(m.size for m in members if m.isreg())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise UnsafeContentError(
+            f"{label} would unpack to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed; "
+            "refusing to extract"
+        )
     paths = [str(rel) for rel in (check_member(m, label) for m in members) if rel is not None]
     if len(set(paths)) != len(paths):
         raise UnsafeContentError(f"{label}: a member appears twice; refusing to extract")

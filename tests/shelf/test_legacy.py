@@ -133,3 +133,15 @@ def test_install_replaces_the_item_per_tag_and_skips_what_is_current(tmp_path: P
     install_legacy_item(target, store, transport, "ident", "preprocessor", "v1", one)
     assert sorted(p.name for p in dest.parent.iterdir()) == ["preprocessor"]
     assert sorted(p.name for p in dest.iterdir()) == ["cclm_config.json"]
+
+
+def test_an_archive_that_unpacks_to_far_more_than_allowed_is_refused(tmp_path: Path, monkeypatch) -> None:
+    import shelf.legacy
+
+    archive = tarball(tmp_path / "bomb.tar.gz", {"cclm_config.json": b"\0" * (1 << 20)})
+    assert archive.stat().st_size < 10_000  # a megabyte of zeros packs into a few kilobytes
+    monkeypatch.setattr(shelf.legacy, "MAX_UNPACKED_BYTES", 512 * 1024)
+    with pytest.raises(UnsafeContentError, match="would unpack to 1048576 bytes"):
+        check_archive(archive, "preprocessor/bomb.tar.gz at v1")
+    monkeypatch.setattr(shelf.legacy, "MAX_UNPACKED_BYTES", 2 << 20)
+    assert check_archive(archive, "preprocessor/bomb.tar.gz at v1") == ["cclm_config.json"]
