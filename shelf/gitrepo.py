@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
-from urllib.request import url2pathname
 
 from filelock import FileLock, Timeout
 
@@ -181,6 +180,8 @@ def _local_path(text: str) -> Path:
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(f"file URL {text!r} names another host", hint="use file:///absolute/path")
+        from urllib.request import url2pathname  # urllib.request costs ~20 ms to import; rarely needed
+
         path = Path(url2pathname(unquote(parts.path)))
     else:
         path = Path(text).expanduser()
