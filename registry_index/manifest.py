@@ -100,6 +100,15 @@ class Manifest:
         return cls._build(data)
 
     @classmethod
+    def from_validated_bytes(cls, data: bytes) -> Manifest:
+        """Build a manifest from bytes that passed ``load_manifest`` before (known by their digest).
+
+        Validation is the costly part of reading a manifest (the JSON Schema machinery); a caller that has
+        recorded the digest of bytes it validated may skip it for those exact bytes.
+        """
+        return cls._build(json.loads(bytes(data).decode("utf-8")))
+
+    @classmethod
     def _build(cls, data: Mapping[str, Any]) -> Manifest:
         items = {
             item_type: tuple(FileEntry(f["path"], f["sha256"], int(f["size"])) for f in item["files"])

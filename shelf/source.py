@@ -147,7 +147,7 @@ class ShelfSource:
                 f"the manifest of {entry.name} {entry.version} on {self.url} does not match its index entry",
                 hint="the shelf was changed after publishing; ask its owner to rebuild the index",
             )
-        return load_manifest(data, source=f"{self.url}:{path}"), data
+        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir), data
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
@@ -157,6 +157,21 @@ class ShelfSource:
         if is_local_url(self.url) and (local_path(self.url) / "lfs" / "objects").is_dir():
             lfs_url = None  # the objects are right here; a served shelf's LFS URL would only add a detour
         return transport_for(self.url, lfs_url, **options)
+
+
+def _checked_manifest(data: bytes, digest: str, source: str, cache_dir: Path) -> Manifest:
+    """Validate manifest bytes once per machine: their digest is remembered, and validation is skipped
+    for exactly those bytes afterwards (a warm install then never loads the JSON Schema machinery)."""
+    marker = cache_dir / "validated-manifests" / digest.removeprefix("sha256:")
+    if marker.is_file():
+        return Manifest.from_validated_bytes(data)
+    manifest = load_manifest(data, source=source)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # a read-only cache only costs the validation next time
+    return manifest
 
 
 def embedded_shelf_path() -> Path:

@@ -40,3 +40,19 @@ def test_an_exact_pin_not_yet_mirrored_fetches(tmp_path_factory, shelf_path: Pat
     publish_folder(str(shelf_path), stack.base, BASE, "0.2.0", cache_dir=tmp_path / "publisher-cache")
     report = Shelf(str(shelf_path)).install(f"{BASE}@v0.2.0", target=tmp_path / "two")
     assert report.installed == [(BASE, "0.2.0")]
+
+
+def test_manifests_are_validated_once_per_machine(shelf_path: Path, tmp_path: Path, monkeypatch) -> None:
+    import registry_index.manifest as manifest_module
+
+    calls: list[str] = []
+    real = manifest_module.validate_manifest
+    monkeypatch.setattr(
+        manifest_module, "validate_manifest", lambda data: calls.append(data.get("name")) or real(data)
+    )
+    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    assert sorted(c for c in calls if c) == [BASE, MLM]  # (a warm-up thread may validate {} once)
+    calls.clear()
+    report = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "two")
+    assert [c for c in calls if c] == []  # the same bytes (same digest) were validated by the first install
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
