@@ -50,4 +50,4 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     # Name the shelf unless it is the default one, so the command works as printed in any folder.
     shelf_option = f"--shelf {shlex.quote(result.shelf)} " if opts.shelf else ""
     click.echo(f"  cclm-shelf {shelf_option}install {names}")
-    click.echo('  python -c "from shelf.compose import compose_installed as c; c().model.summary()"')
+    click.echo("  cclm-shelf compose            # check the bases; --save DIR builds the composed model")
