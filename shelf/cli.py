@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -112,11 +110,6 @@ def cli(ctx: click.Context, shelf: str | None, cache_dir: Path | None, offline: 
       cclm-shelf publish ./my_component --name my_component --version 0.1.0
     """
     ctx.obj = Settings(shelf=shelf, cache_dir=cache_dir, offline=offline, verbose=verbose)
-
-
-def echo_json(data: Any) -> None:
-    """Print one JSON document for scripts (sorted keys, stable output)."""
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def _error_exit(exc: BaseException, verbose: bool) -> int:
