@@ -228,8 +228,7 @@ def _change(name: str, old: str | None, new: str) -> str:
 def _locked_entries(ctx):
     """The project's lock and the index entries of what it pins (read, never re-resolved)."""
     shelf, lock = ensure_lock(ctx)
-    source = shelf.source()
-    return lock, {c.name: source.entry(c.name, c.version) for c in lock.components}
+    return lock, {c.name: shelf.source_for(c.source).entry(c.name, c.version) for c in lock.components}
 
 
 def _children(entry, entries) -> list[str]:
