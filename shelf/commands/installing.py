@@ -90,15 +90,16 @@ def _size(n: int) -> str:
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @target_option
+@json_option
 @click.pass_context
-def uninstall_cmd(ctx, names, target):
-    """Remove installed components from the install folder."""
+def uninstall_cmd(ctx, names, target, as_json):
+    """Remove installed components from the install folder (the project file is not changed)."""
     from shelf.install import uninstall
 
     dest = install_target(target, project())
-    for name in names:
-        version = uninstall(dest, name)
-        click.echo(f"removed {name} {version} from {dest}")
+    removed = [{"name": name, "version": uninstall(dest, name)} for name in names]
+    lines = [f"removed {r['name']} {r['version']} from {dest}" for r in removed]
+    emit(as_json, {"target": str(dest), "removed": removed}, lines)
 
 
 @click.command("list")
