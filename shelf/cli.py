@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("shelf.commands.project:why_cmd", "Show why a component is in the stack."),
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
-    "cache": ("shelf.commands.cache:cache_group", "Inspect, verify and prune the blob store."),
+    "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
+    "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
     "serve": ("shelf.commands.serve:serve_cmd", "Serve a shelf to a team: git daemon + LFS server."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
