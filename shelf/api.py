@@ -226,7 +226,7 @@ class Shelf:
         folder = layout.component_dir(component.name, component.version)
         manifest = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published version never changes: fetch only if it is missing
-            source = self._source_for(component.source, refresh=refresh)
+            source = self.source_for(component.source, refresh=refresh)
             if source.mirror.exists(source.head, manifest):
                 break
         entries = source.mirror.list_tree(source.head, folder)
