@@ -301,7 +301,8 @@ class BlobStore:
         try:
             # A source longer than ``size`` is wrong whatever follows: read one byte past it, not to its end.
             limit = None if size is None else size + 1
-            actual, actual_size = self._copy_hashing(path, fd, limit)
+            with open(path, "rb") as src:
+                actual, actual_size = self._copy_hashing(src, fd, limit)
             self._expect(path, oid, size, actual, actual_size)
             self._place(tmp, actual)
         finally:
@@ -309,10 +310,37 @@ class BlobStore:
                 tmp.unlink()
         return actual
 
+    def stage(self, stream: BinaryIO, oid: str, size: int, label: str) -> Path:
+        """Copy ``stream`` into a temporary file of the store, checked against ``oid`` and ``size``.
+
+        For content that must be verified as a whole before any of it is kept (a bundle): the caller
+        moves each staged file into place with ``adopt`` once everything checked out, or deletes them.
+        ``label`` names the content in errors.
+        """
+        check_oid(oid)
+        self._ensure()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=_INCOMPLETE)
+        tmp = Path(tmp_name)
+        try:
+            actual, actual_size = self._copy_hashing(stream, fd, size + 1)
+            self._expect(Path(label), oid, size, actual, actual_size)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def adopt(self, staged: Path, oid: str) -> None:
+        """Move a file made by ``stage`` to its final name (dropping it when the blob is already there)."""
+        try:
+            self._place(staged, oid)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+
     @staticmethod
-    def _copy_hashing(source: Path, fd: int, limit: int | None = None) -> tuple[str, int]:
-        """Copy ``source`` into ``fd`` while hashing it; stop after ``limit`` bytes when one is given."""
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+    def _copy_hashing(src: BinaryIO, fd: int, limit: int | None = None) -> tuple[str, int]:
+        """Copy ``src`` into ``fd`` while hashing it; stop after ``limit`` bytes when one is given."""
+        with os.fdopen(fd, "wb") as dst:
             found = copy_hashing(src, dst, limit)
             dst.flush()
             os.fsync(dst.fileno())

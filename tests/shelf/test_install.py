@@ -209,7 +209,7 @@ def test_install_without_arguments_follows_the_lockfile_only(
         (BASE, VERSION),
         (MLM, VERSION),
     }
-    from shelf.publish import yank
+    from shelf.yanking import yank
 
     yank(Shelf(str(shelf_path)).source(), MLM, VERSION, "superseded")
     lock = load_lockfile(project / "cclm-shelf.lock")
