@@ -1,6 +1,7 @@
 """cclm-shelf: the package manager for composable, character-level model components.
 
-``Shelf`` is imported on first use, so ``import shelf.cli`` (and ``cclm-shelf --help``) stays light.
+``Shelf`` (a set of shelves, a blob store: install, resolve, publish) and ``Project`` (a project file: lock,
+add, remove) are imported on first use, so ``import shelf.cli`` (and ``cclm-shelf --help``) stays light.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -9,8 +10,9 @@ from shelf.errors import ShelfError
 
 if TYPE_CHECKING:
     from shelf.api import Shelf
+    from shelf.project import Project
 
-__all__ = ["Shelf", "ShelfError"]
+__all__ = ["Project", "Shelf", "ShelfError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from shelf.api import Shelf
 
         return Shelf
+    if name == "Project":
+        from shelf.project import Project
+
+        return Project
     raise AttributeError(f"module 'shelf' has no attribute {name!r}")

@@ -12,11 +12,12 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError
-from shelf.gitrepo import mirror_path, normalise_url
+from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError, translated
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.progress import Labelled, NullProgress, Progress
+from shelf.remote.mirror import mirror_path
+from shelf.remote.url import normalise_url
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
 
@@ -99,6 +100,7 @@ class Shelf:
         return self.source(public_url, refresh=refresh)
 
     # -- resolving and locking -------------------------------------------------------------------------
+    @translated()
     def resolve(
         self,
         requirements: Sequence[str | Requirement],
@@ -119,6 +121,7 @@ class Shelf:
             allow_prereleases=allow_prereleases,
         )
 
+    @translated()
     def pin(
         self, resolution: Resolution | _Single, index: PriorityIndex | None = None
     ) -> tuple[list[LockedComponent], dict[str, bytes]]:
@@ -133,6 +136,7 @@ class Shelf:
         return components, manifests
 
     # -- installing ------------------------------------------------------------------------------------
+    @translated()
     def install(
         self,
         *requirements: str | Requirement,
@@ -168,14 +172,16 @@ class Shelf:
             return None
         index = PriorityIndex([self.source(url, refresh=False) for url in self.urls])
         try:
-            resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
-        except (ShelfError, RegistryIndexError):
+            with translated():
+                resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
+        except ShelfError:
             return None  # something is not mirrored yet (or not published): fetch and resolve again
         deps = [r for entry in resolution.components.values() for r in entry.requires]
         if not all(_pins_one_version(parse_requirement(r)) for r in deps):
             return None
         return resolution, index
 
+    @translated()
     def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
         """Install exactly what a lockfile pins; never re-resolves."""
         manifests = {}
@@ -206,6 +212,7 @@ class Shelf:
         except (OSError, ShelfError):
             return None
 
+    @translated()
     def fill_store(self, components: Sequence[LockedComponent]) -> InstallReport:
         """Fetch into the store every blob ``components`` pin that it lacks (verified), installing nothing."""
         from shelf.install import _fetch
@@ -215,6 +222,7 @@ class Shelf:
         _fetch(components, self.store, _LazyTransports(self, components), report)
         return report
 
+    @translated()
     def published_metadata(self, component: LockedComponent) -> dict[str, bytes]:
         """The manifest and signatures of a pinned version, by their path on its shelf.
 
@@ -239,6 +247,7 @@ class Shelf:
             )
         return found
 
+    @translated()
     def install_pinned(
         self,
         components: Sequence[LockedComponent],
@@ -285,6 +294,7 @@ class Shelf:
             )
 
     # -- the seed's call ------------------------------------------------------------------------------
+    @translated()
     def fetch(
         self,
         identifier: str,
@@ -294,9 +304,14 @@ class Shelf:
     ) -> str:
         """Install one item of a component and return its folder ``cache_dir/identifier/item_type``.
 
+        ``cache_dir`` keeps the seed's name for compatibility but is the *install folder* (what
+        ``install`` calls ``target``), not the blob store: everywhere else in cclm-shelf "cache" names the
+        store (``Shelf(cache_dir=...)``, ``--cache-dir``, ``CCLM_SHELF_CACHE_DIR``).
+
         ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
         shelf-wide tag on a shelf of the original cclm layout. A different tag is a different install.
         """
+        target = Path(cache_dir)  # the seed's name for the install folder
         source = self.index.source_of(identifier)
         entry = self._find_version(source, identifier, tag)
         if entry is not None:
@@ -306,9 +321,9 @@ class Shelf:
                     f"{identifier} {entry.version} has no {item_type!r} item",
                     hint=f"cclm-shelf show {identifier}@{entry.version}",
                 )
-            self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
-            return str(Path(cache_dir) / identifier / item_type)
-        return self._fetch_legacy(source, identifier, item_type, tag, Path(cache_dir))
+            self.install_pinned(components, target=target, manifests=manifests)
+            return str(target / identifier / item_type)
+        return self._fetch_legacy(source, identifier, item_type, tag, target)
 
     def _find_version(self, source: ShelfSource, identifier: str, tag: str | None) -> IndexEntry | None:
         entries = source.index.entries(identifier)
@@ -323,7 +338,7 @@ class Shelf:
         return next((e for e in entries if e.version == version), None)
 
     def _fetch_legacy(
-        self, source: ShelfSource, identifier: str, item_type: str, tag: str | None, cache_dir: Path
+        self, source: ShelfSource, identifier: str, item_type: str, tag: str | None, target: Path
     ) -> str:
         from shelf.legacy import install_legacy_item
 
@@ -345,7 +360,7 @@ class Shelf:
         transport = source.transport(ref=tag, jobs=self.jobs, progress=Labelled(self.progress, labels))
         return str(
             install_legacy_item(
-                InstallTarget(cache_dir),
+                InstallTarget(target),
                 self.store,
                 transport,
                 identifier,
@@ -366,7 +381,7 @@ def _warm_up_in_background() -> None:
     import threading
 
     def work() -> None:
-        import shelf.lfs  # noqa: F401
+        import shelf.remote.lfs_http  # noqa: F401
         from registry_index.manifest import validate_manifest
 
         validate_manifest({})  # builds and caches the validator; the problems found are not wanted

@@ -66,7 +66,7 @@ class Member:
 
 def shareable(lock: Lockfile) -> Lockfile:
     """``lock`` with local shelf paths (the publisher's folders) replaced by ``LOCAL_SOURCE``."""
-    from shelf.gitrepo import is_local_url
+    from shelf.remote.url import is_local_url
 
     components = tuple(
         dataclasses.replace(c, source=LOCAL_SOURCE) if is_local_url(c.source) else c for c in lock.components
@@ -195,6 +195,8 @@ def _read(raw: BinaryIO, path: Path, store: BlobStore, bundle: VerifiedBundle, c
             extra = next(members, None)
             if extra is not None:
                 raise _damaged(path, f"it holds {extra.name!r}, which its table of contents does not list")
+        if info is None:
+            raise _damaged(path, "it lists no members")
         _check_end(raw, info.offset_data + info.size, path)
     except (tarfile.TarError, EOFError) as e:
         raise _damaged(path, f"it is truncated or not a bundle ({e})") from e

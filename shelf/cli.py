@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from shelf.errors import ShelfError
+from shelf.errors import ShelfError, translated
 
 # name -> ("module:attribute", one-line help shown by `cclm-shelf --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -206,18 +206,6 @@ def _usage_exit(exc: click.ClickException, as_json: bool) -> int:
     return exc.exit_code
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Error roots whose messages are meant for users; anything else is a bug and shows a traceback."""
-    errors: list[type[BaseException]] = [ShelfError]
-    roots = (("registry_index.errors", "RegistryIndexError"), ("cclm_core.errors", "CoreError"))
-    for module_name, name in roots:
-        try:
-            errors.append(getattr(importlib.import_module(module_name), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(errors)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     # TensorFlow's C++ start-up notes (CPU features, missing CUDA) would bury the command's own output.
@@ -226,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "-v" in args or "--verbose" in args
     as_json = wants_json(args)
     try:
-        cli.main(args=args, prog_name="cclm-shelf", standalone_mode=False)
+        with translated():  # registry_index's and cclm_core's errors become ShelfErrors here at the latest
+            cli.main(args=args, prog_name="cclm-shelf", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -235,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    except _known_errors() as exc:
+    except ShelfError as exc:
         return _error_exit(exc, verbose, as_json)
     return 0
 

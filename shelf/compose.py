@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shelf import constants
-from shelf.errors import NotFoundError
+from shelf.errors import NotFoundError, translated
 from shelf.install import InstallTarget
 
 
@@ -52,6 +52,7 @@ def find_stack(
     base = _base_of(components[0][1])
     embedder = _pick(embedders, "embedder", base.get("embedder"), target)
     preprocessor = _pick(preprocessors, "vocab", base.get("vocab"), target, required=False)
+    assert embedder is not None  # required=True: _pick raised when none fits
     return InstalledStack(embedder, preprocessor, tuple(components))
 
 
@@ -90,6 +91,9 @@ def check_stack(stack: InstalledStack) -> dict:
     """Check every component's base against the installed embedder and preprocessor; no TensorFlow."""
     from cclm_core.compat import check_compatible
     from cclm_core.fingerprint import describe
+    from shelf.frameworks import installed_manifest, require
+
+    require({label: installed_manifest(folder) for label, folder in stack.components})
 
     embedder = describe(stack.embedder)
     components = []
@@ -107,6 +111,7 @@ def check_stack(stack: InstalledStack) -> dict:
     }
 
 
+@translated()
 def compose_installed(
     names: Sequence[str] | None = None,
     target: str | Path = constants.DEFAULT_TARGET,

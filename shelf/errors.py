@@ -16,11 +16,19 @@
     ├── PublishError                a publish was refused (immutable version, bad folder, ...)
     └── StoreError                  the content-addressed store is broken or locked
 
-Errors carry data and format themselves; only the CLI turns them into messages and exit codes. Errors from
-``registry_index`` (``RegistryIndexError`` and its children) cross into this package unchanged.
+Errors carry data and format themselves; only the CLI turns them into messages and exit codes.
+
+Errors of ``registry_index`` and ``cclm_core`` are translated into this tree where they cross into it
+(``translated()``, after httpx's ``map_exceptions``): a bad requirement or version is a ConfigError, bytes
+that are not a pointer, index or manifest an IntegrityError, an index that cannot be fetched a
+TransportError, an unsafe model an UnsafeContentError, components that do not fit their embedder a
+ResolutionError. The original error is kept as ``__cause__``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class ShelfError(Exception):
@@ -103,3 +111,52 @@ class PublishError(ShelfError):
 
 class StoreError(ShelfError):
     pass
+
+
+# Translation at the boundary --------------------------------------------------------------------------
+
+# By module, then class name: neither package is imported here.
+_FOREIGN: dict[str, dict[str, type[ShelfError]]] = {
+    "registry_index.errors": {
+        "RequirementError": ConfigError,
+        "VersionError": ConfigError,
+        "LayoutError": ConfigError,
+        "PointerError": IntegrityError,
+        "IndexFormatError": IntegrityError,
+        "ManifestError": IntegrityError,
+        "IndexFetchError": TransportError,
+        "RegistryIndexError": ShelfError,
+    },
+    "cclm_core.errors": {
+        "DataError": ConfigError,
+        "FormatError": IntegrityError,
+        "UnsafeModelError": UnsafeContentError,
+        "IncompatibleComponentError": ResolutionError,
+        "CoreError": ShelfError,
+    },
+}
+
+
+def translate(exc: BaseException, kind: type[ShelfError] | None = None) -> ShelfError | None:
+    """The ``shelf`` error for an error of ``registry_index`` or ``cclm_core`` (``kind`` forces the class).
+
+    None for anything else: a ShelfError already, or a bug that must show its traceback.
+    """
+    for cls in type(exc).__mro__:
+        mapped = _FOREIGN.get(cls.__module__, {}).get(cls.__name__)
+        if mapped is not None:
+            message = getattr(exc, "message", None) or str(exc)
+            return (kind or mapped)(message, hint=getattr(exc, "hint", None))
+    return None
+
+
+@contextmanager
+def translated(kind: type[ShelfError] | None = None) -> Iterator[None]:
+    """Re-raise errors of ``registry_index`` and ``cclm_core`` in the block as ``shelf`` errors."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = translate(exc, kind)
+        if mapped is None:
+            raise
+        raise mapped from exc

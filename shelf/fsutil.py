@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from shelf import constants
 
@@ -77,7 +77,7 @@ def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> N
         handle.write(payload)
 
 
-def copy_hashing(src: BinaryIO, dst: BinaryIO | None = None, limit: int | None = None) -> tuple[str, int]:
+def copy_hashing(src: IO[bytes], dst: IO[bytes] | None = None, limit: int | None = None) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` (None: only read) while hashing; return (sha256 hex, bytes read).
 
     With ``limit`` it stops after that many bytes, so a caller expecting N bytes passes N + 1 to learn that a

@@ -22,11 +22,11 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from shelf import constants
+from shelf import constants, frameworks
 from shelf.errors import ConfigError, IntegrityError, NotFoundError, UnsafeContentError
 from shelf.fsutil import (
     STAGING_PREFIX,
@@ -40,24 +40,11 @@ from shelf.fsutil import (
 )
 from shelf.store import BlobStore
 
+if TYPE_CHECKING:
+    from shelf.lockfile import LockedComponent as ComponentSpec  # what an install needs of one pin
+    from shelf.remote.transport import Transport
+
 RECORD_VERSION = 1
-
-
-class FileSpec(Protocol):
-    item: str
-    path: str
-    sha256: str
-    size: int
-
-
-class ComponentSpec(Protocol):
-    """What an install needs to know of one pinned component (a lockfile entry fits)."""
-
-    name: str
-    version: str
-    source: str
-    manifest_digest: str
-    files: Sequence[FileSpec]
 
 
 @dataclass
@@ -66,6 +53,7 @@ class InstallReport:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     objects_fetched: int = 0
     bytes_fetched: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. a framework version this machine lacks
 
 
 def safe_relative(*parts: str) -> PurePosixPath:
@@ -174,7 +162,7 @@ def install_components(
     *,
     target: Path,
     store: BlobStore,
-    transports: Mapping[str, object],
+    transports: Mapping[str, Transport],
     manifests: Mapping[str, bytes] | None = None,
 ) -> InstallReport:
     """Install pinned components into ``target``: fetch what the store lacks, verify, link, record."""
@@ -191,7 +179,9 @@ def install_components(
         _fetch(todo, store, transports, report)
         record = install_target.read_record()
         for spec in todo:
-            stats = install_target.materialize(spec, store, (manifests or {}).get(spec.name))
+            manifest = (manifests or {}).get(spec.name)
+            report.warnings += frameworks.manifest_problems(manifest, f"{spec.name} {spec.version}")
+            stats = install_target.materialize(spec, store, manifest)
             record["components"][spec.name] = _record_entry(spec, stats)
             install_target.write_record(record)
             report.installed.append((spec.name, spec.version))
@@ -249,12 +239,14 @@ def _record_entry(spec: ComponentSpec, stats: dict) -> dict:
     }
 
 
-def _fetch(todo: Sequence[ComponentSpec], store: BlobStore, transports: Mapping[str, object], report) -> None:
+def _fetch(
+    todo: Sequence[ComponentSpec], store: BlobStore, transports: Mapping[str, Transport], report
+) -> None:
     """One download call (one batch) per shelf for every blob the store lacks."""
     missing = missing_objects(todo, store)
     if not missing:
         return  # a warm install: the HTTP client is not even imported
-    from shelf.lfs import LfsObject
+    from shelf.remote.lfs_protocol import LfsObject
 
     for source, objects in missing.items():
         transport = transports.get(source)

@@ -118,7 +118,7 @@ def install_legacy_item(
     members checked before the target is touched, so a failed or refused fetch leaves nothing behind.
     """
     from shelf.install import safe_relative
-    from shelf.lfs import LfsObject
+    from shelf.remote.lfs_protocol import LfsObject
 
     dest = target.component_dir(identifier) / safe_relative(item_type)
     key = f"{identifier}/{item_type}"

@@ -7,8 +7,8 @@ table of ``pyproject.toml``; ``cclm-shelf.toml`` wins when a folder has both::
     requires = ["en_wiki_clm_1>=0.2", "en_wiki_ner_1"]
     target = ".cclm"
 
-Editing (``add_requirements``, ``remove_requirement``) rewrites only the text of the ``requires`` array, so
-every other byte of the file (comments, other tables, formatting) stays as it was.
+Editing (``add_requirements``, ``remove_requirement``) goes through tomlkit and rewrites only the
+``requires`` array, so every other byte of the file (comments, other tables, formatting) stays as it was.
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry_index.errors import RegistryIndexError
 from registry_index.requirements import Requirement, parse_requirement
 from shelf.constants import DEFAULT_TARGET, PROJECT_FILE, PYPROJECT_FILE
-from shelf.errors import ConfigError, NotFoundError
+from shelf.errors import ConfigError, NotFoundError, translated
 from shelf.fsutil import atomic_write
 from shelf.remote.url import ShelfURL
+
+if TYPE_CHECKING:
+    from shelf.api import Shelf
+    from shelf.lockfile import Lockfile
+    from shelf.locking import Change
 
 TOOL_KEY = "cclm-shelf"
 _KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target"})
@@ -61,6 +66,36 @@ class Project:
         """The shelves with relative local paths made absolute from the project root; URLs unchanged."""
         return tuple(_absolute_shelf(s, self.root) for s in self.shelves)
 
+    # The workflow (shelf.locking): resolve and lock, keep the lock current, add and remove with rollback.
+
+    @translated()
+    def lock(self, shelf: Shelf, *, upgrade: bool | set[str] = False) -> Lockfile:
+        """Resolve the requirements against ``shelf`` and write the lockfile beside the project file."""
+        from shelf.locking import read_lock, resolve_and_lock
+
+        return resolve_and_lock(shelf, self, previous=read_lock(self), upgrade=upgrade)[0]
+
+    @translated()
+    def ensure_lock(self, shelf: Shelf, *, frozen: bool = False) -> Lockfile:
+        """The current lockfile, locking first when it is missing or stale (``frozen``: refuse instead)."""
+        from shelf.locking import ensure_lock
+
+        return ensure_lock(shelf, self, frozen=frozen)
+
+    @translated()
+    def add(self, requirements: Iterable[str], *, install: bool = True, **options: Any) -> Change:
+        """Add requirements, lock and install (``shelf.locking.add``); on failure nothing changed."""
+        from shelf.locking import add
+
+        return add(self, requirements, install=install, **options)
+
+    @translated()
+    def remove(self, names: Iterable[str], *, install: bool = True, **options: Any) -> Change:
+        """Remove requirements, re-lock, uninstall what is no longer pinned (``shelf.locking.remove``)."""
+        from shelf.locking import remove
+
+        return remove(self, names, install=install, **options)
+
     @classmethod
     def load(cls, path: Path) -> Project:
         """Load ``path`` (a project file or its folder); bad content is a ConfigError naming the file."""
@@ -72,6 +107,17 @@ class Project:
                 hint=f"add a [tool.{TOOL_KEY}] table or create {PROJECT_FILE}",
             )
         return _from_table(path.resolve(), table)
+
+
+def start_project(folder: Path, shelf: str | None = None) -> Project:
+    """Create ``cclm-shelf.toml`` in ``folder`` with no requirements (and ``shelf`` as its one shelf)."""
+    lines = ["# The components this project stands on (see `cclm-shelf --help`).\n"]
+    if shelf:
+        lines.append(f"shelves = [{json.dumps(shelf)}]\n")  # a JSON string is a TOML basic string
+    lines.append("requires = []\n")
+    path = Path(folder) / PROJECT_FILE
+    atomic_write(path, "".join(lines))
+    return Project.load(path)
 
 
 def find_project(start: Path) -> Project | None:
@@ -212,8 +258,7 @@ def _parse_for_edit(path: Path, requirement: Requirement | str) -> Requirement:
 def _write_requires(project: Project, requires: list[str]) -> None:
     text = project.path.read_text(encoding="utf-8")
     new_text = replace_requires(text, requires, in_pyproject=project.in_pyproject)
-    # A safety net for layouts the text edit does not understand (e.g. an inline ``cclm-shelf = {...}``
-    # under ``[tool]``): never write a file that does not read back as intended.
+    # A safety net: never write a file that does not read back as intended.
     try:
         table = tomllib.loads(new_text)
     except tomllib.TOMLDecodeError:
@@ -228,148 +273,29 @@ def _write_requires(project: Project, requires: list[str]) -> None:
     atomic_write(project.path, new_text)
 
 
-def format_requires(requires: list[str]) -> str:
-    """A TOML array of strings, one per line (JSON string escapes are valid TOML basic strings)."""
-    if not requires:
-        return "[]"
-    lines = "".join(f"    {json.dumps(r, ensure_ascii=False)},\n" for r in requires)
-    return "[\n" + lines + "]"
-
-
 def replace_requires(text: str, requires: list[str], *, in_pyproject: bool) -> str:
-    """``text`` with our ``requires`` array replaced (or inserted); nothing else changes."""
-    start, end = _table_span(text, in_pyproject)
-    if start < 0:
-        suffix = "" if text.endswith("\n") or not text else "\n"
-        return f"{text}{suffix}\n[tool.{TOOL_KEY}]\nrequires = {format_requires(requires)}\n"
-    span = _key_value_span(text, start, end, "requires")
-    if span is None:
-        insert = f"requires = {format_requires(requires)}\n"
-        return text[:start] + insert + text[start:]
-    return text[: span[0]] + format_requires(requires) + text[span[1] :]
+    """``text`` with our ``requires`` array replaced (or added); comments, order and layout are kept.
 
-
-# --- a small TOML scanner, enough to find one table and one array value in it ---------------------------
-
-
-def _scan_structure(text: str) -> list[tuple[int, int]]:
-    """(line start, line end) of every table header (``[x]`` / ``[[x]]`` at depth 0, outside strings)."""
-    headers: list[tuple[int, int]] = []
-    i, depth, line_start = 0, 0, True
-    while i < len(text):
-        ch = text[i]
-        if ch in "\"'":
-            i = _skip_string(text, i)
-            line_start = False
-            continue
-        if ch == "#":
-            i = _line_end(text, i)
-            continue
-        if ch == "\n":
-            line_start = True
-        elif ch == "[" and depth == 0 and line_start:
-            end = _line_end(text, i)
-            headers.append((i, end))
-            i, line_start = end, False
-            continue
-        elif ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth = max(depth - 1, 0)
-        elif not ch.isspace():
-            line_start = False
-        i += 1
-    return headers
-
-
-def _line_end(text: str, i: int) -> int:
-    end = text.find("\n", i)
-    return len(text) if end < 0 else end
-
-
-def _skip_string(text: str, i: int) -> int:
-    """The index just past the string starting at ``i`` (basic, literal, and their multi-line forms)."""
-    quote = text[i]
-    if text.startswith(quote * 3, i):
-        end = text.find(quote * 3, i + 3)
-        while quote == '"' and end > 0 and _escaped(text, end):
-            end = text.find(quote * 3, end + 1)
-        return len(text) if end < 0 else end + 3
-    j = i + 1
-    while j < len(text) and text[j] != quote and text[j] != "\n":
-        j += 2 if quote == '"' and text[j] == "\\" else 1
-    return j + 1
-
-
-def _escaped(text: str, i: int) -> bool:
-    slashes = 0
-    while i - slashes - 1 >= 0 and text[i - slashes - 1] == "\\":
-        slashes += 1
-    return slashes % 2 == 1
-
-
-def _header_name(header: str) -> str:
-    inner = header.split("#", 1)[0].strip().strip("[]").strip()
-    return ".".join(part.strip().strip('"').strip("'") for part in inner.split("."))
-
-
-def _table_span(text: str, in_pyproject: bool) -> tuple[int, int]:
-    """Where the body of our table starts and ends; (-1, -1) when the file has no such table."""
-    headers = _scan_structure(text)
-    if not in_pyproject:  # top-level keys: from the start to the first header
-        return 0, headers[0][0] if headers else len(text)
-    for index, (start, end) in enumerate(headers):
-        if not text.startswith("[[", start) and _header_name(text[start:end]) == f"tool.{TOOL_KEY}":
-            body_start = min(end + 1, len(text))
-            body_end = headers[index + 1][0] if index + 1 < len(headers) else len(text)
-            return body_start, body_end
-    return -1, -1
-
-
-def _key_value_span(text: str, start: int, end: int, key: str) -> tuple[int, int] | None:
-    """The span of the value of ``key = ...`` inside ``text[start:end]``, or None.
-
-    Other keys' values are skipped whole, so a multi-line array holding ``"requires = x"`` is not a match.
+    tomlkit edits the document in place. An inline ``cclm-shelf = {...}`` table is refused (ConfigError):
+    rewriting it would change the user's chosen layout.
     """
-    i = start
-    while i < end:
-        line_end = _line_end(text, i)
-        line = text[i:line_end]
-        stripped = line.lstrip()
-        name, sep, _ = stripped.partition("=")
-        if sep and not stripped.startswith("#"):
-            value_start = i + (len(line) - len(stripped)) + len(name) + 1
-            while value_start < len(text) and text[value_start] in " \t":
-                value_start += 1
-            value_end = _value_end(text, value_start)
-            if name.strip().strip('"').strip("'") == key:
-                return value_start, value_end
-            line_end = _line_end(text, value_end)
-        i = line_end + 1
-    return None
+    import tomlkit  # ~0.1 s to import: only the commands that edit a project need it
 
-
-def _value_end(text: str, i: int) -> int:
-    """The end of the TOML value starting at ``i`` (arrays may span lines, hold comments and strings)."""
-    if i >= len(text):
-        return i
-    if text[i] in "\"'":
-        return _skip_string(text, i)
-    if text[i] != "[":
-        end = _line_end(text, i)
-        comment = text.find("#", i, end)
-        return (comment if comment >= 0 else end) if text[i:end].strip() else end
-    depth = 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "\"'":
-            i = _skip_string(text, i)
-            continue
-        if ch == "#":
-            i = _line_end(text, i)
-            continue
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        i += 1
-        if depth == 0:
-            return i
-    return i
+    array = tomlkit.array()
+    array.extend(requires)
+    array.multiline(True)
+    if not in_pyproject and "requires" not in tomllib.loads(text):
+        # A new top-level key goes first: after a table header it would land inside that table.
+        return tomlkit.dumps({"requires": array}) + text
+    document = tomlkit.parse(text)
+    table: Any = document
+    if in_pyproject:
+        tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
+        table = tool.setdefault(TOOL_KEY, tomlkit.table())
+    if isinstance(table, tomlkit.items.InlineTable):
+        raise ConfigError(
+            f"could not edit 'requires': [tool.{TOOL_KEY}] is written as an inline table",
+            hint=f"edit the file by hand, or write the settings as a [tool.{TOOL_KEY}] table",
+        )
+    table["requires"] = array
+    return tomlkit.dumps(document)

@@ -22,8 +22,7 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from shelf import constants
-from shelf.errors import OfflineError, PublishError, UnsafeContentError
-from shelf.gitrepo import PushRejected
+from shelf.errors import OfflineError, PublishError, PushRejected, UnsafeContentError, translated
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
@@ -334,6 +333,7 @@ def prepare(
     return Prepared(manifest, data, entry_from_manifest(manifest, manifest_digest(data)), tuple(files))
 
 
+@translated()
 def publish(
     folder: Path,
     info: PackageInfo,
@@ -441,7 +441,7 @@ def _upload(
     report: PublishReport,
     progress: Callable[[str], None],
 ) -> None:
-    from shelf.lfs import LfsObject
+    from shelf.remote.lfs_protocol import LfsObject
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")

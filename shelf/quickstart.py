@@ -14,6 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shelf.publish import PackageInfo
 
 BASE_NAME = "stdlib_docs_base"
 MLM_NAME = "stdlib_docs_mlm"
@@ -134,6 +138,7 @@ def train_and_save(config: QuickstartConfig, saved: Path, say: Callable[[str], N
     texts = corpus(config.max_len, config.max_texts)
     say(f"corpus: {len(texts)} lines of Python's own documentation")
     prep = Preprocessor(max_example_len=config.max_len).fit(texts)
+    assert prep.max_example_len is not None  # fit() sets it
     embedder = Embedder(prep.max_example_len, prep.n_chars, n_filters=config.filters, n_blocks=config.blocks)
     say(f"training a masked-language component ({config.epochs} epoch(s))")
     mlm = MaskedLanguagePretrainer(
@@ -163,7 +168,7 @@ def next_version(shelf) -> str:
     return str(max(used).bump_patch())
 
 
-def packages(saved: Path, version: str) -> list[tuple[Path, object]]:
+def packages(saved: Path, version: str) -> list[tuple[Path, PackageInfo]]:
     """The three packages the quickstart publishes: the base, then two components that require it."""
     from shelf.publish import PackageInfo
 

@@ -109,7 +109,7 @@ def _run(
     try:
         return Resolver(provider, reporter).resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as e:
-        raise explainer.explain(e.causes) from None
+        raise explainer.explain(list(e.causes)) from None
     except ResolutionTooDeep:
         raise ResolutionError(
             f"gave up after {MAX_ROUNDS} rounds of backtracking",

@@ -17,7 +17,9 @@ from registry_index.index import IndexEntry, parse_index_file
 from registry_index.manifest import Manifest, load_manifest, manifest_digest
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
-from shelf.gitrepo import ShelfMirror, init_shelf, is_local_url, normalise_url
+from shelf.remote.commits import init_shelf
+from shelf.remote.mirror import ShelfMirror
+from shelf.remote.url import is_local_url, normalise_url
 
 
 class MirrorIndex:
@@ -151,7 +153,7 @@ class ShelfSource:
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
-        from shelf.lfs import local_path, transport_for
+        from shelf.remote.transport import local_path, transport_for
 
         lfs_url = self.mirror.lfs_url(ref or self.head)
         if is_local_url(self.url) and (local_path(self.url) / "lfs" / "objects").is_dir():

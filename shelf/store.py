@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import filelock
 
@@ -100,11 +100,12 @@ class BlobWriter:
     def _open(self) -> None:
         """Open the partial file, re-hashing a prefix left by an earlier run."""
         mode = "r+b" if self._partial.exists() else "w+b"
-        self._handle = open(self._partial, mode)  # noqa: SIM115 - closed in close()
+        handle = cast(BinaryIO, open(self._partial, mode))  # noqa: SIM115 - closed in close()
+        self._handle = handle
         if self._partial.stat().st_size > self.size:
             self.restart()
             return
-        while chunk := self._handle.read(constants.CHUNK_SIZE):
+        while chunk := handle.read(constants.CHUNK_SIZE):
             self._digest.update(chunk)
             self.offset += len(chunk)
 

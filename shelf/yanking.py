@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from registry_index import layout
 from registry_index.index import IndexEntry, format_index_file, with_yanked
 from registry_index.versions import format_version, parse_version
-from shelf.errors import NotFoundError, PublishError
-from shelf.gitrepo import PushRejected
+from shelf.errors import NotFoundError, PublishError, PushRejected, translated
 from shelf.publish import MAX_PUSH_ATTEMPTS, _check_online, _retry_or_raise
 from shelf.source import ShelfSource
 
@@ -40,6 +39,7 @@ def yank(source: ShelfSource, name: str, version: str, reason: str) -> str | Non
     return set_yanked(source, name, version, reason).commit
 
 
+@translated()
 def set_yanked(source: ShelfSource, name: str, version: str, reason: str | None) -> YankOutcome:
     """Yank ``version`` (``reason`` given) or unyank it (``reason`` None) with one pushed index commit.
 

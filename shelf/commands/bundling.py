@@ -63,10 +63,11 @@ def install_bundle(ctx, file: Path, dest: Path, as_json: bool) -> None:
     store = _store(ctx)
     proj = project()
     ours = read_lock(proj) if proj else None
+    ours_path = lock_path(proj) if proj else None
 
     def check(bundled) -> None:
-        if ours is not None:
-            check_matches(bundled, ours, lock_path(proj))
+        if ours is not None and ours_path is not None:
+            check_matches(bundled, ours, ours_path)
 
     with open_bundle(file, store, check) as bundle:
         bundle.keep(store)
@@ -76,7 +77,8 @@ def install_bundle(ctx, file: Path, dest: Path, as_json: bool) -> None:
     else:
         from shelf.known_lockfiles import remember_lockfile
 
-        remember_lockfile(store.root, lock_path(proj))
+        assert ours_path is not None  # a lock was read from it
+        remember_lockfile(store.root, ours_path)
     report = install_components(
         components, target=dest, store=store, transports={}, manifests=bundle.manifests()
     )

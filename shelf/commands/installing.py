@@ -69,6 +69,7 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         "unchanged": [{"name": n, "version": v} for n, v in report.unchanged],
         "objects_fetched": report.objects_fetched,
         "bytes_fetched": report.bytes_fetched,
+        "warnings": report.warnings,
     }
     lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
     lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
@@ -76,10 +77,12 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         lines.append(
             f"fetched {report.objects_fetched} object(s), {_size(report.bytes_fetched)}, all verified"
         )
+    for warning in report.warnings:
+        note(f"warning: {warning}")
     emit(as_json, data, lines)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

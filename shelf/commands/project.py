@@ -2,69 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from shelf import constants
 from shelf.commands._common import emit, json_option, note, open_shelf, project, settings
-from shelf.fsutil import atomic_write
+from shelf.locking import lock_path, read_lock
+
+if TYPE_CHECKING:
+    from shelf.api import Shelf
+    from shelf.lockfile import Lockfile
+    from shelf.project import Project
+
+__all__ = ["ensure_lock", "lock_path", "read_lock"]  # bundling and installing use them
 
 
-def lock_path(proj) -> Path:
-    return proj.root / constants.LOCK_FILE
+def _editing_command(name: str, argument: str, no_install_help: str) -> Callable[[Callable], click.Command]:
+    """``add`` and ``remove``: a list of names, ``--no-install``, ``--json``, the context."""
+
+    def decorate(function: Callable) -> click.Command:
+        function = click.pass_context(function)
+        function = json_option(function)
+        function = click.option("--no-install", is_flag=True, help=no_install_help)(function)
+        function = click.argument(argument, nargs=-1, required=True)(function)
+        return click.command(name)(function)
+
+    return decorate
 
 
-def read_lock(proj):
-    from shelf.lockfile import load_lockfile
-
-    path = lock_path(proj)
-    return load_lockfile(path) if path.is_file() else None
-
-
-def resolve_and_lock(shelf, proj, previous=None, upgrade=False):
-    """Resolve the project's requirements (keeping previous pins unless upgraded) and write the lock."""
-    from shelf.known_lockfiles import remember_lockfile
-    from shelf.lockfile import Lockfile, write_lockfile
-
-    locked = previous.pins() if previous else {}
-    resolution = shelf.resolve(list(proj.requirement_strings), locked=locked, upgrade=upgrade)
-    components, _manifests = shelf.pin(resolution)
-    lock = Lockfile.build(proj.requirement_strings, proj.shelves, components)
-    write_lockfile(lock, lock_path(proj))
-    remember_lockfile(shelf.cache_dir, lock_path(proj))
-    return lock, resolution
-
-
-def ensure_lock(ctx, frozen: bool = False):
-    """The project's shelf and an up-to-date lockfile (locking first unless ``frozen``)."""
-    from shelf.errors import LockfileError
-
+def _required_project() -> Project:
     proj = project(required=True)
+    assert proj is not None  # required=True raised otherwise
+    return proj
+
+
+def ensure_lock(ctx: click.Context, frozen: bool = False) -> tuple[Shelf, Lockfile]:
+    """The project's shelf and an up-to-date lockfile (locking first unless ``frozen``)."""
+    from shelf import locking
+
+    proj = _required_project()
     shelf = open_shelf(ctx, proj)
-    lock = read_lock(proj)
-    fresh = lock is not None and not lock.is_stale(proj.requirement_strings, proj.shelves)
-    if fresh:
-        from shelf.known_lockfiles import remember_lockfile
-
-        remember_lockfile(shelf.cache_dir, lock_path(proj))
-        return shelf, lock
-    if frozen:
-        what = "missing" if lock is None else "stale (the requirements changed)"
-        raise LockfileError(f"{lock_path(proj)} is {what}", hint="run `cclm-shelf lock`, then install again")
-    note(f"locking {len(proj.requirement_strings)} requirement(s)")
-    lock, _ = resolve_and_lock(shelf, proj, previous=lock)
-    return shelf, lock
+    if not frozen and not locking.is_fresh(proj, read_lock(proj)):
+        note(f"locking {len(proj.requirement_strings)} requirement(s)")
+    return shelf, locking.ensure_lock(shelf, proj, frozen=frozen)
 
 
-@click.command("add")
-@click.argument("requirements", nargs=-1, required=True)
-@click.option("--no-install", is_flag=True, help="Only edit the project file and the lockfile.")
-@json_option
-@click.pass_context
+@_editing_command("add", "requirements", "Only edit the project file and the lockfile.")
 def add_cmd(ctx, requirements, no_install, as_json):
     """Add requirements to the project, lock, and install.
 
@@ -76,15 +61,18 @@ def add_cmd(ctx, requirements, no_install, as_json):
     Example:
       cclm-shelf add 'en_wiki_ner_1>=0.3' en_wiki_clm_1@v0.2.1
     """
-    from shelf.project import add_requirements
+    from shelf import locking
 
     existing = project()
     proj = existing or _start_project(ctx)
-    with _rollback_on_failure(proj, created=existing is None) as saved:
-        proj = add_requirements(proj.path, requirements)
-        shelf = open_shelf(ctx, proj)
-        lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(saved.lock))
-        installed = shelf.install_locked(lock, target=proj.target).installed if not no_install else []
+    change = locking.add(
+        proj,
+        requirements,
+        open_shelf=lambda p: open_shelf(ctx, p),
+        install=not no_install,
+        created=existing is None,
+    )
+    proj, lock, installed = change.project, change.lock, change.installed
     lines = [
         f"added {', '.join(requirements)} to {proj.path.name}; locked {len(lock.components)} component(s)"
     ]
@@ -104,78 +92,26 @@ def _pin_rows(pins: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(pins.items())]
 
 
-@dataclass(frozen=True)
-class _Saved:
-    project: bytes | None
-    lock: bytes | None
+def _start_project(ctx: click.Context) -> Project:
+    from shelf.project import start_project
+
+    proj = start_project(Path.cwd(), settings(ctx).shelf)
+    note(f"started {proj.path}")
+    return proj
 
 
-@contextmanager
-def _rollback_on_failure(proj, created: bool = False) -> Iterator[_Saved]:
-    """Put the project file and the lockfile back as they were if the block fails (or is interrupted)."""
-    lock = lock_path(proj)
-    saved = _Saved(None if created else proj.path.read_bytes(), lock.read_bytes() if lock.is_file() else None)
-    try:
-        yield saved
-    except BaseException:
-        _restore(proj.path, saved.project)
-        _restore(lock, saved.lock)
-        raise
-
-
-def read_lock_quiet(data: bytes | None):
-    from shelf.lockfile import loads_lockfile
-
-    return loads_lockfile(data.decode("utf-8")) if data else None
-
-
-def _restore(path: Path, data: bytes | None) -> None:
-    if data is None:
-        path.unlink(missing_ok=True)
-    else:
-        atomic_write(path, data)
-
-
-def _start_project(ctx):
-    from shelf.project import Project
-
-    path = Path.cwd() / constants.PROJECT_FILE
-    shelf = settings(ctx).shelf
-    lines = ["# The components this project stands on (see `cclm-shelf --help`).\n"]
-    if shelf:
-        import json
-
-        lines.append(f"shelves = [{json.dumps(shelf)}]\n")
-    lines.append("requires = []\n")
-    atomic_write(path, "".join(lines))
-    note(f"started {path}")
-    return Project.load(path)
-
-
-@click.command("remove")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--no-install", is_flag=True, help="Keep the install folder as it is.")
-@json_option
-@click.pass_context
+@_editing_command("remove", "names", "Keep the install folder as it is.")
 def remove_cmd(ctx, names, no_install, as_json):
     """Remove requirements from the project, re-lock, and uninstall what is no longer needed."""
-    from shelf.install import InstallTarget, uninstall
-    from shelf.project import remove_requirement
+    from shelf import locking
 
-    proj = project(required=True)
-    with _rollback_on_failure(proj):
-        for name in names:
-            proj = remove_requirement(proj.path, name)
-        shelf = open_shelf(ctx, proj)
-        lock, _ = resolve_and_lock(shelf, proj, previous=read_lock(proj))
+    change = locking.remove(
+        _required_project(), names, open_shelf=lambda p: open_shelf(ctx, p), install=not no_install
+    )
+    proj, lock = change.project, change.lock
     lines = [f"removed {', '.join(names)}; locked {len(lock.components)} component(s)"]
-    uninstalled = []
-    if not no_install:
-        keep = set(lock.pins())
-        for name in sorted(InstallTarget(proj.target).read_record()["components"]):
-            if name not in keep:
-                uninstalled.append({"name": name, "version": uninstall(proj.target, name)})
-                lines.append(f"uninstalled {name}")
+    lines += [f"uninstalled {name}" for name, _ in change.uninstalled]
+    uninstalled = [{"name": name, "version": version} for name, version in change.uninstalled]
     data = {
         "removed": list(names),
         "project": str(proj.path),
@@ -201,7 +137,9 @@ def remove_cmd(ctx, names, no_install, as_json):
 @click.pass_context
 def lock_cmd(ctx, upgrade, upgrade_packages, check, as_json):
     """Resolve the project's requirements into cclm-shelf.lock (exact versions, digests, file hashes)."""
-    proj = project(required=True)
+    from shelf.locking import resolve_and_lock
+
+    proj = _required_project()
     previous = read_lock(proj)
     if check:
         stale = previous is None or previous.is_stale(proj.requirement_strings, proj.shelves)
@@ -245,7 +183,7 @@ def tree_cmd(ctx, as_json):
     """Show the locked stack: what requires what, each base, and the composed output size."""
     from registry_index.requirements import parse_requirement
 
-    proj = project(required=True)
+    proj = _required_project()
     _lock, entries = _locked_entries(ctx)
     roots = sorted({parse_requirement(r).name for r in proj.requirement_strings})
     lines: list[str] = []
@@ -309,7 +247,7 @@ def why_cmd(ctx, name, as_json):
     from registry_index.requirements import parse_requirement
     from shelf.errors import NotFoundError
 
-    proj = project(required=True)
+    proj = _required_project()
     _lock, entries = _locked_entries(ctx)
     if name not in entries:
         raise NotFoundError(f"{name} is not in the locked stack", hint="cclm-shelf tree")

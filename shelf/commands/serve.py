@@ -54,8 +54,8 @@ def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
 def _local_shelf(url: str | None) -> Path | None:
     """The shelf named by --shelf, which must be on this machine to be served."""
     from shelf.errors import ConfigError
-    from shelf.gitrepo import is_local_url
-    from shelf.lfs import local_path
+    from shelf.remote.transport import local_path
+    from shelf.remote.url import is_local_url
 
     if url is None:
         return None

@@ -121,9 +121,29 @@ class ShelfURL:
         return (base if base.endswith(".git") else base + ".git") + "/info/lfs"
 
 
-def is_local(url: str | os.PathLike[str]) -> bool:
-    """Whether ``url`` names a shelf on this machine (a path or ``file://``); False for unparsable text."""
+def is_local_url(url: str) -> bool:
+    """True for a path on this machine or a ``file://`` URL; False for unparsable text."""
     try:
         return ShelfURL.parse(url).is_local
     except ConfigError:
         return False
+
+
+def normalise_url(url: str | os.PathLike[str]) -> str:
+    """The canonical form of a shelf URL: an absolute path for local shelves, a tidy URL otherwise.
+
+    Refuses an empty string, an unknown scheme and a local path that is a regular file.
+    """
+    parsed = ShelfURL.parse(url)
+    return str(shelf_folder(parsed)) if parsed.is_local else parsed.text
+
+
+def shelf_folder(parsed: ShelfURL) -> Path:
+    """The folder of a local shelf; ``ConfigError`` when the path is a regular file."""
+    path = parsed.local_path
+    if path.is_file():
+        raise ConfigError(
+            f"{path} is a file, not a shelf",
+            hint="a shelf is a git repository folder: point at the folder (or create one with init_shelf)",
+        )
+    return path

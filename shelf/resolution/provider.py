@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import semver
 from resolvelib.providers import AbstractProvider
@@ -136,7 +136,9 @@ class ShelfProvider(AbstractProvider):
         excluded = set(incompatibilities[identifier])
         if is_base_identifier(identifier):
             return self._base_matches(wanted, excluded)
-        return [c for c in self.allowed(identifier, wanted) if c not in excluded]
+        # Only a base identifier gathers base requirements: these are all component requirements.
+        components = cast("list[ComponentRequirement]", wanted)
+        return [c for c in self.allowed(identifier, components) if c not in excluded]
 
     def _base_matches(self, wanted: list[Any], excluded: set[Any]) -> list[AnyCandidate]:
         values = {r.value for r in wanted}

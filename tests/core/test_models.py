@@ -6,21 +6,20 @@ import json
 import shutil
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from cclm_core.component import load_component  # noqa: E402
-from cclm_core.errors import FormatError, IncompatibleComponentError, UnsafeModelError  # noqa: E402
-from cclm_core.layers import (  # noqa: E402
+from cclm_core.component import load_component
+from cclm_core.errors import FormatError, IncompatibleComponentError, UnsafeModelError
+from cclm_core.layers import (
     PositionEmbedding,
     ResidualConvBlock,
     SampledSoftmaxHead,
     TransformerBlock,
 )
-from cclm_core.models import ComposedModel, Embedder  # noqa: E402
-from cclm_core.preprocessing import Preprocessor  # noqa: E402
+from cclm_core.models import ComposedModel, Embedder
+from cclm_core.preprocessing import Preprocessor
 
 
 @pytest.fixture(scope="module")

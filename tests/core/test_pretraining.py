@@ -6,14 +6,13 @@ import random
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")
-
-from cclm_core.errors import DataError, IncompatibleComponentError  # noqa: E402
-from cclm_core.masking import MaskingConfig, mask_batch, mask_example_python  # noqa: E402
-from cclm_core.models import ComposedModel, Embedder  # noqa: E402
-from cclm_core.preprocessing import MASK_ID, N_SPECIAL, Preprocessor  # noqa: E402
-from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer  # noqa: E402
+from cclm_core.errors import DataError, IncompatibleComponentError
+from cclm_core.masking import MaskingConfig, mask_batch, mask_example_python
+from cclm_core.models import ComposedModel, Embedder
+from cclm_core.preprocessing import MASK_ID, N_SPECIAL, Preprocessor
+from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +182,6 @@ def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path:
         cache, target = _prepared(served, tmp_path / way)
         before = _snapshot(cache, target)
         served.proxy.add(*[Fault(**{**f.__dict__, "fired": 0}) for f in case.faults])
-        started = time.monotonic()
         if way == "api":
             outcome = _api_install(served, cache, target)
             assert outcome == case.outcome
@@ -193,10 +191,8 @@ def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path:
             if outcome != "ok":
                 assert done.returncode != 0 and done.stderr.strip()
         assert any(h.fault for h in served.proxy.hits), "the fault never fired"
-        if case.name.endswith("3600"):
-            assert time.monotonic() - started < 60, "a Retry-After beyond the retry budget was waited out"
-        elif case.name.startswith("batch 429"):
-            assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
+        # A Retry-After of 3600 waited out would end in the test's timeout; how long a run took is never
+        # asserted. That Retry-After is honoured is checked by test_lfs.py, where the waits are recorded.
         _check_after(served, cache, target, before, outcome)
         good += 1
     record("faults", case.name, len(ways), good, f"{RERUN} -k '{case.name.replace(' ', '-')}'")

@@ -223,3 +223,26 @@ def test_project_shelves_are_read_in_priority_order(cli, stocked_shelf, tmp_path
     monkeypatch.chdir(project)
     assert cli("lock").code == 0
     assert locked_versions(project) == {"base": "3.0.0"}
+
+
+def test_python_users_lock_add_and_remove_through_project(stocked_shelf, tmp_path):
+    """The workflow is library code: ``shelf.Project`` locks, adds and removes without the CLI."""
+    import shelf
+    from shelf.errors import ResolutionError
+    from shelf.project import start_project
+
+    project = start_project(tmp_path, str(stocked_shelf))
+    assert isinstance(project, shelf.Project)
+    change = project.add(["mlm"])
+    assert change.lock.pins() == {"base": "0.1.0", "mlm": "0.1.0"}
+    assert sorted(change.installed) == [("base", "0.1.0"), ("mlm", "0.1.0")]
+    assert (tmp_path / ".cclm" / "mlm" / "component" / "component.weights.h5").is_file()
+    before = (project.path.read_bytes(), (tmp_path / "cclm-shelf.lock").read_bytes())
+    with pytest.raises(ResolutionError):
+        change.project.add(["mlm>=9"], install=False)
+    assert (project.path.read_bytes(), (tmp_path / "cclm-shelf.lock").read_bytes()) == before
+    removed = change.project.remove(["mlm"])
+    assert removed.lock.pins() == {} and sorted(removed.uninstalled) == [("base", "0.1.0"), ("mlm", "0.1.0")]
+    assert not (tmp_path / ".cclm" / "mlm").exists()
+    relocked = shelf.Project.load(tmp_path).lock(shelf.Shelf(str(stocked_shelf)))
+    assert relocked.pins() == {} and removed.project.ensure_lock(shelf.Shelf(str(stocked_shelf))) == relocked

@@ -10,7 +10,7 @@ import pytest
 from cclm_core.errors import IncompatibleComponentError
 from shelf.api import Shelf
 from shelf.compose import check_stack, compose_installed, find_stack
-from shelf.errors import NotFoundError
+from shelf.errors import ConfigError, NotFoundError, ResolutionError
 from tests.support.shelves import (
     BASE,
     CHARS,
@@ -56,8 +56,9 @@ def test_a_component_on_another_embedder_is_refused_before_weights_load(
 
     monkeypatch.setattr("cclm_core.component.load_component", must_not_load)
     monkeypatch.setattr("cclm_core.models.Embedder.load", must_not_load)
-    with pytest.raises(IncompatibleComponentError) as info:
+    with pytest.raises(ResolutionError) as info:  # translated at the boundary, the core's error kept
         compose_installed(target=target)
+    assert isinstance(info.value.__cause__, IncompatibleComponentError)
     message = str(info.value)
     embedder = json.loads((target / BASE / "cclm-manifest.json").read_text())["provides"]["embedder"]
     foreign_base = json.loads((target / FOREIGN / "cclm-manifest.json").read_text())["base"]["embedder"]
@@ -128,3 +129,17 @@ def test_compose_from_a_lockfile_and_through_the_cli(shelf_path: Path, tmp_path:
     assert (
         missing.returncode == 1 and "not installed in" in missing.stderr and "Traceback" not in missing.stderr
     )
+
+
+def test_compose_refuses_a_framework_this_machine_lacks(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    manifest = target / MLM / "cclm-manifest.json"
+    data = json.loads(manifest.read_text())
+    data["framework"] = {"packaging": ">=999"}
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(
+        ConfigError, match=f"{MLM} needs packaging>=999, but packaging .* is installed"
+    ) as info:
+        check_stack(find_stack(target))
+    assert "pip install" in (info.value.hint or "")

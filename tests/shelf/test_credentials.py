@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from requests.auth import HTTPBasicAuth
 
 from shelf.credentials import BearerAuth, auth_for, git_credential_fill
 from shelf.lfs import LfsClient, LfsObject, transport_for
-from shelf.progress import NullProgress, RichProgress, make_progress
 from shelf.redaction import redact
 from shelf.store import BlobStore
 from tests.support.giftless import GiftlessServer, jwt_giftless_fixture
@@ -83,10 +81,10 @@ def test_git_credential_helper_is_asked(tmp_path: Path, _no_user_credentials: Pa
 
 
 def test_no_credentials_never_prompts() -> None:
-    started = time.monotonic()
+    # A prompt would block until the test's own timeout: git is given no helper, no terminal, no askpass.
+    assert git_credential_fill("https://nobody.example.com/org/shelf.git/info/lfs", timeout=600) is None
     assert auth_for("https://nobody.example.com/org/shelf.git/info/lfs") is None
     assert git_credential_fill("ssh://example.com/x") is None
-    assert time.monotonic() - started < 10
 
 
 @pytest.mark.network
@@ -106,16 +104,3 @@ def test_git_credentials_open_a_jwt_server(
     store = BlobStore(tmp_path / "store")
     client.download([obj], store)
     assert store.path(obj.oid).read_bytes() == data
-
-
-def test_progress_reporters() -> None:
-    assert isinstance(make_progress(False), NullProgress)
-    shown = make_progress(True)
-    assert isinstance(shown, RichProgress)
-    shown.close()
-    bars = RichProgress()
-    bars.start("a" * 64, 10, initial=2)
-    bars.advance("a" * 64, 8)
-    bars.advance("missing", 1)  # unknown keys are ignored, not errors
-    bars.finish("a" * 64)
-    bars.close()

@@ -37,6 +37,7 @@ from shelf.gitrepo import (
     normalise_url,
     redact,
 )
+from shelf.remote.commits import record_push
 from tests.support.git_servers import GitDaemon, GitHttpServer
 
 LFS_URL = "http://127.0.0.1:9/lfs/shelf"
@@ -71,7 +72,7 @@ def remote_refs(repo: Path) -> dict[str, str]:
 
 
 def git_commands(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "shelf.gitrepo"]
+    return [r.getMessage() for r in caplog.records if r.name == "shelf.remote.git"]
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_read_many_uses_one_git_process_for_500_files(shelf_repo: Path, caplog) 
     files = {f"index/{i:03d}/component_{i}": f'{{"v": {i}}}\n'.encode() for i in range(500)}
     mirror.commit_and_push(files, "500 components", parent=mirror.head(), branch="main")
 
-    with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
         found = mirror.read_many("HEAD", list(files))
 
     assert found == files
@@ -190,7 +191,7 @@ def test_reads_at_a_commit_sha_cost_one_process_each(shelf_repo: Path, caplog) -
     mirror = ShelfMirror.open(shelf_repo)
     commit = mirror.head()
 
-    with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
         assert mirror.exists(commit, "index/config.json")
         assert mirror.read_file(commit, "index/config.json") == INITIAL["index/config.json"]
         assert mirror.read_many(commit, ["index/config.json"]) == {
@@ -219,7 +220,7 @@ def test_refresh_fetches_into_the_same_mirror(shelf_repo: Path, tmp_path: Path, 
     git("tag", "v9", cwd=work)
     git("push", "--quiet", "origin", "main", "v9", cwd=work)
 
-    with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
         reopened = ShelfMirror.open(shelf_repo)
         assert not any(" fetch " in c for c in git_commands(caplog))  # opening alone fetches nothing
         assert mirror.refreshed and not reopened.refreshed
@@ -347,7 +348,7 @@ def test_shared_mirror_never_moves_back(shelf_repo: Path) -> None:
     first = one.commit_and_push({"x": b"1"}, "x", parent=one.head(), branch="main")
     second = two.commit_and_push({"y": b"2"}, "y", parent=two.head(), branch="main")
 
-    one._record_push(first, "main", [])  # a late record of the older push
+    record_push(one, first, "main", [])  # a late record of the older push
 
     assert one.head() == two.head() == second == remote_refs(shelf_repo)["refs/heads/main"]
 

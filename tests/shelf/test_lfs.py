@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from registry_index.errors import PointerError
+from registry_index.pointer import LfsPointer
 from shelf.credentials import BearerAuth
 from shelf.errors import (
     AuthError,
@@ -23,7 +24,6 @@ from shelf.errors import (
     IntegrityError,
     NotFoundError,
     OfflineError,
-    StoreError,
     TransportError,
 )
 from shelf.lfs import (
@@ -122,10 +122,13 @@ def test_transport_for_picks_local_or_http(tmp_path: Path) -> None:
     assert isinstance(client, LfsClient) and client.endpoint.endswith("/org/shelf.git/info/lfs")
 
 
-def test_lfs_object_rejects_bad_values() -> None:
-    with pytest.raises(StoreError, match="not a sha256"):
+def test_lfs_object_is_the_pointer_value_and_rejects_bad_values() -> None:
+    assert LfsObject is LfsPointer  # one value from the pointer file to the store
+    with pytest.raises(PointerError, match="invalid LFS oid"):
         LfsObject("xyz", 1)
-    with pytest.raises(IntegrityError, match="invalid size"):
+    with pytest.raises(PointerError, match="invalid LFS oid"):
+        LfsObject("0" * 64 + "\n", 1)
+    with pytest.raises(PointerError, match="invalid LFS object size"):
         LfsObject("0" * 64, -1)
 
 
@@ -379,12 +382,14 @@ def faults() -> Iterator[_FaultServer]:
 
 
 @network
-def test_retries_5xx_and_honours_retry_after(faults: _FaultServer, store: BlobStore) -> None:
+def test_retries_5xx_and_honours_retry_after(faults: _FaultServer, store: BlobStore, monkeypatch) -> None:
     obj = faults.add(os.urandom(20_000))
     faults.script = [503, 429]
-    started = time.monotonic()
+    waits: list[float] = []
+    delay = RetryPolicy.delay
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, *a: waits.append(delay(self, *a)) or waits[-1])
     report = LfsClient(faults.endpoint, retry=FAST).download([obj], store)
-    assert time.monotonic() - started >= 1.0  # the 429's Retry-After: 1
+    assert waits == [FAST.base_delay, 1.0]  # backoff after the 503, then the 429's Retry-After: 1
     assert report.downloaded == (obj.oid,) and store.has(obj.oid, obj.size)
     assert len(faults.ranges) == 3
 

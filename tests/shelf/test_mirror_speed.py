@@ -64,7 +64,7 @@ def local_tag_refs(mirror: ShelfMirror) -> list[str]:
 
 
 def git_commands(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "shelf.gitrepo"]
+    return [r.getMessage() for r in caplog.records if r.name == "shelf.remote.git"]
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_tags_are_listed_from_the_remote_and_fetched_when_read(shelf_url: str, s
 
 def test_the_tag_listing_is_asked_once_until_the_next_refresh(shelf_repo: Path, caplog) -> None:
     mirror = ShelfMirror.open(shelf_repo)
-    with caplog.at_level(logging.DEBUG, logger="shelf.gitrepo"):
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
         first = mirror.tags()
         assert mirror.tags() == first
         assert sum(" ls-remote " in c for c in git_commands(caplog)) == 1

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from shelf.api import Shelf
-from shelf.progress import NullProgress, make_progress
+from shelf.progress import NullProgress, RichProgress, make_progress
 from tests.support.shelves import BASE, MLM, VERSION, manifest_files, published_shelf
 
 
@@ -49,3 +49,20 @@ def test_each_download_is_reported_under_its_file_name(tmp_path_factory, tmp_pat
 def test_bars_only_on_a_terminal() -> None:
     assert isinstance(make_progress(False), NullProgress)
     assert isinstance(make_progress(None), NullProgress)  # pytest's stderr is not a terminal
+
+
+def test_progress_reporters() -> None:
+    assert isinstance(make_progress(False), NullProgress)
+    shown = make_progress(True)
+    assert isinstance(shown, RichProgress)
+    shown.close()
+    bars = RichProgress()
+    bars.start("a" * 64, 10, initial=2, label="mlm/component.weights.h5")
+    (task,) = bars._bars.tasks
+    assert (task.description, task.total, task.completed) == ("mlm/component.weights.h5", 10, 2)
+    bars.advance("a" * 64, 8)
+    assert task.completed == 10 and task.finished
+    bars.advance("missing", 1)  # unknown keys are ignored, not errors
+    bars.finish("a" * 64)
+    assert bars._bars.tasks == []
+    bars.close()

@@ -8,7 +8,7 @@ import pytest
 
 from shelf.errors import ConfigError
 from shelf.redaction import redact
-from shelf.remote.url import ShelfURL, is_local
+from shelf.remote.url import ShelfURL, is_local_url
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_every_spelling_of_a_shelf_is_parsed_once(
 ) -> None:
     url = ShelfURL.parse(text)
     assert (url.kind, url.scheme, url.host, url.path) == (kind, scheme, host, path)
-    assert url.is_local == (kind == "local") == is_local(text)
+    assert url.is_local == (kind == "local") == is_local_url(text)
 
 
 def test_a_windows_drive_is_a_local_path_not_an_scp_host(tmp_path: Path, monkeypatch) -> None:
@@ -88,7 +88,7 @@ def test_bad_addresses_are_refused_with_a_hint(bad: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         ShelfURL.parse(bad)
     assert info.value.hint
-    assert not is_local(bad) or bad.strip() == ""
+    assert not is_local_url(bad) or bad.strip() == ""
 
 
 def test_a_remote_has_no_local_path() -> None:

@@ -1,0 +1,82 @@
+"""A manifest's ``framework`` specifiers (``tensorflow>=2.16``, ``keras>=3``) checked against this machine.
+
+Install warns (the files are only copied, and may be used elsewhere); compose refuses with a hint (the
+models are about to be loaded here). Specifiers are read with ``packaging``, as pip reads them; installed
+versions come from the distributions' metadata. ``cclm-core`` ships inside ``cclm-shelf``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from shelf import constants
+from shelf.errors import ConfigError
+
+_DISTRIBUTION = {"cclm-core": "cclm-shelf", "cclm_core": "cclm-shelf"}
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``, or None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(_DISTRIBUTION.get(name, name))
+    except PackageNotFoundError:
+        return None
+
+
+def problems(framework: Mapping[str, str], label: str) -> list[str]:
+    """One line per specifier this machine does not meet (or that cannot be read), naming ``label``."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    found = []
+    for name, text in sorted(framework.items()):
+        try:
+            wanted = SpecifierSet(text)
+        except InvalidSpecifier:
+            found.append(f"{label} declares {name} {text!r}, which is not a version specifier")
+            continue
+        have = installed_version(name)
+        if have is None:
+            found.append(f"{label} needs {name}{text}, which is not installed")
+            continue
+        try:
+            ok = wanted.contains(Version(have), prereleases=True)
+        except InvalidVersion:
+            ok = True  # a local build with an odd version string: nothing to compare, nothing to claim
+        if not ok:
+            found.append(f"{label} needs {name}{text}, but {name} {have} is installed")
+    return found
+
+
+def manifest_problems(manifest: bytes | None, label: str) -> list[str]:
+    """``problems`` for the ``framework`` of a manifest's bytes (none when it has no such field)."""
+    if not manifest:
+        return []
+    try:
+        framework = json.loads(manifest).get("framework") or {}
+    except (ValueError, AttributeError):
+        return []  # the manifest was validated when it was read: nothing more to say here
+    return problems(framework, label) if isinstance(framework, dict) else []
+
+
+def installed_manifest(folder: Path) -> bytes | None:
+    """The manifest an install wrote for the component holding ``folder`` (its item folder or itself)."""
+    for candidate in (folder, folder.parent):
+        path = candidate / constants.MANIFEST_FILE
+        if path.is_file():
+            return path.read_bytes()
+    return None
+
+
+def require(manifests: Mapping[str, bytes | None]) -> None:
+    """ConfigError naming every unmet specifier of the given manifests (by label), with what to do."""
+    found = [line for label, data in sorted(manifests.items()) for line in manifest_problems(data, label)]
+    if found:
+        raise ConfigError(
+            "; ".join(found),
+            hint="install the versions named (e.g. pip install 'tensorflow>=2.16') or pick other components",
+        )

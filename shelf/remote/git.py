@@ -1,0 +1,87 @@
+"""Running git: its environment, one command at a time, and its failures turned into our errors.
+
+Every git process of the package manager goes through ``run_git``: prompts are off (an install must never
+hang on a password), LFS smudging is off (mirrors hold metadata only), the message locale is fixed (so
+git's refusals can be recognised), and a stalled HTTP remote gives up. Commands are logged at DEBUG level
+with credentials redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from shelf import constants
+from shelf.errors import AuthError, GitError, TransportError
+from shelf.redaction import redact
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_NAME = "cclm-shelf"
+FALLBACK_EMAIL = "cclm-shelf@localhost"
+DEFAULT_BRANCH = "main"
+ZERO_OID = "0" * 40
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git command runs with.
+
+    Prompts would hang a non-interactive install, smudging would download LFS content we never want in a
+    mirror, and a fixed message locale lets us recognise git's refusals.
+    """
+    env = dict(os.environ)
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1", LC_ALL="C")
+    # A stalled HTTP remote would hang an install forever; git gives up below 1 kB/s for READ_TIMEOUT.
+    env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
+    env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(int(constants.READ_TIMEOUT)))
+    env.update(extra or {})
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    *,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git <args>``; raise :class:`GitError` with the command and git's stderr when it fails."""
+    command = ["git", *map(str, args)]
+    shown = redact(" ".join(command))
+    logger.debug("%s", shown)
+    try:
+        done = subprocess.run(
+            command,
+            cwd=cwd,
+            env=dict(env) if env is not None else git_env(),
+            input=input,
+            capture_output=True,
+        )
+    except FileNotFoundError as e:
+        raise GitError("git is not installed", hint="install git 2.28 or newer and put it on PATH") from e
+    if check and done.returncode != 0:
+        stderr = redact(done.stderr.decode(errors="replace").strip())
+        raise GitError(f"`{shown}` failed (exit {done.returncode}): {stderr}")
+    return done
+
+
+def git_dir_args(git_dir: Path) -> list[str]:
+    return ["--git-dir", str(git_dir)]
+
+
+_AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
+
+
+def transport_error(action: str, url: str, stderr: str) -> TransportError:
+    """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
+    detail = redact(stderr.strip())
+    if any(marker in stderr for marker in _AUTH_FAILURES):
+        return AuthError(
+            f"the shelf {redact(url)} refused access: {detail}",
+            hint="configure a git credential helper, or put credentials in the shelf URL",
+        )
+    return GitError(f"{action} the shelf {redact(url)} failed: {detail}")

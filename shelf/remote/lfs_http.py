@@ -1,0 +1,379 @@
+"""The Git LFS batch API over HTTP(S), with ``requests``.
+
+``LfsClient`` sends one batch request for all objects (``shelf.remote.lfs_protocol`` builds and reads it),
+runs parallel streaming transfers, hashes downloads while they stream into the ``BlobStore`` (nothing
+unverified ever enters it), resumes partial downloads with ``Range``, and retries with exponential backoff
+that honours ``Retry-After`` within a bounded total time. No message built here contains a credential:
+URLs are shown without query strings or user info, and server text goes through ``redact``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from shelf import constants
+from shelf.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    OfflineError,
+    ShelfError,
+    StoreError,
+    TransportError,
+)
+from shelf.fsutil import hash_file
+from shelf.progress import NullProgress, Progress
+from shelf.remote.http import (
+    CountingReader,
+    Retryable,
+    RetryPolicy,
+    check_status,
+    new_session,
+    timeout,
+    with_retries,
+)
+from shelf.remote.lfs_protocol import (
+    LFS_MEDIA_TYPE,
+    REBATCH_LIMIT,
+    Action,
+    DownloadReport,
+    LfsObject,
+    ObjectAction,
+    UploadReport,
+    batch_request,
+    check_batch_answer,
+    combine,
+    parse_batch_answer,
+    safe_url,
+    unique,
+)
+from shelf.store import BlobStore, BlobWriter
+
+T = TypeVar("T")
+
+
+def _check_local_file(obj: LfsObject, path: Path) -> None:
+    """An object about to be uploaded must be exactly the bytes its oid names."""
+    if not path.is_file():
+        raise NotFoundError(f"cannot upload object {obj.oid}: {path} is not a file")
+    actual, size = hash_file(path)
+    if size != obj.size or actual != obj.oid:
+        raise IntegrityError(
+            f"{path} does not match object {obj.oid} ({obj.size} bytes):"
+            f" it has sha256 {actual} and {size} bytes",
+            hint="the file changed after it was hashed; hash it again before publishing",
+        )
+
+
+# The client ---------------------------------------------------------------------------------------------
+
+
+class LfsClient:
+    """A Git LFS batch API client for one endpoint (``.../repo.git/info/lfs``)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        auth: AuthBase | None = None,
+        jobs: int | None = None,
+        session: requests.Session | None = None,
+        progress: Progress | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.auth = auth
+        self.jobs = max(1, jobs if jobs is not None else constants.jobs())
+        self.session = session or new_session(self.jobs)
+        self.progress: Progress = progress or NullProgress()
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"LfsClient({safe_url(self.endpoint)!r}, jobs={self.jobs})"
+
+    def _auth_for(self, action: Action) -> AuthBase | None:
+        """Our credentials go with an action only to our own server, and only if it brings none."""
+        if any(name.lower() == "authorization" for name in action.header):
+            return None
+        ours, theirs = urlsplit(self.endpoint), urlsplit(action.href)
+        same = (ours.scheme, ours.hostname, ours.port) == (theirs.scheme, theirs.hostname, theirs.port)
+        return self.auth if same else None
+
+    # Batch ------------------------------------------------------------------------------------------------
+
+    def batch(self, operation: str, objects: Sequence[LfsObject]) -> list[ObjectAction]:
+        """Ask the server what to do for ``objects``; answers come in the same order.
+
+        One request carries up to ``constants.BATCH_SIZE`` objects (git-lfs's own limit, which servers
+        expect), so a typical install is one request and a huge one a few.
+        """
+        batch_request(operation, [])  # refuses an unknown operation before anything is sent
+        objects = unique(objects)
+        answers: list[ObjectAction] = []
+        for start in range(0, len(objects), constants.BATCH_SIZE):
+            answers += self._batch_once(operation, objects[start : start + constants.BATCH_SIZE])
+        return answers
+
+    def _batch_once(self, operation: str, objects: Sequence[LfsObject]) -> list[ObjectAction]:
+        body = batch_request(operation, objects)
+        what = f"LFS batch {operation} at {safe_url(self.endpoint)}"
+        try:
+            data = with_retries(self.retry, what, lambda: self._post_batch(body, what))
+        except NotFoundError as exc:
+            # A 404 for the whole batch: no such repository, or (giftless) none of the objects exists.
+            oids = ", ".join(o.oid for o in objects)
+            raise NotFoundError(
+                f"the LFS server at {safe_url(self.endpoint)} has none of the {len(objects)} object(s)"
+                f" asked for ({oids}), or no such repository",
+                hint="check the shelf URL; if it is right, its publisher must upload these objects again",
+            ) from exc
+        return parse_batch_answer(data, objects, operation, safe_url(self.endpoint), self._clock())
+
+    def _post_batch(self, body: dict[str, Any], what: str) -> dict[str, Any]:
+        headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
+        response = self.session.post(
+            f"{self.endpoint}/objects/batch",
+            data=json.dumps(body),
+            headers=headers,
+            auth=self.auth,
+            timeout=timeout(),
+        )
+        with response:
+            check_status(response, what, safe_url(self.endpoint))
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise TransportError(f"{what}: the answer is not JSON") from exc
+        return check_batch_answer(data, what)
+
+    def _fresh(self, answer: ObjectAction, operation: str, name: str) -> ObjectAction:
+        """``answer`` again, re-batched if its ``name`` action has expired."""
+        for _ in range(REBATCH_LIMIT):
+            action = answer.actions.get(name)
+            if action is None or not action.expired(self._clock()):
+                return answer
+            answer = self.batch(operation, [answer.obj])[0]
+        raise TransportError(
+            f"the LFS server at {safe_url(self.endpoint)} keeps giving expired actions for {answer.oid}"
+        )
+
+    # Parallel work ----------------------------------------------------------------------------------------
+
+    def _in_parallel(self, work: Callable[[ObjectAction], int], answers: list[ObjectAction]) -> int:
+        """Run ``work`` for each answer on ``jobs`` threads; total its byte counts; raise what failed."""
+        errors: list[tuple[str, ShelfError]] = []
+        total = 0
+        lock = threading.Lock()
+
+        def run(answer: ObjectAction) -> None:
+            nonlocal total
+            try:
+                done = work(answer)
+            except ShelfError as exc:
+                with lock:
+                    errors.append((answer.oid, exc))
+                return
+            with lock:
+                total += done
+
+        with ThreadPoolExecutor(max_workers=min(self.jobs, len(answers))) as pool:
+            list(pool.map(run, answers))
+        if errors:
+            raise combine(sorted(errors, key=lambda e: e[0]), len(answers))
+        return total
+
+    # Download ---------------------------------------------------------------------------------------------
+
+    def download(self, objects: Iterable[LfsObject], store: BlobStore) -> DownloadReport:
+        """Bring every object the store lacks into it, verified; no request at all when none is missing."""
+        wanted = unique(objects)
+        missing = [o for o in wanted if not store.has(o.oid, o.size)]
+        skipped = tuple(o.oid for o in wanted if o not in missing)
+        if not missing:
+            return DownloadReport((), skipped, 0)
+        if constants.offline():
+            raise OfflineError(
+                f"{len(missing)} object(s) are not in the local store and offline mode is on",
+                hint=f"unset {constants.ENV_OFFLINE} to download them",
+            )
+        answers = self.batch("download", missing)
+        moved = self._in_parallel(lambda answer: self._download_one(answer, store), answers)
+        return DownloadReport(tuple(o.oid for o in missing), skipped, moved)
+
+    def _download_one(self, answer: ObjectAction, store: BlobStore) -> int:
+        """Download one object; a resumed partial file that fails verification gets one clean retry.
+
+        The prefix an interrupted run left is re-hashed but cannot be checked until the object is whole.
+        If the whole does not verify, the fault may lie in that old prefix (the store has discarded it by
+        then), so the object is fetched once more from byte 0; a second mismatch is the server's.
+        """
+        resumed = store.partial_size(answer.oid) > 0
+        try:
+            return self._download_into(answer, store)
+        except IntegrityError:
+            if not resumed:
+                raise
+        return self._download_into(answer, store)
+
+    def _download_into(self, answer: ObjectAction, store: BlobStore) -> int:
+        obj = answer.obj
+        try:
+            with store.writer(obj.oid, obj.size) as writer:
+                if writer.complete:
+                    return 0
+                self.progress.start(obj.oid, obj.size, initial=writer.offset)
+                try:
+                    return self._fetch(answer, writer)
+                finally:
+                    self.progress.finish(obj.oid)
+        except OSError as exc:
+            raise StoreError(f"cannot write object {obj.oid} into {store.root}: {exc.strerror}") from exc
+
+    def _fetch(self, answer: ObjectAction, writer: BlobWriter) -> int:
+        """Stream one object into ``writer``, resuming after errors; return the bytes received."""
+        what = f"download of object {answer.oid}"
+        relinked = False
+
+        def attempt() -> None:
+            nonlocal answer, relinked
+            answer = self._fresh(answer, "download", "download")
+            action = answer.actions.get("download")
+            if action is None:
+                raise TransportError(f"{what}: the LFS server gave no download action")
+            try:
+                self._get_into(action, writer, what)
+            except AuthError:
+                # The batch accepted us, so a refused link is most likely a signed URL that went stale:
+                # ask for a fresh one once. A second refusal is a real one.
+                if relinked:
+                    raise
+                relinked = True
+                answer = self.batch("download", [answer.obj])[0]
+                raise Retryable(
+                    "the download link was refused; asked the server for a fresh one", "0"
+                ) from None
+
+        with_retries(self.retry, what, attempt)
+        return writer.written
+
+    def _get_into(self, action: Action, writer: BlobWriter, what: str) -> None:
+        """One GET: from ``writer.offset`` if the server honours the range, else from byte 0."""
+        if writer.offset == writer.size:
+            return  # a finished partial from an earlier run: the commit verifies it
+        headers = dict(action.header)
+        if writer.offset:
+            headers["Range"] = f"bytes={writer.offset}-"
+        response = self.session.get(
+            action.href, headers=headers, auth=self._auth_for(action), stream=True, timeout=timeout()
+        )
+        with response:
+            if response.status_code == 416:
+                writer.restart()
+                raise Retryable("the server refused the range; starting over")
+            check_status(response, what, safe_url(self.endpoint))
+            self._align(response, writer)
+            self._stream(response, writer)
+
+    @staticmethod
+    def _align(response: requests.Response, writer: BlobWriter) -> None:
+        """Match the partial file to what the server sends: a 206 from our offset, or the whole body."""
+        if response.status_code == 206:
+            match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+            if match and int(match.group(1)) == writer.offset:
+                return
+            writer.restart()
+            raise Retryable("the server answered a different range; starting over")
+        if writer.offset:
+            writer.restart()  # the server ignored Range and sends everything
+
+    def _stream(self, response: requests.Response, writer: BlobWriter) -> None:
+        """Copy the body; read at most one byte past the declared size, to catch too-long bodies."""
+        while True:
+            want = min(constants.CHUNK_SIZE, writer.size - writer.offset + 1)
+            # read1 hands over what has arrived, so bytes before a broken connection are kept for resume.
+            chunk = response.raw.read1(want, decode_content=True)
+            if not chunk:
+                return
+            writer.write(chunk)
+            self.progress.advance(writer.oid, len(chunk))
+
+    # Upload -----------------------------------------------------------------------------------------------
+
+    def upload(self, objects: Iterable[tuple[LfsObject, Path]]) -> UploadReport:
+        """Upload objects from files; the ones the server already has are skipped."""
+        files = {obj: Path(path) for obj, path in objects}
+        if not files:
+            return UploadReport((), (), 0)
+        if constants.offline():
+            raise OfflineError(
+                "uploading needs the network and offline mode is on", hint=f"unset {constants.ENV_OFFLINE}"
+            )
+        for obj, path in files.items():
+            _check_local_file(obj, path)
+        answers = self.batch("upload", list(files))
+        todo = [a for a in answers if "upload" in a.actions]
+        skipped = tuple(a.oid for a in answers if "upload" not in a.actions)
+        moved = (
+            self._in_parallel(lambda answer: self._upload_one(answer, files[answer.obj]), todo) if todo else 0
+        )
+        return UploadReport(tuple(a.oid for a in todo), skipped, moved)
+
+    def _upload_one(self, answer: ObjectAction, path: Path) -> int:
+        obj = answer.obj
+        what = f"upload of object {obj.oid}"
+
+        def attempt() -> None:
+            nonlocal answer
+            answer = self._fresh(answer, "upload", "upload")
+            self._put(answer.actions["upload"], obj, path, what)
+
+        self.progress.start(obj.oid, obj.size)
+        try:
+            with_retries(self.retry, what, attempt)
+        finally:
+            self.progress.finish(obj.oid)
+        verify = answer.actions.get("verify")
+        if verify is not None:
+            with_retries(self.retry, f"verification of object {obj.oid}", lambda: self._verify(verify, obj))
+        return obj.size
+
+    def _put(self, action: Action, obj: LfsObject, path: Path, what: str) -> None:
+        headers = {"Content-Type": "application/octet-stream", **action.header}
+        with open(path, "rb") as handle:
+            body = CountingReader(handle, obj.size, lambda n: self.progress.advance(obj.oid, n))
+            response = self.session.put(
+                action.href, data=body, headers=headers, auth=self._auth_for(action), timeout=timeout()
+            )
+        with response:
+            check_status(response, what, safe_url(self.endpoint))
+
+    def _verify(self, action: Action, obj: LfsObject) -> None:
+        headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE, **action.header}
+        response = self.session.post(
+            action.href,
+            data=json.dumps({"oid": obj.oid, "size": obj.size}),
+            headers=headers,
+            auth=self._auth_for(action),
+            timeout=timeout(),
+        )
+        with response:
+            if response.status_code in (404, 422):
+                raise IntegrityError(
+                    f"the LFS server at {safe_url(self.endpoint)} could not verify object {obj.oid}"
+                    " after upload",
+                    hint="upload it again",
+                )
+            check_status(response, f"verification of object {obj.oid}", safe_url(self.endpoint))
