@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify and prune the blob store."),
-    "serve": ("shelf.commands.serve:serve_cmd", "Serve a shelf to a team: git daemon + LFS server."),
+    "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, HTTP and Git LFS."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
 
