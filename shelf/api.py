@@ -86,12 +86,13 @@ class Shelf:
         for component in components:
             if component.source not in found:
                 # The mirrored .lfsconfig names the LFS server; install_pinned refreshes and retries if stale.
-                source = self._source_for(component.source, refresh=False)
+                source = self.source_for(component.source, refresh=False)
                 progress = Labelled(self.progress, self._labels)
                 found[component.source] = source.transport(jobs=self.jobs, progress=progress)
         return found
 
-    def _source_for(self, public_url: str, refresh: bool = True) -> ShelfSource:
+    def source_for(self, public_url: str, refresh: bool = True) -> ShelfSource:
+        """The shelf a lockfile entry names as its ``source`` (matched against this handle's URLs)."""
         for key in (self._url, *self._sources):
             if key and public_source(normalise_url(key)) == public_url:
                 return self.source(key, refresh=refresh)
@@ -190,7 +191,7 @@ class Shelf:
         path = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published manifest never changes: fetch only if it is not mirrored
             try:
-                source = self._source_for(component.source, refresh=refresh)
+                source = self.source_for(component.source, refresh=refresh)
                 data = source.mirror.read_file(source.head, path)
             except (NotFoundError, OfflineError):
                 continue
@@ -225,7 +226,7 @@ class Shelf:
         folder = layout.component_dir(component.name, component.version)
         manifest = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published version never changes: fetch only if it is missing
-            source = self._source_for(component.source, refresh=refresh)
+            source = self.source_for(component.source, refresh=refresh)
             if source.mirror.exists(source.head, manifest):
                 break
         entries = source.mirror.list_tree(source.head, folder)

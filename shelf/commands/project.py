@@ -11,6 +11,7 @@ import click
 
 from shelf import constants
 from shelf.commands._common import emit, json_option, note, open_shelf, project, settings
+from shelf.fsutil import atomic_write
 
 
 def lock_path(proj) -> Path:
@@ -132,7 +133,7 @@ def _restore(path: Path, data: bytes | None) -> None:
     if data is None:
         path.unlink(missing_ok=True)
     else:
-        path.write_bytes(data)
+        atomic_write(path, data)
 
 
 def _start_project(ctx):
@@ -146,7 +147,7 @@ def _start_project(ctx):
 
         lines.append(f"shelves = [{json.dumps(shelf)}]\n")
     lines.append("requires = []\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    atomic_write(path, "".join(lines))
     note(f"started {path}")
     return Project.load(path)
 
@@ -228,8 +229,7 @@ def _change(name: str, old: str | None, new: str) -> str:
 def _locked_entries(ctx):
     """The project's lock and the index entries of what it pins (read, never re-resolved)."""
     shelf, lock = ensure_lock(ctx)
-    source = shelf.source()
-    return lock, {c.name: source.entry(c.name, c.version) for c in lock.components}
+    return lock, {c.name: shelf.source_for(c.source).entry(c.name, c.version) for c in lock.components}
 
 
 def _children(entry, entries) -> list[str]:
