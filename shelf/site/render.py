@@ -15,12 +15,11 @@ else in the destination is touched.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from shelf.errors import ConfigError
+from shelf.fsutil import atomic_write
 from shelf.site.catalog import Catalog, base_key
 
 STYLESHEET = "style.css"
@@ -71,12 +70,7 @@ def write_site(pages: Mapping[str, bytes], dest: Path) -> list[str]:
             if target.is_file() and target.read_bytes() == data:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
+            atomic_write(target, data)
         except OSError as e:
             raise ConfigError(
                 f"cannot write {target}: {e.strerror}", hint="export to a folder you can write to"
