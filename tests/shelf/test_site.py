@@ -9,6 +9,7 @@ import pytest
 
 from tests.shelf.conftest import MLM, publish_folder
 from tests.support.browser import dump_dom, screenshot
+from tests.support.shelves import add_signature_files
 
 TOKEN = "s3cr3t-token-for-site-tests"
 REASON = "trained on the wrong split"
@@ -117,3 +118,14 @@ def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
     site = tmp_path / "site"
     export(cli, shelf_path, site)
     assert "Nothing is published on this shelf yet." in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_signed_version_names_its_signer(cli, browsed_shelf, tmp_path):
+    hint = "sha256:" + "ab" * 32
+    add_signature_files(browsed_shelf, "mlm", "0.2.0", hint, tmp_path / "signer-cache")
+    site = tmp_path / "site"
+    export(cli, browsed_shelf, site)
+    page = (site / "components" / "mlm.html").read_text(encoding="utf-8")
+    signed, unsigned = page.split('id="v0.1.0"')
+    assert f"key {hint}" in signed and "cclm-manifest.sig" in signed
+    assert "not signed" in unsigned and hint not in unsigned
