@@ -25,9 +25,7 @@ import contextlib
 import dataclasses
 import io
 import json
-import os
 import tarfile
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,6 +35,7 @@ from registry_index import layout
 from registry_index.manifest import canonical_json
 from shelf import constants
 from shelf.errors import BundleError, IntegrityError, LockfileError, StoreError
+from shelf.fsutil import atomic_file
 from shelf.lockfile import LockedComponent, Lockfile, dump_lockfile, loads_lockfile
 from shelf.store import BlobStore
 
@@ -99,20 +98,14 @@ def write_bundle(lock: Lockfile, metadata: Mapping[str, bytes], store: BlobStore
         {"bundle_version": BUNDLE_VERSION, "members": [dataclasses.asdict(m) for m in members]}
     )
     dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            _add(tar, TOC_NAME, len(toc), io.BytesIO(toc))
-            _add(tar, LOCK_NAME, len(lock_bytes), io.BytesIO(lock_bytes))
-            for path, data in sorted(metadata.items()):
-                _add(tar, path, len(data), io.BytesIO(data))
-            for oid, size in sorted(blobs.items()):
-                with open(store.path(oid), "rb") as blob:
-                    _add(tar, blob_path(oid), size, blob)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(dest) as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, TOC_NAME, len(toc), io.BytesIO(toc))
+        _add(tar, LOCK_NAME, len(lock_bytes), io.BytesIO(lock_bytes))
+        for path, data in sorted(metadata.items()):
+            _add(tar, path, len(data), io.BytesIO(data))
+        for oid, size in sorted(blobs.items()):
+            with open(store.path(oid), "rb") as blob:
+                _add(tar, blob_path(oid), size, blob)
     return dest.stat().st_size
 
 

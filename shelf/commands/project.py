@@ -11,6 +11,7 @@ import click
 
 from shelf import constants
 from shelf.commands._common import emit, json_option, note, open_shelf, project, settings
+from shelf.fsutil import atomic_write
 
 
 def lock_path(proj) -> Path:
@@ -135,7 +136,7 @@ def _restore(path: Path, data: bytes | None) -> None:
     if data is None:
         path.unlink(missing_ok=True)
     else:
-        path.write_bytes(data)
+        atomic_write(path, data)
 
 
 def _start_project(ctx):
@@ -149,7 +150,7 @@ def _start_project(ctx):
 
         lines.append(f"shelves = [{json.dumps(shelf)}]\n")
     lines.append("requires = []\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    atomic_write(path, "".join(lines))
     note(f"started {path}")
     return Project.load(path)
 
