@@ -48,13 +48,14 @@ Component(model, task="bench", base={base!r}).save(sys.argv[1])
 """
 
 DESCRIBE = "import sys; from cclm_core.fingerprint import describe; describe(sys.argv[1])"
-IMPORTS = "import shelf.api, shelf.lfs, shelf.publish, shelf.commands.installing, cclm_core.fingerprint"
+IMPORTS = "import shelf.api, shelf.remote.lfs_http, shelf.publish, shelf.commands.installing, cclm_core.fingerprint"
 
 # What publish does besides fingerprinting: snapshot the file into a store, then upload it from there.
 SNAPSHOT_AND_UPLOAD = """
 import sys
 from pathlib import Path
-from shelf.lfs import LfsClient, LfsObject
+from shelf.remote.lfs_http import LfsClient
+from shelf.remote.lfs_protocol import LfsObject
 from shelf.store import BlobStore
 
 store = BlobStore(Path(sys.argv[2]))

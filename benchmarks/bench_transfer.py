@@ -67,7 +67,7 @@ BASE = {
 FULL_FETCH = (("--prune",), ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/x/HEAD"))
 MIRROR_FETCH = (("--prune", "--depth=1", "--no-tags"), ("+refs/heads/*:refs/heads/*", "+HEAD:refs/x/HEAD"))
 SHALLOW_FETCH = (("--depth=1", "--no-tags"), ("+HEAD:refs/heads/main",))
-IMPORTS = "import shelf.api, shelf.lfs, shelf.resolver, shelf.commands.installing, jsonschema"
+IMPORTS = "import shelf.api, shelf.remote.lfs_http, shelf.resolver, shelf.commands.installing, jsonschema"
 
 
 @dataclass(frozen=True)
@@ -400,7 +400,8 @@ def warm_api(bench: Bench, cache: Path) -> Sample:
 
 def download_only(bench: Bench) -> Sample:
     """Our LFS client alone (batch + 8 parallel verified downloads into a fresh store), in process."""
-    from shelf.lfs import LfsClient, LfsObject
+    from shelf.remote.lfs_http import LfsClient
+    from shelf.remote.lfs_protocol import LfsObject
     from shelf.store import BlobStore
 
     store = BlobStore(bench.run_dir("client"))
@@ -425,7 +426,8 @@ def git_clone_pull(bench: Bench, name: str, include: str | None = None) -> Sampl
 
 def curl_parallel(bench: Bench) -> Sample:
     """8 curl processes at once, one per object, hrefs and headers from one (untimed) batch request."""
-    from shelf.lfs import LfsClient, LfsObject
+    from shelf.remote.lfs_http import LfsClient
+    from shelf.remote.lfs_protocol import LfsObject
 
     answers = LfsClient(bench.lfs_url, auth=None).batch(
         "download", [LfsObject(p.oid, p.size) for p in bench.big_objects]

@@ -53,7 +53,7 @@ class InstallReport:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     objects_fetched: int = 0
     bytes_fetched: int = 0
-    warnings: list[str] = field(default_factory=list)  # e.g. a framework version this machine lacks
+    warnings: list[str] = field(default_factory=list)  # a yanked pin, a framework this machine lacks
 
 
 def safe_relative(*parts: str) -> PurePosixPath:

@@ -40,6 +40,7 @@ class Change:
     lock: Lockfile
     installed: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
     uninstalled: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a pinned version its shelf has yanked
 
 
 def lock_path(project: Project) -> Path:
@@ -119,8 +120,9 @@ def add(
         shelf = open_shelf(edited)
         previous = loads_lockfile(saved.lock.decode("utf-8")) if saved.lock else None
         lock, _ = resolve_and_lock(shelf, edited, previous=previous)
-        installed = shelf.install_locked(lock, target=edited.target).installed if install else []
-    return Change(edited, lock, installed=list(installed))
+        report = shelf.install_locked(lock, target=edited.target) if install else None
+    warnings = report.warnings if report else shelf.locked_yank_warnings(lock.components)
+    return Change(edited, lock, installed=list(report.installed if report else []), warnings=warnings)
 
 
 def remove(

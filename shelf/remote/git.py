@@ -16,6 +16,7 @@ from pathlib import Path
 
 from shelf import constants
 from shelf.errors import AuthError, GitError, TransportError
+from shelf.gitauth import token_credential_env
 from shelf.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(int(constants.READ_TIMEOUT)))
     env.update(extra or {})
+    env.update(token_credential_env(env))  # CCLM_SHELF_TOKEN as the password for HTTP pushes
     return env
 
 
@@ -82,6 +84,12 @@ def transport_error(action: str, url: str, stderr: str) -> TransportError:
     if any(marker in stderr for marker in _AUTH_FAILURES):
         return AuthError(
             f"the shelf {redact(url)} refused access: {detail}",
-            hint="configure a git credential helper, or put credentials in the shelf URL",
+            hint=f"set {constants.ENV_TOKEN} to a token the shelf accepts, or configure a credential helper",
         )
-    return GitError(f"{action} the shelf {redact(url)} failed: {detail}")
+    read_only = "service not enabled" in stderr  # git daemon without receive-pack, as `serve` runs it
+    hint = (
+        "a served shelf's git:// URL is read-only: publish to its http:// URL with a token"
+        if read_only
+        else None
+    )
+    return GitError(f"{action} the shelf {redact(url)} failed: {detail}", hint=hint)

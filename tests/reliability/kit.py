@@ -83,7 +83,7 @@ class CraftedShelf:
         return cls(repo, repo.parent / f"{repo.name}-work", upload_to)
 
     def _mirror(self):
-        from shelf.gitrepo import ShelfMirror
+        from shelf.remote.mirror import ShelfMirror
 
         mirror = ShelfMirror.open(self.url, cache_dir=self.work / "cache")
         mirror.refresh()
@@ -100,7 +100,9 @@ class CraftedShelf:
 
     def put_blobs(self, blobs: Sequence[bytes]) -> None:
         """Make the blobs available where installers will fetch them."""
-        from shelf.lfs import LfsClient, LfsObject, LocalLfsObjects
+        from shelf.remote.lfs_http import LfsClient
+        from shelf.remote.lfs_local import LocalLfsObjects
+        from shelf.remote.lfs_protocol import LfsObject
 
         folder = self.work / "blobs"
         folder.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def auth_shelf(tmp_path_factory) -> Iterator[AuthShelf]:
     root = tmp_path_factory.mktemp("auth")
     with GiftlessServer(root / "giftless", auth="jwt") as lfs:
         shelf = CraftedShelf.create(root / "repos" / "shelf.git", lfs_url=lfs.endpoint())
-        from shelf.lfs import LfsClient
+        from shelf.remote.lfs_http import LfsClient
 
         writer = LfsClient(lfs.endpoint(), auth=BearerAuth(lfs.mint_token("org", "shelf")), jobs=2)
         shelf.put_blobs = lambda blobs: _upload(writer, shelf.work, blobs)  # type: ignore[method-assign]
@@ -55,7 +55,7 @@ def auth_shelf(tmp_path_factory) -> Iterator[AuthShelf]:
 
 
 def _upload(client, work: Path, blobs: list[bytes]) -> None:
-    from shelf.lfs import LfsObject
+    from shelf.remote.lfs_protocol import LfsObject
     from tests.reliability.kit import sha256
 
     folder = work / "blobs"

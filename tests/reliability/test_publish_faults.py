@@ -100,7 +100,7 @@ def _consistent(repo: Path, lfs: GiftlessServer, lfs_repo: str) -> None:
     from registry_index import layout
     from registry_index.index import parse_index_file
     from registry_index.manifest import load_manifest, manifest_digest
-    from shelf.gitrepo import ShelfMirror
+    from shelf.remote.mirror import ShelfMirror
 
     git_fsck(repo)
     mirror = ShelfMirror.open(str(repo), cache_dir=repo.parent / f"{repo.name}-check")

@@ -11,8 +11,10 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 from shelf.credentials import BearerAuth, auth_for, git_credential_fill
-from shelf.lfs import LfsClient, LfsObject, transport_for
 from shelf.redaction import redact
+from shelf.remote.lfs_http import LfsClient
+from shelf.remote.lfs_protocol import LfsObject
+from shelf.remote.transport import transport_for
 from shelf.store import BlobStore
 from tests.support.giftless import GiftlessServer, jwt_giftless_fixture
 

@@ -22,22 +22,15 @@ from shelf.errors import (
     GitError,
     NotFoundError,
     OfflineError,
+    PushRejected,
     ShelfError,
     UnsafeContentError,
 )
-from shelf.gitrepo import (
-    FALLBACK_EMAIL,
-    FALLBACK_NAME,
-    PushRejected,
-    ShelfMirror,
-    TreeEntry,
-    init_shelf,
-    is_local_url,
-    mirror_path,
-    normalise_url,
-    redact,
-)
-from shelf.remote.commits import record_push
+from shelf.redaction import redact
+from shelf.remote.commits import init_shelf, record_push
+from shelf.remote.git import FALLBACK_EMAIL, FALLBACK_NAME
+from shelf.remote.mirror import ShelfMirror, TreeEntry, mirror_path
+from shelf.remote.url import is_local_url, normalise_url
 from tests.support.git_servers import GitDaemon, GitHttpServer
 
 LFS_URL = "http://127.0.0.1:9/lfs/shelf"
@@ -49,7 +42,7 @@ POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 3
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
-    """Plain git, for setting up and inspecting remotes independently of shelf.gitrepo."""
+    """Plain git, for setting up and inspecting remotes independently of shelf.remote."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
     return done.stdout.strip()
 

@@ -404,7 +404,7 @@ def _bad_partial(store: BlobStore, oid: str) -> Path:
 
 @pytest.mark.network
 def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_zero(tmp_path: Path) -> None:
-    from shelf.lfs import LfsClient
+    from shelf.remote.lfs_http import LfsClient
 
     data = os.urandom(50_000)
     oid = hashlib.sha256(data).hexdigest()
@@ -427,7 +427,8 @@ def test_a_resumed_partial_that_does_not_verify_is_downloaded_again_from_byte_ze
 
 @pytest.mark.network
 def test_the_lfs_client_alone_recovers_from_a_wrong_partial(tmp_path: Path) -> None:
-    from shelf.lfs import LfsClient, LfsObject
+    from shelf.remote.lfs_http import LfsClient
+    from shelf.remote.lfs_protocol import LfsObject
 
     data = os.urandom(50_000)
     server = _range_server(data)

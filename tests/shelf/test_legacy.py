@@ -14,7 +14,7 @@ from registry_index.pointer import LfsPointer
 from shelf.errors import UnsafeContentError
 from shelf.install import InstallTarget
 from shelf.legacy import check_archive, extract_archive, install_legacy_item
-from shelf.lfs import LocalLfsObjects
+from shelf.remote.lfs_local import LocalLfsObjects
 from shelf.store import BlobStore
 from tests.support.shelves import sha256_of, tarball, tree_snapshot
 
@@ -98,7 +98,7 @@ def test_bytes_that_are_not_a_tarball_are_refused(tmp_path: Path) -> None:
 def _local_shelf_with(tmp_path: Path, archive: Path) -> tuple[LocalLfsObjects, LfsPointer]:
     objects = LocalLfsObjects(tmp_path / "shelf.git")
     pointer = LfsPointer(sha256_of(archive), archive.stat().st_size)
-    from shelf.lfs import LfsObject
+    from shelf.remote.lfs_protocol import LfsObject
 
     objects.upload([(LfsObject(pointer.oid, pointer.size), archive)])
     return objects, pointer

@@ -26,16 +26,10 @@ from shelf.errors import (
     OfflineError,
     TransportError,
 )
-from shelf.lfs import (
-    Action,
-    LfsClient,
-    LfsObject,
-    LocalLfsObjects,
-    ObjectAction,
-    RetryPolicy,
-    endpoint_for,
-    transport_for,
-)
+from shelf.remote.lfs_http import LfsClient, RetryPolicy
+from shelf.remote.lfs_local import LocalLfsObjects
+from shelf.remote.lfs_protocol import Action, LfsObject, ObjectAction
+from shelf.remote.transport import endpoint_for, transport_for
 from shelf.store import BlobStore
 from tests.support.giftless import GiftlessServer, giftless_fixture, jwt_giftless_fixture
 

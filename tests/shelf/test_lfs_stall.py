@@ -10,7 +10,8 @@ import pytest
 
 from shelf import constants
 from shelf.errors import TransportError
-from shelf.lfs import LfsClient, LfsObject, RetryPolicy
+from shelf.remote.lfs_http import LfsClient, RetryPolicy
+from shelf.remote.lfs_protocol import LfsObject
 from shelf.store import BlobStore
 
 pytestmark = pytest.mark.network

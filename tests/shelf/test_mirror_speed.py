@@ -18,7 +18,8 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import NotFoundError, OfflineError
-from shelf.gitrepo import ShelfMirror, init_shelf
+from shelf.remote.commits import init_shelf
+from shelf.remote.mirror import ShelfMirror
 from tests.support.git_servers import GitDaemon
 from tests.support.shelves import BASE, MLM, VERSION, published_shelf
 

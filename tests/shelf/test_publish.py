@@ -17,8 +17,8 @@ from registry_index.manifest import load_manifest, manifest_digest
 from registry_index.pointer import parse_pointer
 from shelf.api import Shelf
 from shelf.errors import AuthError, PublishError, TransportError
-from shelf.gitrepo import ShelfMirror
 from shelf.publish import PackageInfo, publish
+from shelf.remote.mirror import ShelfMirror
 from shelf.source import ShelfSource, create_shelf
 from shelf.store import BlobStore
 from tests.shelf.conftest import (
