@@ -17,7 +17,6 @@ object is checked again before it is renamed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -25,17 +24,17 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 import filelock
 
 from registry_index.pointer import is_sha256_hex
 from shelf import constants
+from shelf.blob_writer import READ_ONLY, BlobWriter
 from shelf.errors import IntegrityError, StoreError
 from shelf.fsutil import atomic_write, beside, copy_hashing, fsync_dir, hash_file
 
 _INCOMPLETE = ".incomplete"
-_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _LOCK_TIMEOUT = 3600.0  # a writer may hold the lock for a whole large download
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -77,94 +76,6 @@ def _size_on_disk(path: Path, fallback: int) -> int:
         return path.stat().st_size
     except OSError:
         return fallback
-
-
-class BlobWriter:
-    """Streams one object into its ``.incomplete`` file; made by ``BlobStore.writer``.
-
-    ``offset`` is how many bytes are already there (a resumed partial file counts); ``written`` is how many
-    bytes this writer was given, restarts included. ``complete`` is true when the blob was already in the
-    store: there is nothing to write.
-    """
-
-    def __init__(self, oid: str, size: int, partial: Path, complete: bool) -> None:
-        self.oid = oid
-        self.size = size
-        self.complete = complete
-        self._partial = partial
-        self._digest = hashlib.sha256()
-        self._handle: BinaryIO | None = None
-        self.offset = 0
-        self.written = 0
-
-    def _open(self) -> None:
-        """Open the partial file, re-hashing a prefix left by an earlier run."""
-        mode = "r+b" if self._partial.exists() else "w+b"
-        handle = cast(BinaryIO, open(self._partial, mode))  # noqa: SIM115 - closed in close()
-        self._handle = handle
-        if self._partial.stat().st_size > self.size:
-            self.restart()
-            return
-        while chunk := handle.read(constants.CHUNK_SIZE):
-            self._digest.update(chunk)
-            self.offset += len(chunk)
-
-    def write(self, data: bytes) -> None:
-        """Append bytes; more bytes than the declared size is an integrity failure."""
-        if self.complete:
-            raise StoreError(f"object {self.oid} is already in the store; nothing to write")
-        if self.offset + len(data) > self.size:
-            raise IntegrityError(
-                f"object {self.oid} is longer than its declared size of {self.size} bytes",
-                hint="the source sent different bytes than recorded; it was not stored",
-            )
-        assert self._handle is not None
-        self._handle.write(data)
-        self._digest.update(data)
-        self.offset += len(data)
-        self.written += len(data)
-
-    def restart(self) -> None:
-        """Throw away what was written and start from byte 0 (a server ignored a Range request)."""
-        assert self._handle is not None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._digest = hashlib.sha256()
-        self.offset = 0
-
-    def _check(self) -> None:
-        if self.offset != self.size:
-            raise IntegrityError(
-                f"object {self.oid} has {self.offset} bytes but {self.size} were expected",
-                hint="the source sent a truncated object; it was not stored",
-            )
-        actual = self._digest.hexdigest()
-        if actual != self.oid:
-            raise IntegrityError(
-                f"object {self.oid} has sha256 {actual}",
-                hint="the bytes do not match their object id; they were not stored",
-            )
-
-    def _commit(self, final: Path) -> None:
-        """Verify, flush to disk and move into place under the final name."""
-        self._check()
-        assert self._handle is not None
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._close()
-        os.chmod(self._partial, _READ_ONLY)
-        os.replace(self._partial, final)
-        fsync_dir(final.parent)
-
-    def _close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def _discard(self) -> None:
-        self._close()
-        with contextlib.suppress(FileNotFoundError):
-            self._partial.unlink()
 
 
 class BlobStore:
@@ -365,7 +276,7 @@ class BlobStore:
             if self.has(oid):
                 return
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, _READ_ONLY)
+            os.chmod(tmp, READ_ONLY)
             os.replace(tmp, final)
             fsync_dir(final.parent)
 
@@ -401,7 +312,7 @@ class BlobStore:
         except OSError:
             # Other file system, or links not allowed there: a private copy is the fallback.
             shutil.copyfile(source, tmp)
-            os.chmod(tmp, _READ_ONLY)
+            os.chmod(tmp, READ_ONLY)
             return "copy"
 
     # Maintenance ---------------------------------------------------------------------------------------
@@ -473,3 +384,6 @@ class BlobStore:
                     freed += partial.stat().st_size
                     partial.unlink(missing_ok=True)
         return freed
+
+
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "Problem", "check_oid", "hash_file"]
