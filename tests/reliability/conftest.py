@@ -2,13 +2,16 @@
 
 ``CCLM_RELIABILITY_FULL=1`` switches to the full trial counts (``scripts/reliability.py --full``), and
 ``CCLM_RELIABILITY_RESULTS=<file>`` makes every case append one JSON line ``{"case", "group", "tried",
-"ok", "rerun"}`` to that file, from which the script builds RELIABILITY.md's table.
+"ok", "rerun"}`` to that file, from which the script builds RELIABILITY.md's table. The figures are counted
+as the case runs (``tally``), so a failing case reports what it tried and what passed, never constants.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,34 @@ def full_run() -> bool:
 def trials(ci: int, full: int) -> int:
     """How many trials a case runs: few in CI, many under ``scripts/reliability.py --full``."""
     return full if full_run() else ci
+
+
+class Tally:
+    """One case's figures, counted as it runs: ``tried`` when a trial starts, ``ok`` when it passed."""
+
+    def __init__(self, group: str, case: str, rerun: str) -> None:
+        self.group, self.case, self.rerun = group, case, rerun
+        self.tried = self.ok = 0
+
+    @contextlib.contextmanager
+    def trial(self) -> Iterator[None]:
+        self.tried += 1
+        yield
+        self.ok += 1
+
+
+@pytest.fixture
+def tally() -> Iterator[Callable[[str, str, str], Tally]]:
+    """``tally(group, case, rerun)`` starts a case, recorded when the test ends, whether it passed or not."""
+    started: list[Tally] = []
+
+    def start(group: str, case: str, rerun: str) -> Tally:
+        started.append(Tally(group, case, rerun))
+        return started[-1]
+
+    yield start
+    for case in started:
+        record(case.group, case.case, case.tried, case.ok, case.rerun)
 
 
 def record(group: str, case: str, tried: int, ok: int, rerun: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 from shelf.api import Shelf
 from shelf.credentials import BearerAuth
 from shelf.errors import AuthError
-from tests.reliability.conftest import record
+from tests.reliability.conftest import Tally
 from tests.reliability.kit import CraftedShelf, check_target, cli_env, stack_files
 from tests.support.giftless import GiftlessServer
 from tests.support.git_servers import GitHttpServer
@@ -96,50 +96,58 @@ def _nowhere(secret: str, *roots: Path, texts: tuple[str, ...] = ()) -> int:
 
 
 def test_a_token_from_the_environment_works_and_never_leaks(
-    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch
+    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch, tally: Callable[..., Tally]
 ) -> None:
+    figures = tally(
+        "auth", "token from CCLM_SHELF_TOKEN: install + add (lockfile)", f"{RERUN} -k environment"
+    )
     token = auth_shelf.token(actions="read")
     monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
-    Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "api-cache").install(
-        "secret_stack", target=tmp_path / "api"
-    )
-    assert check_target(tmp_path / "api") == 3
+    with figures.trial():
+        Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "api-cache").install(
+            "secret_stack", target=tmp_path / "api"
+        )
+        assert check_target(tmp_path / "api") == 3
     project = tmp_path / "project"
     project.mkdir()
     cache = tmp_path / "cli-cache"
     env = {"CCLM_SHELF_TOKEN": token, "CCLM_SHELF_CACHE_DIR": str(cache)}
-    done = _cli("--shelf", auth_shelf.shelf.url, "add", "secret_stack", cwd=project, verbose=True, **env)
-    assert done.returncode == 0, done.stderr
-    assert (project / "cclm-shelf.lock").is_file()
-    assert check_target(project / ".cclm") == 3
-    searched = _nowhere(
-        token, project, cache, tmp_path / "api-cache", tmp_path / "api", texts=(done.stdout, done.stderr)
-    )
-    assert searched > 10
-    assert token not in auth_shelf.lfs.log(), "the token reached the LFS server's log"
-    record("auth", "token from CCLM_SHELF_TOKEN: install + add (lockfile)", 2, 2, f"{RERUN} -k environment")
+    with figures.trial():
+        done = _cli("--shelf", auth_shelf.shelf.url, "add", "secret_stack", cwd=project, verbose=True, **env)
+        assert done.returncode == 0, done.stderr
+        assert (project / "cclm-shelf.lock").is_file()
+        assert check_target(project / ".cclm") == 3
+        searched = _nowhere(
+            token, project, cache, tmp_path / "api-cache", tmp_path / "api", texts=(done.stdout, done.stderr)
+        )
+        assert searched > 10
+        assert token not in auth_shelf.lfs.log(), "the token reached the LFS server's log"
 
 
-def test_a_token_from_netrc_works(auth_shelf: AuthShelf, tmp_path: Path, monkeypatch) -> None:
+def test_a_token_from_netrc_works(
+    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch, tally: Callable[..., Tally]
+) -> None:
+    figures = tally("auth", "token from netrc", f"{RERUN} -k netrc")
     token = auth_shelf.token(actions="read")
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1\nlogin _jwt\npassword {token}\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "c1").install("secret_stack", target=tmp_path / "t1")
-    assert check_target(tmp_path / "t1") == 3
-    done = _cli("--shelf", auth_shelf.shelf.url, "install", "secret_stack", "--target", str(tmp_path / "t2"),
-                cwd=tmp_path, NETRC=str(netrc), CCLM_SHELF_CACHE_DIR=str(tmp_path / "c2"))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    _nowhere(
-        token,
-        tmp_path / "c1",
-        tmp_path / "c2",
-        tmp_path / "t1",
-        tmp_path / "t2",
-        texts=(done.stdout, done.stderr),
-    )
-    record("auth", "token from netrc", 2, 2, f"{RERUN} -k netrc")
+    with figures.trial():
+        Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "c1").install("secret_stack", target=tmp_path / "t1")
+        assert check_target(tmp_path / "t1") == 3
+    with figures.trial():
+        args = ("--shelf", auth_shelf.shelf.url, "install", "secret_stack", "--target", str(tmp_path / "t2"))
+        done = _cli(*args, cwd=tmp_path, NETRC=str(netrc), CCLM_SHELF_CACHE_DIR=str(tmp_path / "c2"))
+        assert done.returncode == 0, done.stderr
+        _nowhere(
+            token,
+            tmp_path / "c1",
+            tmp_path / "c2",
+            tmp_path / "t1",
+            tmp_path / "t2",
+            texts=(done.stdout, done.stderr),
+        )
 
 
 BAD = {
@@ -152,56 +160,55 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_missing_or_wrong_token_is_a_clear_auth_error(
-    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch, case: str
+    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch, case: str, tally: Callable[..., Tally]
 ) -> None:
+    node = f"{RERUN}::test_a_missing_or_wrong_token_is_a_clear_auth_error[{case}]"
+    figures = tally("auth", f"token {case}: clear 401/403", f"pytest '{node.removeprefix('pytest ')}'")
     token = BAD[case](auth_shelf)
     if token:
         monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
     target = tmp_path / "target"
-    with pytest.raises(AuthError, match=r"40[13]|refused") as caught:
-        Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "c").install("secret_stack", target=target)
-    assert "CCLM_SHELF_TOKEN" in str(caught.value)
+    with figures.trial():
+        with pytest.raises(AuthError, match=r"40[13]|refused") as caught:
+            Shelf(auth_shelf.shelf.url, cache_dir=tmp_path / "c").install("secret_stack", target=target)
+        assert "CCLM_SHELF_TOKEN" in str(caught.value)
     env = {"CCLM_SHELF_CACHE_DIR": str(tmp_path / "c2"), **({"CCLM_SHELF_TOKEN": token} if token else {})}
-    done = _cli(
-        "--shelf",
-        auth_shelf.shelf.url,
-        "install",
-        "secret_stack",
-        "--target",
-        str(target),
-        cwd=tmp_path,
-        **env,
-    )
-    assert done.returncode != 0 and "refused" in done.stderr and "CCLM_SHELF_TOKEN" in done.stderr
-    assert not target.exists()
     args = ("--shelf", auth_shelf.shelf.url, "install", "secret_stack", "--target", str(target))
-    loud = _cli(*args, cwd=tmp_path, verbose=True, **env)
-    assert loud.returncode != 0
-    if token:
-        _nowhere(token, texts=(loud.stdout, loud.stderr))
-        chain = [caught.value, caught.value.__cause__, caught.value.__context__]
-        _nowhere(token, tmp_path, texts=(done.stdout, done.stderr, *(repr(e) + str(e) for e in chain if e)))
-    node = f"{RERUN}::test_a_missing_or_wrong_token_is_a_clear_auth_error[{case}]"
-    record("auth", f"token {case}: clear 401/403", 2, 2, f"pytest '{node.removeprefix('pytest ')}'")
+    with figures.trial():
+        done = _cli(*args, cwd=tmp_path, **env)
+        assert done.returncode != 0 and "refused" in done.stderr and "CCLM_SHELF_TOKEN" in done.stderr
+        assert not target.exists()
+        loud = _cli(*args, cwd=tmp_path, verbose=True, **env)
+        assert loud.returncode != 0
+        if token:
+            _nowhere(token, texts=(loud.stdout, loud.stderr))
+            chain = [caught.value, caught.value.__cause__, caught.value.__context__]
+            texts = (done.stdout, done.stderr, *(repr(e) + str(e) for e in chain if e))
+            _nowhere(token, tmp_path, texts=texts)
 
 
 def test_git_credentials_in_the_url_are_not_stored(
-    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch
+    auth_shelf: AuthShelf, tmp_path: Path, monkeypatch, tally: Callable[..., Tally]
 ) -> None:
+    figures = tally(
+        "auth", "git credentials in the shelf URL (right and wrong)", f"{RERUN} -k git_credentials"
+    )
     token = auth_shelf.token(actions="read")
     monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
     cache, target = tmp_path / "cache", tmp_path / "target"
-    Shelf(auth_shelf.http_url, cache_dir=cache).install("secret_stack", target=target)
-    assert check_target(target) == 3
-    done = _cli("--shelf", auth_shelf.http_url, "install", "secret_stack", "--target", str(tmp_path / "t2"),
-                cwd=tmp_path, CCLM_SHELF_TOKEN=token, CCLM_SHELF_CACHE_DIR=str(cache))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    configs = list(cache.rglob("config"))
-    assert configs, "no mirror was made"
-    _nowhere(GIT_SECRET, cache, target, tmp_path / "t2", texts=(done.stdout, done.stderr))
-    _nowhere(token, cache, target, tmp_path / "t2", texts=(done.stdout, done.stderr))
+    with figures.trial():
+        Shelf(auth_shelf.http_url, cache_dir=cache).install("secret_stack", target=target)
+        assert check_target(target) == 3
+    with figures.trial():
+        args = ("--shelf", auth_shelf.http_url, "install", "secret_stack", "--target", str(tmp_path / "t2"))
+        done = _cli(*args, cwd=tmp_path, CCLM_SHELF_TOKEN=token, CCLM_SHELF_CACHE_DIR=str(cache))
+        assert done.returncode == 0, done.stderr
+        configs = list(cache.rglob("config"))
+        assert configs, "no mirror was made"
+        _nowhere(GIT_SECRET, cache, target, tmp_path / "t2", texts=(done.stdout, done.stderr))
+        _nowhere(token, cache, target, tmp_path / "t2", texts=(done.stdout, done.stderr))
     wrong = auth_shelf.http_url.replace(GIT_SECRET, "not-the-password")
-    done = _cli("--shelf", wrong, "install", "secret_stack", "--target", str(tmp_path / "t3"),
-                cwd=tmp_path, CCLM_SHELF_CACHE_DIR=str(tmp_path / "c3"))  # fmt: skip
-    assert done.returncode != 0 and "not-the-password" not in done.stderr + done.stdout
-    record("auth", "git credentials in the shelf URL (right and wrong)", 3, 3, f"{RERUN} -k git_credentials")
+    with figures.trial():
+        done = _cli("--shelf", wrong, "install", "secret_stack", "--target", str(tmp_path / "t3"),
+                    cwd=tmp_path, CCLM_SHELF_CACHE_DIR=str(tmp_path / "c3"))  # fmt: skip
+        assert done.returncode != 0 and "not-the-password" not in done.stderr + done.stdout

@@ -18,7 +18,7 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import ShelfError
-from tests.reliability.conftest import full_run, record
+from tests.reliability.conftest import full_run
 from tests.reliability.kit import CraftedShelf, check_store, check_target, cli_env, stack_files, tree
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.giftless import GiftlessServer
@@ -175,27 +175,26 @@ def _snapshot(cache: Path, target: Path) -> tuple:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name.replace(" ", "-") for c in CASES])
-def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path: Path) -> None:
-    good = 0
+def test_fault_through_the_api_and_the_cli(served: Served, case: Case, tmp_path: Path, tally) -> None:
+    figures = tally("faults", case.name, f"{RERUN} -k '{case.name.replace(' ', '-')}'")
     ways = ("api", "cli") if full_run() or case.name not in SLOW_IN_CI else ("api",)
     for way in ways:
-        cache, target = _prepared(served, tmp_path / way)
-        before = _snapshot(cache, target)
-        served.proxy.add(*[Fault(**{**f.__dict__, "fired": 0}) for f in case.faults])
-        if way == "api":
-            outcome = _api_install(served, cache, target)
-            assert outcome == case.outcome
-        else:
-            outcome, done = _cli_install(served, cache, target)
-            assert outcome == ("ok" if case.outcome == "ok" else "error"), done.stderr
-            if outcome != "ok":
-                assert done.returncode != 0 and done.stderr.strip()
-        assert any(h.fault for h in served.proxy.hits), "the fault never fired"
-        # A Retry-After of 3600 waited out would end in the test's timeout; how long a run took is never
-        # asserted. That Retry-After is honoured is checked by test_lfs.py, where the waits are recorded.
-        _check_after(served, cache, target, before, outcome)
-        good += 1
-    record("faults", case.name, len(ways), good, f"{RERUN} -k '{case.name.replace(' ', '-')}'")
+        with figures.trial():
+            cache, target = _prepared(served, tmp_path / way)
+            before = _snapshot(cache, target)
+            served.proxy.add(*[Fault(**{**f.__dict__, "fired": 0}) for f in case.faults])
+            if way == "api":
+                outcome = _api_install(served, cache, target)
+                assert outcome == case.outcome
+            else:
+                outcome, done = _cli_install(served, cache, target)
+                assert outcome == ("ok" if case.outcome == "ok" else "error"), done.stderr
+                if outcome != "ok":
+                    assert done.returncode != 0 and done.stderr.strip()
+            assert any(h.fault for h in served.proxy.hits), "the fault never fired"
+            # A Retry-After of 3600 waited out would end in the test's timeout; how long a run took is never
+            # asserted. That Retry-After is honoured is checked by test_lfs.py, where the waits are recorded.
+            _check_after(served, cache, target, before, outcome)
 
 
 def test_hrefs_go_through_the_proxy(served: Served, tmp_path: Path) -> None:

@@ -13,19 +13,19 @@ import re
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from registry_index.errors import RegistryIndexError
 from shelf.api import Shelf
 from shelf.errors import IntegrityError, ShelfError, UnsafeContentError
-from tests.reliability.conftest import record
+from tests.reliability.conftest import Tally
 from tests.reliability.kit import CraftedShelf, blob, cli_env, manifest_dict, sha256, tree
 
 pytestmark = pytest.mark.network
 
-OWN_ERRORS = (ShelfError, RegistryIndexError)
+OWN_ERRORS = ShelfError  # registry_index errors are translated into the shelf tree at the boundary
 RERUN = "pytest tests/reliability/test_hostile.py"
 
 
@@ -64,13 +64,14 @@ def _cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def _refused_both_ways(shelf: CraftedShelf, request: str, box: Box, match: str) -> str:
-    """Install through the API and the CLI; both refuse with a message matching ``match``."""
-    with pytest.raises(OWN_ERRORS, match=match) as caught:
+def _refused_both_ways(shelf: CraftedShelf, request: str, box: Box, match: str, figures: Tally) -> str:
+    """Install through the API and the CLI (two trials); both refuse with a message matching ``match``."""
+    with figures.trial(), pytest.raises(OWN_ERRORS, match=match) as caught:
         Shelf(shelf.url, cache_dir=box.cache).install(request, target=box.target)
-    done = _cli("--shelf", shelf.url, "install", request, "--target", str(box.target), cache=box.cache)
-    assert re.search(match, done.stderr), done.stderr
-    box.untouched()
+    with figures.trial():
+        done = _cli("--shelf", shelf.url, "install", request, "--target", str(box.target), cache=box.cache)
+        assert re.search(match, done.stderr), done.stderr
+        box.untouched()
     return type(caught.value).__name__
 
 
@@ -99,18 +100,21 @@ MANIFEST_CASES = {
 }
 
 
-def test_an_item_type_that_climbs_out_is_refused(local_shelf: CraftedShelf, tmp_path: Path) -> None:
+def test_an_item_type_that_climbs_out_is_refused(
+    local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally("hostile", "manifest: item type '..'", f"{RERUN} -k item_type")
     data = manifest_dict("evil", "0.1.0", FILES)
     data["items"] = {"..": data["items"]["model"]}
     local_shelf.publish("evil", "0.1.0", FILES, manifest=data)
     box = Box(tmp_path)
-    _refused_both_ways(local_shelf, "evil", box, r"\.\.")
-    record("hostile", "manifest: item type '..'", 2, 2, f"{RERUN} -k item_type")
+    _refused_both_ways(local_shelf, "evil", box, r"\.\.", figures)
 
 
 def test_a_symlink_planted_in_the_target_is_replaced_not_followed(
-    local_shelf: CraftedShelf, tmp_path: Path
+    local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
 ) -> None:
+    figures = tally("hostile", "symlink planted in the target", f"{RERUN} -k planted")
     local_shelf.publish("planted", "0.1.0", FILES)
     box = Box(tmp_path)
     outside = tmp_path / "outside"
@@ -119,23 +123,28 @@ def test_a_symlink_planted_in_the_target_is_replaced_not_followed(
     box.target.mkdir()
     (box.target / "planted").symlink_to(outside, target_is_directory=True)
     before = tree(outside)
-    Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
-    assert not (box.target / "planted").is_symlink() and (box.target / "planted" / "model").is_dir()
-    assert tree(outside) == before, "the install wrote through a planted symlink"
-    record("hostile", "symlink planted in the target", 1, 1, f"{RERUN} -k planted")
+    with figures.trial():
+        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+        assert not (box.target / "planted").is_symlink() and (box.target / "planted" / "model").is_dir()
+        assert tree(outside) == before, "the install wrote through a planted symlink"
 
 
 @pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
-def test_hostile_manifest_paths_are_refused(local_shelf: CraftedShelf, tmp_path: Path, case: str) -> None:
+def test_hostile_manifest_paths_are_refused(
+    local_shelf: CraftedShelf, tmp_path: Path, case: str, tally: Callable[..., Tally]
+) -> None:
+    figures = tally("hostile", f"manifest: {case}", f"{RERUN} -k manifest")
     paths, match = MANIFEST_CASES[case]
     local_shelf.publish("evil", "0.1.0", FILES, manifest=_hostile_manifest(paths))
     box = Box(tmp_path)
-    _refused_both_ways(local_shelf, "evil", box, match)
+    _refused_both_ways(local_shelf, "evil", box, match, figures)
     assert not box.target.exists()
-    record("hostile", f"manifest: {case}", 2, 2, f"{RERUN} -k manifest")
 
 
-def test_an_index_line_for_another_name_is_refused(local_shelf: CraftedShelf, tmp_path: Path) -> None:
+def test_an_index_line_for_another_name_is_refused(
+    local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally("hostile", "index line for another name", f"{RERUN} -k another_name")
     local_shelf.publish("good", "0.1.0", FILES)
     line = {
         "name": "other", "version": "0.2.0", "manifest_digest": "sha256:" + "0" * 64, "kind": "component",
@@ -143,15 +152,15 @@ def test_an_index_line_for_another_name_is_refused(local_shelf: CraftedShelf, tm
     }  # fmt: skip
     local_shelf.publish("good", "0.2.0", FILES, index_line=line)
     box = Box(tmp_path)
-    _refused_both_ways(local_shelf, "good", box, "other")
-    record("hostile", "index line for another name", 2, 2, f"{RERUN} -k another_name")
+    _refused_both_ways(local_shelf, "good", box, "other", figures)
 
 
 @pytest.mark.parametrize("lie", [+10, -10])
 def test_a_pointer_that_lies_about_size_is_refused(
-    local_shelf: CraftedShelf, tmp_path: Path, lie: int
+    local_shelf: CraftedShelf, tmp_path: Path, lie: int, tally: Callable[..., Tally]
 ) -> None:
     """The manifest and pointer agree with each other and lie about the blob's size."""
+    figures = tally("hostile", f"pointer lies about size ({lie:+d} bytes)", f"{RERUN} -k lies")
     data = blob(3, 4096)
     local_shelf.put_blobs([data])
     files = {"model/weights.bin": data}
@@ -164,9 +173,8 @@ def test_a_pointer_that_lies_about_size_is_refused(
     pointer = format_pointer(LfsPointer(sha256(data), len(data) + lie))
     local_shelf.commit_raw({layout.file_path("liar", "0.1.0", "model", "weights.bin"): pointer})
     box = Box(tmp_path)
-    _refused_both_ways(local_shelf, "liar", box, "bytes|size")
+    _refused_both_ways(local_shelf, "liar", box, "bytes|size", figures)
     assert not box.target.exists() and not list(box.cache.rglob("*.incomplete"))
-    record("hostile", f"pointer lies about size ({lie:+d} bytes)", 2, 2, f"{RERUN} -k lies")
 
 
 def _bytes_read() -> int:
@@ -176,9 +184,10 @@ def _bytes_read() -> int:
 
 
 def test_a_blob_far_larger_than_declared_is_not_read_to_the_end(
-    local_shelf: CraftedShelf, tmp_path: Path
+    local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
 ) -> None:
     """A 2 GiB (sparse) object behind a 16-byte pointer: refused after reading past the declared size."""
+    figures = tally("hostile", "blob 2 GiB larger than declared", f"{RERUN} -k far_larger")
     small = blob(4, 16)
     local_shelf.publish("huge", "0.1.0", {"model/weights.bin": small})
     stored = local_shelf.repo / "lfs" / "objects" / sha256(small)[:2] / sha256(small)[2:4] / sha256(small)
@@ -187,12 +196,12 @@ def test_a_blob_far_larger_than_declared_is_not_read_to_the_end(
         handle.truncate(2 << 30)
     box = Box(tmp_path)
     before = _bytes_read()
-    with pytest.raises(IntegrityError, match="16"):
-        Shelf(local_shelf.url, cache_dir=box.cache).install("huge", target=box.target)
-    assert _bytes_read() - before < 256 << 20, "the whole oversized object was read"
-    assert sum(p.stat().st_size for p in box.cache.rglob("*") if p.is_file()) < 1 << 20
-    box.untouched()
-    record("hostile", "blob 2 GiB larger than declared", 1, 1, f"{RERUN} -k far_larger")
+    with figures.trial():
+        with pytest.raises(IntegrityError, match="16"):
+            Shelf(local_shelf.url, cache_dir=box.cache).install("huge", target=box.target)
+        assert _bytes_read() - before < 256 << 20, "the whole oversized object was read"
+        assert sum(p.stat().st_size for p in box.cache.rglob("*") if p.is_file()) < 1 << 20
+        box.untouched()
 
 
 # Legacy tarballs -------------------------------------------------------------------------------------------
@@ -227,7 +236,7 @@ def _hostile_tarball(path: Path, kind: str) -> Path:
 LEGACY_KINDS = ["absolute", "dotdot", "symlink", "hardlink", "device", "fifo"]
 
 
-def test_hostile_legacy_tarballs_are_refused(tmp_path: Path) -> None:
+def test_hostile_legacy_tarballs_are_refused(tmp_path: Path, tally: Callable[..., Tally]) -> None:
     from tests.support.shelves import legacy_shelf
 
     archives = {
@@ -237,24 +246,19 @@ def test_hostile_legacy_tarballs_are_refused(tmp_path: Path) -> None:
         for i, kind in enumerate(LEGACY_KINDS, start=1)
     }
     bare = legacy_shelf(tmp_path, archives)
-    good = 0
+    figures = tally(
+        "hostile", "legacy tarball: absolute, .., symlink, hardlink, device, fifo", f"{RERUN} -k legacy"
+    )
     for i, kind in enumerate(LEGACY_KINDS, start=1):
         box = Box(tmp_path / kind)
-        with pytest.raises(UnsafeContentError, match=r"refusing|link|absolute|device"):
-            Shelf(str(bare), cache_dir=box.cache).fetch(
-                kind, "preprocessor", tag=f"v0.0.{i}", cache_dir=box.target
-            )
-        box.untouched()
-        assert not (box.target / kind).exists()
-        assert not Path("/tmp/escape.bin").exists() and not (tmp_path / kind / "escape.bin").exists()
-        good += 1
-    record(
-        "hostile",
-        "legacy tarball: absolute, .., symlink, hardlink, device, fifo",
-        len(LEGACY_KINDS),
-        good,
-        f"{RERUN} -k legacy",
-    )
+        with figures.trial():
+            with pytest.raises(UnsafeContentError, match=r"refusing|link|absolute|device"):
+                Shelf(str(bare), cache_dir=box.cache).fetch(
+                    kind, "preprocessor", tag=f"v0.0.{i}", cache_dir=box.target
+                )
+            box.untouched()
+            assert not (box.target / kind).exists()
+            assert not Path("/tmp/escape.bin").exists() and not (tmp_path / kind / "escape.bin").exists()
 
 
 # Requirement strings ------------------------------------------------------------------------------------
@@ -273,40 +277,37 @@ SHELL_STRINGS = [
 
 
 def test_requirements_with_shell_metacharacters_are_refused(
-    local_shelf: CraftedShelf, tmp_path: Path
+    local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
 ) -> None:
+    figures = tally("hostile", "requirement strings with shell metacharacters", f"{RERUN} -k shell")
     local_shelf.publish("x", "0.1.0", FILES)
     marker = tmp_path / "marker"
     box = Box(tmp_path)
     for text in [s.format(m=marker) for s in SHELL_STRINGS] + ["x; rm -rf /"]:
-        with pytest.raises(OWN_ERRORS):
+        with figures.trial(), pytest.raises(OWN_ERRORS):
             Shelf(local_shelf.url, cache_dir=box.cache).install(text, target=box.target)
-        done = _cli("--shelf", local_shelf.url, "install", text, "--target", str(box.target), cache=box.cache)
-        assert "requirement" in done.stderr.lower() or "invalid" in done.stderr.lower(), done.stderr
-    assert not marker.exists()
+        with figures.trial():
+            args = ("--shelf", local_shelf.url, "install", text, "--target", str(box.target))
+            done = _cli(*args, cache=box.cache)
+            assert "requirement" in done.stderr.lower() or "invalid" in done.stderr.lower(), done.stderr
+            assert not marker.exists()
     box.untouched()
-    record(
-        "hostile",
-        "requirement strings with shell metacharacters",
-        2 * (len(SHELL_STRINGS) + 1),
-        2 * (len(SHELL_STRINGS) + 1),
-        f"{RERUN} -k shell",
-    )
 
 
 # A shelf URL that is a file ---------------------------------------------------------------------------------
 
 
-def test_a_shelf_url_that_is_a_regular_file(tmp_path: Path) -> None:
+def test_a_shelf_url_that_is_a_regular_file(tmp_path: Path, tally: Callable[..., Tally]) -> None:
+    figures = tally("hostile", "shelf URL is a regular file", f"{RERUN} -k regular_file")
     path = tmp_path / "not-a-shelf.git"
     path.write_text("hello")
     box = Box(tmp_path)
-    with pytest.raises(OWN_ERRORS, match="not-a-shelf"):
+    with figures.trial(), pytest.raises(OWN_ERRORS, match="not-a-shelf"):
         Shelf(str(path), cache_dir=box.cache).install("x", target=box.target)
-    done = _cli("--shelf", str(path), "install", "x", "--target", str(box.target), cache=box.cache)
-    assert "not-a-shelf" in done.stderr
-    box.untouched()
-    record("hostile", "shelf URL is a regular file", 2, 2, f"{RERUN} -k regular_file")
+    with figures.trial():
+        done = _cli("--shelf", str(path), "install", "x", "--target", str(box.target), cache=box.cache)
+        assert "not-a-shelf" in done.stderr
+        box.untouched()
 
 
 def test_a_planted_symlink_leaves_no_debris(local_shelf: CraftedShelf, tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from shelf.errors import ShelfError
-from tests.reliability.conftest import record
 from tests.reliability.kit import cli_env, git_fsck, sha256
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.giftless import GiftlessServer
@@ -120,33 +119,27 @@ def _slug(text: str) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_slug(c.name) for c in CASES])
-def test_publish_under_a_fault(servers, case: Case, tmp_path_factory, tmp_path: Path) -> None:
+def test_publish_under_a_fault(servers, case: Case, tmp_path_factory, tmp_path: Path, tally) -> None:
     from shelf.source import create_shelf
     from tests.support.shelves import saved_stack
 
+    rerun = f"pytest tests/reliability/test_publish_faults.py -k '{_slug(case.name)}'"
+    figures = tally("faults", f"publish: {case.name}", rerun)
     lfs, proxy = servers
     folder = saved_stack(tmp_path_factory).base
-    good = 0
     for way in ("api", "cli"):
-        lfs_repo = _slug(f"{case.name}-{way}")
-        repo = Path(create_shelf(tmp_path / f"{way}.git", lfs_url=proxy.endpoint("org", lfs_repo)))
-        cache = tmp_path / f"{way}-cache"
-        before = _refs(repo)
-        proxy.clear()
-        proxy.add(Fault(**{**case.fault.__dict__, "fired": 0}))
-        outcome = _api_publish(repo, folder, cache) if way == "api" else _cli_publish(repo, folder, cache)
-        assert any(h.fault for h in proxy.hits), "the fault never fired"
-        assert outcome == (case.outcome if way == "api" or case.outcome == "ok" else "error")
-        if outcome != "ok":
-            assert _refs(repo) == before, "a failed publish changed the shelf"
+        with figures.trial():
+            lfs_repo = _slug(f"{case.name}-{way}")
+            repo = Path(create_shelf(tmp_path / f"{way}.git", lfs_url=proxy.endpoint("org", lfs_repo)))
+            cache = tmp_path / f"{way}-cache"
+            before = _refs(repo)
             proxy.clear()
-            assert _api_publish(repo, folder, cache) == "ok"
-        _consistent(repo, lfs, lfs_repo)
-        good += 1
-    record(
-        "faults",
-        f"publish: {case.name}",
-        2,
-        good,
-        f"pytest tests/reliability/test_publish_faults.py -k '{_slug(case.name)}'",
-    )
+            proxy.add(Fault(**{**case.fault.__dict__, "fired": 0}))
+            outcome = _api_publish(repo, folder, cache) if way == "api" else _cli_publish(repo, folder, cache)
+            assert any(h.fault for h in proxy.hits), "the fault never fired"
+            assert outcome == (case.outcome if way == "api" or case.outcome == "ok" else "error")
+            if outcome != "ok":
+                assert _refs(repo) == before, "a failed publish changed the shelf"
+                proxy.clear()
+                assert _api_publish(repo, folder, cache) == "ok"
+            _consistent(repo, lfs, lfs_repo)

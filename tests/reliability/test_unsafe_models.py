@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from shelf.api import Shelf
-from tests.reliability.conftest import record
 from tests.reliability.kit import REPO_ROOT, CraftedShelf
 
 pytestmark = pytest.mark.network
@@ -75,7 +74,7 @@ def _loads_in_child(folder: Path, marker: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_lambda_and_custom_objects_install_but_never_load(tmp_path_factory, tmp_path: Path) -> None:
+def test_lambda_and_custom_objects_install_but_never_load(tmp_path_factory, tmp_path: Path, tally) -> None:
     from tests.support.shelves import saved_stack
 
     folder = saved_stack(tmp_path_factory).chars
@@ -87,23 +86,22 @@ def test_lambda_and_custom_objects_install_but_never_load(tmp_path_factory, tmp_
         "custom": {**original, "model": _custom_object_config()},
     }
     shelf = CraftedShelf.create(tmp_path / "shelf.git")
-    good = 0
-    for name, config in variants.items():
-        files = {
-            "component/component.json": json.dumps(config).encode(),
-            "component/component.weights.h5": weights,
-        }
-        shelf.publish(f"unsafe_{name}", "0.1.0", files)
-        target = tmp_path / "target"
-        Shelf(shelf.url, cache_dir=tmp_path / "cache").install(f"unsafe_{name}", target=target)
-        done = _loads_in_child(target / f"unsafe_{name}" / "component", marker)
-        assert "REFUSED" in done.stdout, done.stdout + done.stderr
-        assert "Lambda" in done.stdout if name == "lambda" else "evil" in done.stdout
-        assert not marker.exists(), "the Lambda's code ran"
-        good += 1
-    record(
-        "hostile", "Keras config with Lambda / custom object", 2, good, "pytest tests/reliability -k unsafe"
+    figures = tally(
+        "hostile", "Keras config with Lambda / custom object", "pytest tests/reliability -k unsafe"
     )
+    for name, config in variants.items():
+        with figures.trial():
+            files = {
+                "component/component.json": json.dumps(config).encode(),
+                "component/component.weights.h5": weights,
+            }
+            shelf.publish(f"unsafe_{name}", "0.1.0", files)
+            target = tmp_path / "target"
+            Shelf(shelf.url, cache_dir=tmp_path / "cache").install(f"unsafe_{name}", target=target)
+            done = _loads_in_child(target / f"unsafe_{name}" / "component", marker)
+            assert "REFUSED" in done.stdout, done.stdout + done.stderr
+            assert "Lambda" in done.stdout if name == "lambda" else "evil" in done.stdout
+            assert not marker.exists(), "the Lambda's code ran"
 
 
 def test_control_the_lambda_config_does_run_code_when_loaded_unsafely(tmp_path: Path) -> None:
