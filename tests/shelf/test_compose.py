@@ -139,7 +139,7 @@ def test_compose_refuses_a_framework_this_machine_lacks(shelf_path: Path, tmp_pa
     data["framework"] = {"packaging": ">=999"}
     manifest.write_text(json.dumps(data))
     with pytest.raises(
-        ConfigError, match=f"{MLM} needs packaging>=999, but packaging .* is installed"
+        ConfigError, match=f"{MLM} {VERSION} needs packaging>=999, but packaging .* is installed"
     ) as info:
         check_stack(find_stack(target))
     assert "pip install" in (info.value.hint or "")
