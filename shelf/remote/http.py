@@ -1,7 +1,10 @@
-"""HTTP plumbing for the LFS client: the session, retries with backoff, statuses turned into our errors.
+"""HTTP plumbing for the LFS client: the session and its retries, statuses turned into our errors.
 
-Retries cover 429, 5xx and network errors, back off exponentially, honour ``Retry-After``, and stop after
-``RetryPolicy.attempts`` or when the next wait would pass ``RetryPolicy.total_seconds``.
+Retries are urllib3's, on the session's adapter (as pip does): 429, 5xx, connection errors and read
+timeouts are retried with exponential backoff, ``Retry-After`` is honoured, and retrying stops after
+``RetryPolicy.attempts`` or when the next wait would pass ``RetryPolicy.total_seconds``. What the adapter
+cannot retry (a body that breaks off half-way, a refused download link, an expired action) is the LFS
+client's own loop (``shelf.remote.lfs_http``), which resumes from the bytes already verified.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import requests
 import urllib3
@@ -19,7 +22,7 @@ from shelf.errors import AuthError, NotFoundError, TransportError
 from shelf.redaction import redact
 from shelf.remote.lfs_protocol import RETRY_STATUSES, parse_retry_after
 
-T = TypeVar("T")
+_OVERLOADED = "the server is unreachable or overloaded; try again later"
 
 
 @dataclass(frozen=True)
@@ -40,44 +43,77 @@ class RetryPolicy:
 
 
 class Retryable(Exception):
-    """A failure worth another attempt (429, 5xx, a server ignoring a range)."""
+    """A download worth another go from where it stopped: the body broke off, or the range was refused."""
 
-    def __init__(self, reason: str, retry_after: str | None = None) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retry_after = retry_after
 
 
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 STREAM_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
-def with_retries(policy: RetryPolicy, what: str, attempt: Callable[[], T]) -> T:
-    """Run ``attempt`` until it succeeds, retrying 429, 5xx and network errors as ``policy`` allows."""
-    started = time.monotonic()
-    for number in range(1, policy.attempts + 1):
-        try:
-            return attempt()
-        except Retryable as exc:
-            reason, retry_after = exc.reason, exc.retry_after
-        except (*NETWORK_ERRORS, *STREAM_ERRORS) as exc:
-            reason, retry_after = f"{type(exc).__name__}: {redact(str(exc))[:200]}", None
-        except requests.RequestException as exc:
-            # A malformed URL or similar: retrying cannot help. Not chained: the cause may hold a token.
-            detail = redact(str(exc))[:200]
-            raise TransportError(f"{what} failed: {type(exc).__name__}: {detail}") from None
-        delay = policy.delay(number, retry_after)
-        if number == policy.attempts or time.monotonic() - started + delay > policy.total_seconds:
-            break
-        time.sleep(delay)
-    raise TransportError(
-        f"{what} failed after {number} attempt(s): {reason}",
-        hint="the server is unreachable or overloaded; try again later",
+class BoundedRetry(urllib3.Retry):
+    """urllib3's ``Retry`` that also gives up when the next wait would pass a total time ``budget``."""
+
+    def __init__(
+        self,
+        *args: Any,
+        budget: float = constants.RETRY_TOTAL_SECONDS,
+        started: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.started = started
+
+    def new(self, **kwargs: Any) -> BoundedRetry:
+        kwargs.setdefault("budget", self.budget)
+        kwargs.setdefault("started", self.started if self.started is not None else time.monotonic())
+        return super().new(**kwargs)
+
+    def increment(self, *args: Any, **kwargs: Any) -> BoundedRetry:
+        retry = super().increment(*args, **kwargs)  # MaxRetryError when exhausted
+        response = kwargs.get("response")
+        wait = (response is not None and retry.get_retry_after(response)) or retry.get_backoff_time()
+        if retry.started is not None and time.monotonic() - retry.started + wait > retry.budget:
+            reason = urllib3.exceptions.ResponseError(f"a wait of {wait:.0f} s would pass the retry budget")
+            url = kwargs.get("url", args[1] if len(args) > 1 else None)
+            raise urllib3.exceptions.MaxRetryError(kwargs["_pool"], url, reason)
+        return retry
+
+
+def adapter_retry(policy: RetryPolicy) -> BoundedRetry:
+    """The adapter's retries for ``policy``: every method (LFS batch and upload requests are idempotent)."""
+    again = policy.attempts - 1
+    return BoundedRetry(
+        total=again,
+        connect=again,
+        read=again,
+        status=again,
+        other=again,
+        allowed_methods=None,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=policy.base_delay,
+        backoff_max=policy.max_delay,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer comes back, and check_status names it
+        budget=policy.total_seconds,
     )
 
 
+def gave_up(what: str, exc: requests.RequestException, policy: RetryPolicy) -> TransportError:
+    """The error for a request that failed after the adapter's retries (or could not be made at all)."""
+    detail = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
+    if isinstance(exc, NETWORK_ERRORS):
+        return TransportError(f"{what} failed after {policy.attempts} attempt(s): {detail}", hint=_OVERLOADED)
+    # A malformed URL or similar: retrying cannot help. Never chained: the cause may hold a token.
+    return TransportError(f"{what} failed: {detail}")
+
+
 def check_status(response: requests.Response, what: str, server: str) -> None:
-    """Raise the error an HTTP status means: AuthError, Retryable, NotFoundError or TransportError."""
+    """Raise the error an HTTP status means: AuthError, NotFoundError or TransportError."""
     code = response.status_code
     if code in (401, 403):
         raise AuthError(
@@ -85,10 +121,11 @@ def check_status(response: requests.Response, what: str, server: str) -> None:
             hint=f"set {constants.ENV_TOKEN}, add the host to ~/.netrc, or configure a git credential"
             " helper for it",
         )
-    if code in RETRY_STATUSES:
-        raise Retryable(
-            f"HTTP {code} {server_message(response)}".strip(), response.headers.get("Retry-After")
-        )
+    if code in RETRY_STATUSES:  # the adapter retried as long as the policy allows
+        retries = getattr(response.raw, "retries", None)
+        tried = len(retries.history) + 1 if retries is not None else 1
+        detail = f"HTTP {code} {server_message(response)}".strip()
+        raise TransportError(f"{what} failed after {tried} attempt(s): {detail}", hint=_OVERLOADED)
     if code == 404:
         raise NotFoundError(f"{what}: the LFS server at {server} answered 404 Not Found")
     if code >= 400:
@@ -104,7 +141,10 @@ def server_message(response: requests.Response) -> str:
 
 
 class CountingReader:
-    """A file handle that reports bytes read to a progress reporter; ``len`` sets Content-Length."""
+    """A file handle that reports bytes read to a progress reporter; ``len`` sets Content-Length.
+
+    ``tell`` and ``seek`` let urllib3 rewind the body when it retries an upload (progress goes back too).
+    """
 
     def __init__(self, handle: BinaryIO, size: int, on_read: Callable[[int], None]) -> None:
         self._handle = handle
@@ -119,6 +159,15 @@ class CountingReader:
         self._on_read(len(chunk))
         return chunk
 
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        before = self._handle.tell()
+        after = self._handle.seek(offset, whence)
+        self._on_read(after - before)
+        return after
+
 
 class LargeBlockAdapter(requests.adapters.HTTPAdapter):
     """Uploads send the body in CHUNK_SIZE blocks instead of http.client's 16 KiB (fewer syscalls)."""
@@ -128,10 +177,10 @@ class LargeBlockAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def new_session(jobs: int) -> requests.Session:
+def new_session(jobs: int, policy: RetryPolicy) -> requests.Session:
+    """A session whose adapter retries as ``policy`` says and pools one connection per worker thread."""
     session = requests.Session()
-    # One pooled connection per worker thread, so parallel transfers do not reconnect each time.
-    adapter = LargeBlockAdapter(pool_connections=4, pool_maxsize=jobs)
+    adapter = LargeBlockAdapter(pool_connections=4, pool_maxsize=jobs, max_retries=adapter_retry(policy))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

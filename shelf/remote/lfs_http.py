@@ -2,8 +2,9 @@
 
 ``LfsClient`` sends one batch request for all objects (``shelf.remote.lfs_protocol`` builds and reads it),
 runs parallel streaming transfers, hashes downloads while they stream into the ``BlobStore`` (nothing
-unverified ever enters it), resumes partial downloads with ``Range``, and retries with exponential backoff
-that honours ``Retry-After`` within a bounded total time. No message built here contains a credential:
+unverified ever enters it) and resumes partial downloads with ``Range``. Requests are retried by the
+session's adapter (``shelf.remote.http``); ``_fetch`` is the one loop for what needs more than a resend.
+No message built here contains a credential:
 URLs are shown without query strings or user info, and server text goes through ``redact``.
 """
 
@@ -34,14 +35,17 @@ from shelf.errors import (
 )
 from shelf.fsutil import hash_file
 from shelf.progress import NullProgress, Progress
+from shelf.redaction import redact
 from shelf.remote.http import (
+    NETWORK_ERRORS,
+    STREAM_ERRORS,
     CountingReader,
     Retryable,
     RetryPolicy,
     check_status,
+    gave_up,
     new_session,
     timeout,
-    with_retries,
 )
 from shelf.remote.lfs_protocol import (
     LFS_MEDIA_TYPE,
@@ -96,13 +100,20 @@ class LfsClient:
         self.endpoint = endpoint.rstrip("/")
         self.auth = auth
         self.jobs = max(1, jobs if jobs is not None else constants.jobs())
-        self.session = session or new_session(self.jobs)
-        self.progress: Progress = progress or NullProgress()
         self.retry = retry or RetryPolicy()
+        self.progress: Progress = progress or NullProgress()
+        self.session = session or new_session(self.jobs, self.retry)
         self._clock = clock
 
     def __repr__(self) -> str:
         return f"LfsClient({safe_url(self.endpoint)!r}, jobs={self.jobs})"
+
+    def _request(self, method: str, url: str, what: str, **options: Any) -> requests.Response:
+        """One request; the adapter retries it as ``self.retry`` says, and what is left is a ShelfError."""
+        try:
+            return self.session.request(method, url, timeout=timeout(), **options)
+        except requests.RequestException as exc:
+            raise gave_up(what, exc, self.retry) from None
 
     def _auth_for(self, action: Action) -> AuthBase | None:
         """Our credentials go with an action only to our own server, and only if it brings none."""
@@ -131,7 +142,7 @@ class LfsClient:
         body = batch_request(operation, objects)
         what = f"LFS batch {operation} at {safe_url(self.endpoint)}"
         try:
-            data = with_retries(self.retry, what, lambda: self._post_batch(body, what))
+            data = self._post_batch(body, what)
         except NotFoundError as exc:
             # A 404 for the whole batch: no such repository, or (giftless) none of the objects exists.
             oids = ", ".join(o.oid for o in objects)
@@ -144,13 +155,8 @@ class LfsClient:
 
     def _post_batch(self, body: dict[str, Any], what: str) -> dict[str, Any]:
         headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
-        response = self.session.post(
-            f"{self.endpoint}/objects/batch",
-            data=json.dumps(body),
-            headers=headers,
-            auth=self.auth,
-            timeout=timeout(),
-        )
+        url = f"{self.endpoint}/objects/batch"
+        response = self._request("POST", url, what, data=json.dumps(body), headers=headers, auth=self.auth)
         with response:
             check_status(response, what, safe_url(self.endpoint))
             try:
@@ -243,31 +249,41 @@ class LfsClient:
             raise StoreError(f"cannot write object {obj.oid} into {store.root}: {exc.strerror}") from exc
 
     def _fetch(self, answer: ObjectAction, writer: BlobWriter) -> int:
-        """Stream one object into ``writer``, resuming after errors; return the bytes received."""
-        what = f"download of object {answer.oid}"
-        relinked = False
+        """Stream one object into ``writer``; return the bytes received.
 
-        def attempt() -> None:
-            nonlocal answer, relinked
+        The one loop for what the adapter's retries cannot do: a body that breaks off is resumed from the
+        bytes already written, an expired action is re-batched, and a refused link (most likely a signed
+        URL gone stale: the batch accepted us) is asked for afresh once; a second refusal is a real one.
+        """
+        what = f"download of object {answer.oid}"
+        started, relinked, reason = time.monotonic(), False, ""
+        for attempt in range(1, self.retry.attempts + 1):
             answer = self._fresh(answer, "download", "download")
             action = answer.actions.get("download")
             if action is None:
                 raise TransportError(f"{what}: the LFS server gave no download action")
             try:
                 self._get_into(action, writer, what)
+                return writer.written
             except AuthError:
-                # The batch accepted us, so a refused link is most likely a signed URL that went stale:
-                # ask for a fresh one once. A second refusal is a real one.
                 if relinked:
                     raise
-                relinked = True
+                relinked, reason = True, "the download link was refused; asked the server for a fresh one"
                 answer = self.batch("download", [answer.obj])[0]
-                raise Retryable(
-                    "the download link was refused; asked the server for a fresh one", "0"
-                ) from None
-
-        with_retries(self.retry, what, attempt)
-        return writer.written
+                continue
+            except Retryable as exc:
+                reason = exc.reason
+            delay = self.retry.delay(attempt, None)
+            if (
+                attempt == self.retry.attempts
+                or time.monotonic() - started + delay > self.retry.total_seconds
+            ):
+                break
+            time.sleep(delay)
+        raise TransportError(
+            f"{what} failed after {attempt} attempt(s): {reason}",
+            hint="the server is unreachable or overloaded; try again later",
+        )
 
     def _get_into(self, action: Action, writer: BlobWriter, what: str) -> None:
         """One GET: from ``writer.offset`` if the server honours the range, else from byte 0."""
@@ -276,16 +292,18 @@ class LfsClient:
         headers = dict(action.header)
         if writer.offset:
             headers["Range"] = f"bytes={writer.offset}-"
-        response = self.session.get(
-            action.href, headers=headers, auth=self._auth_for(action), stream=True, timeout=timeout()
-        )
+        auth = self._auth_for(action)
+        response = self._request("GET", action.href, what, headers=headers, auth=auth, stream=True)
         with response:
             if response.status_code == 416:
                 writer.restart()
                 raise Retryable("the server refused the range; starting over")
             check_status(response, what, safe_url(self.endpoint))
             self._align(response, writer)
-            self._stream(response, writer)
+            try:
+                self._stream(response, writer)
+            except (*NETWORK_ERRORS, *STREAM_ERRORS) as exc:  # resumed from writer.offset by _fetch
+                raise Retryable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from None
 
     @staticmethod
     def _align(response: requests.Response, writer: BlobWriter) -> None:
@@ -334,40 +352,32 @@ class LfsClient:
     def _upload_one(self, answer: ObjectAction, path: Path) -> int:
         obj = answer.obj
         what = f"upload of object {obj.oid}"
-
-        def attempt() -> None:
-            nonlocal answer
-            answer = self._fresh(answer, "upload", "upload")
-            self._put(answer.actions["upload"], obj, path, what)
-
+        answer = self._fresh(answer, "upload", "upload")
         self.progress.start(obj.oid, obj.size)
         try:
-            with_retries(self.retry, what, attempt)
+            self._put(answer.actions["upload"], obj, path, what)  # the adapter retries, rewinding the file
         finally:
             self.progress.finish(obj.oid)
         verify = answer.actions.get("verify")
         if verify is not None:
-            with_retries(self.retry, f"verification of object {obj.oid}", lambda: self._verify(verify, obj))
+            self._verify(verify, obj)
         return obj.size
 
     def _put(self, action: Action, obj: LfsObject, path: Path, what: str) -> None:
         headers = {"Content-Type": "application/octet-stream", **action.header}
         with open(path, "rb") as handle:
             body = CountingReader(handle, obj.size, lambda n: self.progress.advance(obj.oid, n))
-            response = self.session.put(
-                action.href, data=body, headers=headers, auth=self._auth_for(action), timeout=timeout()
-            )
+            auth = self._auth_for(action)
+            response = self._request("PUT", action.href, what, data=body, headers=headers, auth=auth)
         with response:
             check_status(response, what, safe_url(self.endpoint))
 
     def _verify(self, action: Action, obj: LfsObject) -> None:
         headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE, **action.header}
-        response = self.session.post(
-            action.href,
-            data=json.dumps({"oid": obj.oid, "size": obj.size}),
-            headers=headers,
-            auth=self._auth_for(action),
-            timeout=timeout(),
+        body = json.dumps({"oid": obj.oid, "size": obj.size})
+        what = f"verification of object {obj.oid}"
+        response = self._request(
+            "POST", action.href, what, data=body, headers=headers, auth=self._auth_for(action)
         )
         with response:
             if response.status_code in (404, 422):
@@ -376,4 +386,4 @@ class LfsClient:
                     " after upload",
                     hint="upload it again",
                 )
-            check_status(response, f"verification of object {obj.oid}", safe_url(self.endpoint))
+            check_status(response, what, safe_url(self.endpoint))

@@ -134,7 +134,7 @@ def test_warm_install_into_a_new_target_reads_no_blob_and_hashes_nothing(
     # The shelf's blobs are gone: only metadata can still come from it.
     (shelf_path / "lfs").rename(tmp_path / "lfs-away")
     counter = _CountingHashlib()
-    for module in ("shelf.store", "shelf.fsutil"):  # every sha256 the install path could make
+    for module in ("shelf.blob_writer", "shelf.fsutil"):  # every sha256 the install path could make
         monkeypatch.setattr(f"{module}.hashlib", counter)
     report = Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "two")
     assert sorted(report.installed) == [(BASE, VERSION), (CHARS, VERSION), (MLM, VERSION)]

@@ -26,6 +26,7 @@ from shelf.errors import (
     OfflineError,
     TransportError,
 )
+from shelf.remote.http import BoundedRetry
 from shelf.remote.lfs_http import LfsClient, RetryPolicy
 from shelf.remote.lfs_local import LocalLfsObjects
 from shelf.remote.lfs_protocol import Action, LfsObject, ObjectAction
@@ -379,11 +380,14 @@ def faults() -> Iterator[_FaultServer]:
 def test_retries_5xx_and_honours_retry_after(faults: _FaultServer, store: BlobStore, monkeypatch) -> None:
     obj = faults.add(os.urandom(20_000))
     faults.script = [503, 429]
-    waits: list[float] = []
-    delay = RetryPolicy.delay
-    monkeypatch.setattr(RetryPolicy, "delay", lambda self, *a: waits.append(delay(self, *a)) or waits[-1])
+    waits: list[float] = []  # what the adapter's retries decided to wait, recorded instead of slept
+
+    def sleep(retry: BoundedRetry, response=None) -> None:
+        waits.append((response is not None and retry.get_retry_after(response)) or retry.get_backoff_time())
+
+    monkeypatch.setattr(BoundedRetry, "sleep", sleep)
     report = LfsClient(faults.endpoint, retry=FAST).download([obj], store)
-    assert waits == [FAST.base_delay, 1.0]  # backoff after the 503, then the 429's Retry-After: 1
+    assert waits == [0.0, 1.0]  # urllib3 retries at once after the first failure; then the Retry-After: 1
     assert report.downloaded == (obj.oid,) and store.has(obj.oid, obj.size)
     assert len(faults.ranges) == 3
 
