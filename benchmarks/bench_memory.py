@@ -48,7 +48,9 @@ Component(model, task="bench", base={base!r}).save(sys.argv[1])
 """
 
 DESCRIBE = "import sys; from cclm_core.fingerprint import describe; describe(sys.argv[1])"
-IMPORTS = "import shelf.api, shelf.remote.lfs_http, shelf.publish, shelf.commands.installing, cclm_core.fingerprint"
+IMPORTS = (
+    "import shelf.api, shelf.remote.lfs_http, shelf.publish, shelf.commands.installing, cclm_core.fingerprint"
+)
 
 # What publish does besides fingerprinting: snapshot the file into a store, then upload it from there.
 SNAPSHOT_AND_UPLOAD = """
