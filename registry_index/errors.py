@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-class RegistryIndexError(Exception):
-    """Root of every error raised on purpose by ``registry_index``."""
+class HintedError(Exception):
+    """An error with a ``message`` and an optional ``hint`` (what to do); ``shelf``'s errors share it."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -30,6 +30,10 @@ class RegistryIndexError(Exception):
         if self.hint:
             return f"{self.message}\n  hint: {self.hint}"
         return self.message
+
+
+class RegistryIndexError(HintedError):
+    """Root of every error raised on purpose by ``registry_index``."""
 
 
 @dataclass(frozen=True)

@@ -30,21 +30,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from registry_index.errors import HintedError  # message + hint, shared with registry_index
 
-class ShelfError(Exception):
+
+class ShelfError(HintedError):
     """Root of every error raised on purpose by ``shelf``."""
 
     exit_code = 1
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
 
 
 class ConfigError(ShelfError):

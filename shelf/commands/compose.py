@@ -12,12 +12,8 @@ from shelf.commands._common import emit, install_target, json_option, note, proj
 @click.command("compose")
 @click.argument("names", nargs=-1)
 @target_option
-@click.option(
-    "--save",
-    "save_to",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Build the composed model and save it to this folder (loads TensorFlow).",
-)
+@click.option("--save", "save_to", type=click.Path(file_okay=False, path_type=Path),
+              help="Build the composed model and save it to this folder (loads TensorFlow).")  # fmt: skip
 @json_option
 def compose_cmd(names, target, save_to, as_json):
     """Check that installed components share one base, and show (or save) what they compose into.

@@ -86,18 +86,13 @@ class BoundedRetry(urllib3.Retry):
 
 def adapter_retry(policy: RetryPolicy) -> BoundedRetry:
     """The adapter's retries for ``policy``: every method (LFS batch and upload requests are idempotent)."""
-    again = policy.attempts - 1
+    counts = dict.fromkeys(("total", "connect", "read", "status", "other"), policy.attempts - 1)
     return BoundedRetry(
-        total=again,
-        connect=again,
-        read=again,
-        status=again,
-        other=again,
+        **counts,
         allowed_methods=None,
         status_forcelist=RETRY_STATUSES,
         backoff_factor=policy.base_delay,
         backoff_max=policy.max_delay,
-        respect_retry_after_header=True,
         raise_on_status=False,  # the last answer comes back, and check_status names it
         budget=policy.total_seconds,
     )

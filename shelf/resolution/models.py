@@ -53,18 +53,21 @@ class ComponentRequirement:
 
 
 @dataclass(frozen=True)
-class BaseRequirement:
-    """A component's need for one exact base value (``key`` is one of BASE_KEYS)."""
+class _BaseValue:
+    """One value of a base (``key`` is one of BASE_KEYS), named like the virtual package it belongs to."""
 
     key: str
     value: str
 
-    @property
-    def identifier(self) -> str:
-        return base_identifier(self.key)
+    identifier = property(lambda self: base_identifier(self.key), doc="The virtual package's name.")
 
     def __str__(self) -> str:
         return f"{BASE_LABELS[self.key]} {self.value}"
+
+
+@dataclass(frozen=True)
+class BaseRequirement(_BaseValue):
+    """A component's need for one exact base value."""
 
 
 @dataclass(frozen=True)
@@ -85,18 +88,8 @@ class ComponentCandidate:
 
 
 @dataclass(frozen=True)
-class BaseCandidate:
+class BaseCandidate(_BaseValue):
     """The value a virtual base package settles on."""
-
-    key: str
-    value: str
-
-    @property
-    def identifier(self) -> str:
-        return base_identifier(self.key)
-
-    def __str__(self) -> str:
-        return f"{BASE_LABELS[self.key]} {self.value}"
 
 
 AnyRequirement = ComponentRequirement | BaseRequirement
