@@ -2,10 +2,11 @@
 
 A publish is all or nothing. The folder is snapshotted into the blob store first (hashed while copied), so
 what is uploaded is exactly what was hashed even if the folder changes meanwhile; a file that changed
-during the snapshot is refused. Then the manifest is built and validated, the blobs are uploaded (objects
-the server has are skipped), and ONE commit with the pointer files, the manifest and the updated index
-entry is pushed together with the release tag ``<name>/v<version>``. If someone else pushed first, the
-push is rejected, nothing changed on the shelf, and the publish retries on top of the new head.
+during the snapshot is refused. Then the manifest is built and validated (and signed, given a key), the
+blobs are uploaded (objects the server has are skipped), and ONE commit with the pointer files, the
+manifest (its signature) and the updated index entry is pushed together with the release tag
+``<name>/v<version>``. If someone else pushed first, the push is rejected, nothing changed on the shelf,
+and the publish retries on top of the new head.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.index import IndexEntry, entry_from_manifest, format_index_file, with_yanked
@@ -27,6 +29,9 @@ from shelf.errors import NotFoundError, OfflineError, PublishError, UnsafeConten
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
+
+if TYPE_CHECKING:
+    from shelf.signing import Signature
 
 METADATA_FILE = "cclm-publish.toml"
 MAX_PUSH_ATTEMPTS = 5
@@ -316,12 +321,24 @@ class Prepared:
     data: bytes
     entry: IndexEntry
     files: tuple[SnapshotFile, ...]
+    signature: Signature | None = None
 
 
 def prepare(
-    folder: Path, info: PackageInfo, store: BlobStore, progress: Callable[[str], None] = lambda _m: None
+    folder: Path,
+    info: PackageInfo,
+    store: BlobStore,
+    progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
 ) -> Prepared:
-    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf."""
+    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf.
+
+    With ``sign_key`` (a PEM private key) the manifest and every file's digest are signed too.
+    """
+    if sign_key is not None:
+        from shelf.signing import signer_fingerprint
+
+        signer_fingerprint(sign_key)  # a bad key is refused before anything is hashed
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
@@ -332,7 +349,18 @@ def prepare(
     check_unchanged(items, before)
     manifest = build_manifest(info, described, files)
     data = dump_manifest(manifest)
-    return Prepared(manifest, data, entry_from_manifest(manifest, manifest_digest(data)), tuple(files))
+    entry = entry_from_manifest(manifest, manifest_digest(data))
+    return Prepared(manifest, data, entry, tuple(files), _signature(manifest, data, sign_key, progress))
+
+
+def _signature(manifest: Manifest, data: bytes, sign_key: Path | None, progress) -> Signature | None:
+    if sign_key is None:
+        return None
+    from shelf.signing import sign, signed_digests
+
+    progress(f"signing {manifest.name} {manifest.version} with {sign_key}")
+    digests = signed_digests(data, [(item, f.path, f.sha256) for item, f in manifest.files()])
+    return sign(manifest.name, digests, Path(sign_key))
 
 
 def publish(
@@ -341,10 +369,11 @@ def publish(
     source: ShelfSource,
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress)
+    prepared = prepare(folder, info, store, progress, sign_key)
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         if _publish_once(prepared, source, store, report, progress):
@@ -461,6 +490,10 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(
             LfsPointer(f.sha256, f.size)
         )
+    if prepared.signature is not None:
+        sig_path, key_path = layout.signature_paths(name, version)
+        changes[sig_path] = prepared.signature.bundle
+        changes[key_path] = prepared.signature.public_key
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
     return source.mirror.commit_and_push(
