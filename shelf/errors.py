@@ -9,6 +9,7 @@
     │   └── GitError                a git command failed
     │       └── PushRejected        the shelf moved on (or a tag exists): nothing changed, retry
     ├── IntegrityError              bytes do not match their sha256 or size
+    │   └── BundleError             a bundle is damaged, truncated, or not the project's lockfile
     ├── TrustError                  a signature is missing, by an untrusted key, or does not match
     ├── UnsafeContentError          a path, archive member or file would escape or run code
     ├── ResolutionError             no compatible set of components exists
@@ -82,6 +83,10 @@ class TrustError(ShelfError):
 
 
 class IntegrityError(ShelfError):
+    pass
+
+
+class BundleError(IntegrityError):
     pass
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,19 +169,12 @@ _KEEP_KEYS = "choose another path; keys are never replaced"
 
 
 def _create_new(path: Path, data: bytes, mode: int) -> None:
-    """Write beside ``path``, then link into place: never half a key, never over an existing file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    from shelf.fsutil import atomic_create
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, path)
+        atomic_create(path, data, mode=mode)
     except FileExistsError as e:
         raise ConfigError(f"{path} already exists", hint=_KEEP_KEYS) from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- signing (model_signing) ---------------------------------------------------------------------------

@@ -115,6 +115,20 @@ def check_component(
     return signer
 
 
+def check_published_files(
+    components: Iterable[PinnedComponent], metadata: Mapping[str, bytes], policy: TrustPolicy
+) -> None:
+    """Check components whose manifests and signatures are given by their shelf paths (a bundle's)."""
+    from registry_index import layout
+    from shelf.signing import Signature
+
+    for component in components:
+        sig, pub = layout.signature_paths(component.name, component.version)
+        signature = Signature(metadata[sig], metadata.get(pub, b"")) if sig in metadata else None
+        manifest = metadata.get(layout.manifest_path(component.name, component.version))
+        check_component(component, manifest, signature, policy, getattr(component, "signer", None))
+
+
 def signature_status(component: PinnedComponent, manifest: bytes, signature, policy: TrustPolicy) -> dict:
     """What ``show`` says about a version's signature: ``{"signer": ..., "status": ...}``, never raising."""
     if signature is None:

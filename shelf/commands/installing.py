@@ -24,6 +24,12 @@ from shelf.commands._common import (
 @click.option("--pre", is_flag=True, help="Allow pre-release versions.")
 @click.option("--frozen", is_flag=True, help="Install the lockfile as it is; fail if it is missing or stale.")
 @click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Install from a file made by `cclm-shelf bundle`, with no network (checked against the lockfile).",
+)
+@click.option(
     "--trust-key",
     "trust_keys",
     multiple=True,
@@ -33,7 +39,7 @@ from shelf.commands._common import (
 )
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, trust_keys, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, as_json):
     """Install components and everything they need into the install folder.
 
     \b
@@ -45,6 +51,7 @@ def install_cmd(ctx, requirements, target, pre, frozen, trust_keys, as_json):
       cclm-shelf install en_wiki_clm_1@v0.2.1
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
+      cclm-shelf install --bundle stack.cclm-bundle   # no network: the lockfile's bytes from a bundle
       cclm-shelf install en_wiki_clm_1@v0.2.1 --trust-key team.pub
 
     \b
@@ -56,6 +63,12 @@ def install_cmd(ctx, requirements, target, pre, frozen, trust_keys, as_json):
     ctx.meta[TRUST_KEYS] = trust_keys
     proj = project()
     dest = install_target(target, proj)
+    if bundle is not None:
+        if requirements:
+            raise click.UsageError("give either REQUIREMENTS or --bundle: a bundle installs its lockfile")
+        from shelf.commands.bundling import install_bundle
+
+        return install_bundle(ctx, bundle, dest, as_json)
     progress = make_progress(False if as_json else None)  # bars on a terminal only
     try:
         if requirements:
@@ -100,15 +113,16 @@ def _size(n: int) -> str:
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @target_option
+@json_option
 @click.pass_context
-def uninstall_cmd(ctx, names, target):
-    """Remove installed components from the install folder."""
+def uninstall_cmd(ctx, names, target, as_json):
+    """Remove installed components from the install folder (the project file is not changed)."""
     from shelf.install import uninstall
 
     dest = install_target(target, project())
-    for name in names:
-        version = uninstall(dest, name)
-        click.echo(f"removed {name} {version} from {dest}")
+    removed = [{"name": name, "version": uninstall(dest, name)} for name in names]
+    lines = [f"removed {r['name']} {r['version']} from {dest}" for r in removed]
+    emit(as_json, {"target": str(dest), "removed": removed}, lines)
 
 
 @click.command("list")

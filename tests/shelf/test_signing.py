@@ -404,3 +404,25 @@ def test_installing_a_signed_component_does_not_import_model_signing(signed_shel
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_bundle_carries_the_signatures_and_the_policy_applies_to_it(
+    signed_shelf, keys, cli, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cclm-shelf.toml").write_text(f'shelves = ["{signed_shelf}"]\nrequires = ["mlm==0.1.0"]\n')
+    assert cli("lock").code == 0
+    bundle = tmp_path / "stack.cclm-bundle"
+    assert cli("bundle", bundle).code == 0
+    monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "offline-machine"))
+    target = tmp_path / "installed"
+    refused = cli(
+        "--offline", "install", "--bundle", bundle, "--trust-key", keys["other"][1], "--target", target
+    )
+    assert refused.code == 1 and "signed by an unknown key" in refused.err
+    assert not target.exists()
+    accepted = cli(
+        "--offline", "install", "--bundle", bundle, "--trust-key", keys["team"][1], "--target", target
+    )
+    assert accepted.code == 0, accepted.err
+    assert (target / "mlm" / "component" / "component.weights.h5").is_file()
