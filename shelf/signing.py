@@ -208,8 +208,13 @@ def verify(signature: Signature, digests: Mapping[str, str], key: bytes | None =
     TrustError saying why: the bundle is unreadable, the signature is not by the key, or the signed
     content is not these digests.
     """
-    public_pem = key if key is not None else signature.public_key
-    public = _public_key(public_pem, "the signer's public key")
+    if key is not None:
+        public = _public_key(key, "the trusted key")
+    else:
+        try:
+            public = _public_key(signature.public_key, "the key stored with the signature")
+        except ConfigError as e:
+            raise TrustError(f"{e.message} (it is not a usable public key)") from e
     envelope, hint = _envelope(signature.bundle)
     if hint and hint != hashlib.sha256(_spki_pem(public)).hexdigest():
         raise TrustError("the signature names another key than the one it was checked with")
