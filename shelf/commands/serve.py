@@ -66,8 +66,8 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
         click.echo("stopped", err=True)
 
 
-def _local_shelf(url: str | None) -> Path | None:
-    """The shelf named by --shelf, which must be on this machine to be served."""
+def _local_shelf(url: str | None, command: str = "serve") -> Path | None:
+    """The shelf named by ``url`` (--shelf), which must be on this machine for ``command``."""
     from shelf.errors import ConfigError
     from shelf.gitrepo import is_local_url
     from shelf.lfs import local_path
@@ -76,7 +76,8 @@ def _local_shelf(url: str | None) -> Path | None:
         return None
     if not is_local_url(url):
         raise ConfigError(
-            f"{url} is not a shelf on this machine", hint="serve a local path: cclm-shelf serve PATH"
+            f"{url} is not a shelf on this machine",
+            hint=f"give its path on this machine: cclm-shelf {command} PATH",
         )
     return local_path(url)
 
