@@ -109,8 +109,8 @@ def _update_pages(site) -> None:
         click.echo(f"warning: the web pages were not updated: {e}", err=True)
 
 
-def _local_shelf(url: str | None) -> Path | None:
-    """The shelf named by --shelf, which must be on this machine to be served."""
+def _local_shelf(url: str | None, command: str = "serve") -> Path | None:
+    """The shelf named by ``url`` (--shelf), which must be on this machine for ``command``."""
     from shelf.errors import ConfigError
     from shelf.gitrepo import is_local_url
     from shelf.lfs import local_path
@@ -119,7 +119,8 @@ def _local_shelf(url: str | None) -> Path | None:
         return None
     if not is_local_url(url):
         raise ConfigError(
-            f"{url} is not a shelf on this machine", hint="serve a local path: cclm-shelf serve PATH"
+            f"{url} is not a shelf on this machine",
+            hint=f"give its path on this machine: cclm-shelf {command} PATH",
         )
     return local_path(url)
 
