@@ -22,6 +22,7 @@ def machine_a(tmp_path, monkeypatch, cli, stocked_shelf) -> Path:
     project.mkdir(parents=True)
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("CCLM_SHELF_HOME", str(home / "home"))
+    monkeypatch.setenv("HOME", str(home / "home"))
     monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
     monkeypatch.chdir(project)
     result = cli("--shelf", stocked_shelf, "add", "mlm")
@@ -40,6 +41,7 @@ def move_to_machine_b(tmp_path, monkeypatch, project: Path, shelf: Path, bundle:
     shelf.rename(shelf.with_name("gone.git"))  # the shelf is out of reach
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("CCLM_SHELF_HOME", str(home / "home"))
+    monkeypatch.setenv("HOME", str(home / "home"))
     monkeypatch.setenv("CCLM_SHELF_OFFLINE", "1")
     monkeypatch.delenv("CCLM_SHELF_TOKEN")
     monkeypatch.chdir(other)

@@ -131,3 +131,20 @@ def test_a_signed_version_names_its_signer(cli, browsed_shelf, tmp_path):
     signed, unsigned = page.split('id="v0.1.0"')
     assert f"key {hint}" in signed and "cclm-manifest.sig" in signed
     assert "not signed" in unsigned and hint not in unsigned
+
+
+def test_live_pages_follow_publishes_and_yanks(cli, stocked_shelf, saved_models, tmp_path):
+    from shelf.site.live import LiveSite
+    from shelf.source import ShelfSource
+
+    source = ShelfSource(str(stocked_shelf), cache_dir=tmp_path / "server-cache")
+    live = LiveSite(source, stocked_shelf, tmp_path / "pages", "git://shelf.example.org/shelf.git")
+    assert live.update() is True
+    page = tmp_path / "pages" / "components" / "mlm.html"
+    assert "cclm-shelf --shelf git://shelf.example.org/shelf.git install mlm@v0.1.0" in page.read_text()
+    assert live.update() is False  # nothing moved: nothing read or written
+    publish_folder(stocked_shelf, saved_models / MLM, "mlm", "0.2.0", ["base==0.1.0"])
+    assert cli("--shelf", stocked_shelf, "yank", "mlm@0.1.0", "--reason", REASON).code == 0
+    assert live.update() is True
+    text = page.read_text()
+    assert "install mlm@v0.2.0</code></pre>" in text and f"Yanked: {REASON}" in text
