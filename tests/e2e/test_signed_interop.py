@@ -24,19 +24,23 @@ from tests.shelf.conftest import MLM, saved_models  # noqa: F401 - shared fixtur
 
 
 @pytest.mark.network
-def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_models):  # noqa: F811
+def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_models, monkeypatch):  # noqa: F811
     import model_signing
 
     private, public, _fp = keygen(tmp_path / "team.pem")
     other = keygen(tmp_path / "other.pem")[1]
     shelf = Path(create_shelf(tmp_path / "team.git"))
-    with serve.start(shelf) as servers:
+    token = "signed-interop-token-0123456789"
+    (tmp_path / "tokens").write_text(f"{token}\n")
+    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
         source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
         source.refresh()
         serve.point_lfs_url(source, servers.lfs_url)
-        publisher = Shelf(servers.git_url, cache_dir=tmp_path / "publisher")
+        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+        publisher = Shelf(servers.http_url, cache_dir=tmp_path / "publisher")
         info = PackageInfo("mlm", "0.1.0")
         publish(saved_models / MLM, info, publisher.source(), publisher.store, sign_key=private)
+        monkeypatch.delenv("CCLM_SHELF_TOKEN")
 
         trusted = Shelf(servers.git_url, cache_dir=tmp_path / "installer", trust=load_policy([public]))
         report = trusted.install("mlm@0.1.0", target=tmp_path / "target")
