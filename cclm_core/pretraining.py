@@ -26,7 +26,7 @@ import tensorflow as tf
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import DataError, IncompatibleComponentError
-from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
+from cclm_core.fingerprint import embedder_fingerprint
 from cclm_core.layers import PositionEmbedding, ResidualConvBlock, SampledSoftmaxHead, TransformerBlock
 from cclm_core.masking import MaskingConfig, mask_batch
 from cclm_core.preprocessing import Preprocessor, extract_texts
@@ -169,7 +169,7 @@ class Pretrainer:
         """The base this component is trained on right now (embedder weights, vocabulary, sizes)."""
         with tempfile.TemporaryDirectory(prefix="cclm-base-") as tmp:
             fingerprint = embedder_fingerprint(self.embedder.save(tmp))
-        vocab = vocab_fingerprint_of(self.preprocessor.char_dict) if self.preprocessor else None
+        vocab = self.preprocessor.fingerprint if self.preprocessor else None
         return {
             "embedder": fingerprint,
             "vocab": vocab,
