@@ -205,14 +205,26 @@ class Preprocessor:
         """
         self._require_fitted()
         length = self.max_example_len if length is None else length
-        width = length - 1 if self.add_cls else length
-        clipped = [text[: max(width, 0)] for text in texts]
-        out = np.zeros((len(clipped), length), dtype=np.int32)
+        width = max(length - 1, 0) if self.add_cls else length
+        clipped = [text[:width] for text in texts]
+        ids = np.zeros((len(clipped), width), dtype=np.int32)
         lengths = np.fromiter(map(len, clipped), dtype=np.int64, count=len(clipped))
         if lengths.sum():
             rows = np.repeat(np.arange(len(clipped)), lengths)
             cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            out[rows, cols] = self.encode("".join(clipped))
+            ids[rows, cols] = self.encode("".join(clipped))
+        return self.frame(ids, length)
+
+    def frame(self, ids: np.ndarray, length: int) -> np.ndarray:
+        """Lay rows of character ids (0 after the text) out as ``(n, length)`` inputs.
+
+        Rows are cut to the text's room (``length``, or ``length - 1`` with ``add_cls``, whose CLS id
+        then fills the last slot), so every array the core feeds a model has one layout.
+        """
+        width = max(length - 1, 0) if self.add_cls else length
+        out = np.zeros((len(ids), length), dtype=np.int32)
+        kept = min(width, ids.shape[1])
+        out[:, :kept] = ids[:, :kept]
         if self.add_cls and length:
             out[:, -1] = CLS_ID
         return out
