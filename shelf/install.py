@@ -17,11 +17,8 @@ target exactly as it was; paths from manifests and lockfiles are checked before 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,11 +28,19 @@ from filelock import FileLock
 
 from shelf import constants
 from shelf.errors import ConfigError, IntegrityError, NotFoundError, UnsafeContentError
-from shelf.store import BlobStore, hash_file
+from shelf.fsutil import (
+    STAGING_PREFIX,
+    TRASH_PREFIX,
+    atomic_write,
+    discard,
+    hash_file,
+    new_staging,
+    remove_tree,
+    swap_dir,
+)
+from shelf.store import BlobStore
 
 RECORD_VERSION = 1
-STAGING_PREFIX = ".staging-"
-TRASH_PREFIX = ".trash-"
 
 
 class FileSpec(Protocol):
@@ -102,9 +107,7 @@ class InstallTarget:
         return data
 
     def write_record(self, record: dict) -> None:
-        tmp = self.record_path.with_name(f"{self.record_path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.record_path)
+        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     def component_dir(self, name: str) -> Path:
         return self.root / safe_relative(name)
@@ -134,8 +137,8 @@ class InstallTarget:
 
     def materialize(self, spec: ComponentSpec, store: BlobStore, manifest: bytes | None) -> dict:
         """Build the component's folder from the store in staging, then swap it into place."""
-        staging = self.root / f"{STAGING_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
+        final = self.component_dir(spec.name)
+        staging = new_staging(final)
         try:
             files = {}
             for f in spec.files:
@@ -144,7 +147,7 @@ class InstallTarget:
                 files[str(rel)] = rel
             if manifest is not None:
                 (staging / constants.MANIFEST_FILE).write_bytes(manifest)
-            self._swap_in(staging, self.component_dir(spec.name))
+            swap_dir(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -154,23 +157,6 @@ class InstallTarget:
             st = (folder / rel).stat()
             stats[key] = [st.st_size, st.st_mtime_ns, st.st_ino]
         return stats
-
-    def _swap_in(self, staging: Path, final: Path) -> None:
-        if final.exists() or final.is_symlink():
-            trash = self.root / f"{TRASH_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, trash)
-            os.replace(staging, final)
-            remove_tree(trash)
-        else:
-            os.replace(staging, final)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a folder, or a link or file in its place (a link is removed, never followed)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def missing_objects(components: Iterable[ComponentSpec], store: BlobStore) -> dict[str, dict[str, int]]:
@@ -295,10 +281,7 @@ def uninstall(target: Path, name: str) -> str:
         tags = [legacy.pop(key)["tag"] for key in sorted(legacy) if key.split("/")[0] == name]
         if entry is None and not tags and not folder.exists():
             raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
-        if folder.exists() or folder.is_symlink():
-            trash = install_target.root / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, trash)
-            remove_tree(trash)
+        discard(folder)
         install_target.write_record(record)
     return entry["version"] if entry else ", ".join(tags) or "?"
 
@@ -331,15 +314,12 @@ def installed_file_count(target: Path) -> int:
 
 
 def _check_file(path: Path, expected: str) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(constants.CHUNK_SIZE), b""):
-                digest.update(chunk)
+        actual, _ = hash_file(path)
     except FileNotFoundError:
         return "missing"
-    if digest.hexdigest() != expected:
-        return f"sha256 {digest.hexdigest()[:12]}… does not match {expected[:12]}…"
+    if actual != expected:
+        return f"sha256 {actual[:12]}… does not match {expected[:12]}…"
     return None
 
 

@@ -14,9 +14,15 @@ from shelf.commands._common import emit, install_target, json_option, note, open
 @target_option
 @click.option("--pre", is_flag=True, help="Allow pre-release versions.")
 @click.option("--frozen", is_flag=True, help="Install the lockfile as it is; fail if it is missing or stale.")
+@click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Install from a file made by `cclm-shelf bundle`, with no network (checked against the lockfile).",
+)
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, as_json):
     """Install components and everything they need into the install folder.
 
     \b
@@ -28,11 +34,18 @@ def install_cmd(ctx, requirements, target, pre, frozen, as_json):
       cclm-shelf install en_wiki_clm_1@v0.2.1
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
+      cclm-shelf install --bundle stack.cclm-bundle   # no network: the lockfile's bytes from a bundle
     """
     from shelf.progress import make_progress
 
     proj = project()
     dest = install_target(target, proj)
+    if bundle is not None:
+        if requirements:
+            raise click.UsageError("give either REQUIREMENTS or --bundle: a bundle installs its lockfile")
+        from shelf.commands.bundling import install_bundle
+
+        return install_bundle(ctx, bundle, dest, as_json)
     progress = make_progress(False if as_json else None)  # bars on a terminal only
     try:
         if requirements:
@@ -77,15 +90,16 @@ def _size(n: int) -> str:
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @target_option
+@json_option
 @click.pass_context
-def uninstall_cmd(ctx, names, target):
-    """Remove installed components from the install folder."""
+def uninstall_cmd(ctx, names, target, as_json):
+    """Remove installed components from the install folder (the project file is not changed)."""
     from shelf.install import uninstall
 
     dest = install_target(target, project())
-    for name in names:
-        version = uninstall(dest, name)
-        click.echo(f"removed {name} {version} from {dest}")
+    removed = [{"name": name, "version": uninstall(dest, name)} for name in names]
+    lines = [f"removed {r['name']} {r['version']} from {dest}" for r in removed]
+    emit(as_json, {"target": str(dest), "removed": removed}, lines)
 
 
 @click.command("list")
