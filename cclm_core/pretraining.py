@@ -45,6 +45,9 @@ from cclm_core.layers import (
 from cclm_core.masking import MaskingConfig, mask_batch
 from cclm_core.preprocessing import Preprocessor, extract_texts
 
+#: How many batches the example generator hands over at a time.
+CHUNK = 16
+
 __all__ = ["CharacterReconstructionPretrainer", "MaskedLanguagePretrainer", "Pretrainer", "load_component"]
 
 
@@ -164,20 +167,26 @@ class Pretrainer:
         return self.batches(corpus, batch_size).apply(steps).prefetch(tf.data.AUTOTUNE)
 
     def batches(self, corpus: Corpus, batch_size: int) -> tf.data.Dataset:
-        """Character batches of ``corpus``, masked with vectorised ops (``masking.mask_batch``)."""
+        """Character batches of ``corpus``, masked with vectorised ops (``masking.mask_batch``).
+
+        The generator hands over ``CHUNK`` batches at a time (one Python step per chunk, not per batch);
+        a chunk is masked at once and split into batches by ``rebatch``.
+        """
         n_chars, masking, rng = self.embedder.n_chars, self.masking, self.rng
 
         def generate() -> Any:
-            for rows in corpus.order(rng, batch_size):
+            for rows in corpus.order(rng, batch_size * CHUNK):
                 inputs, clean = corpus.character_batch(rows, rng)
                 yield inputs, clean, rng.integers(0, 2**31 - 1, size=2)
 
         ids = tf.TensorSpec((None, corpus.length), tf.int32)
         signature = (ids, ids, tf.TensorSpec((2,), tf.int64))
-        return tf.data.Dataset.from_generator(generate, output_signature=signature).map(
+        chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        masked = chunks.map(
             lambda inputs, clean, seed: mask_batch(inputs, n_chars, masking, clean, seed),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+        return masked.rebatch(batch_size)
 
     def training_model(self) -> keras.Model:
         """The compiled model ``fit`` trains; built once so the optimizer state carries across fits."""
