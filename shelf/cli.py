@@ -36,8 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
     "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
+    "export": ("shelf.commands.export:export_cmd", "Write a shelf's web pages (--html) to a folder."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
-    "serve": ("shelf.commands.serve:serve_cmd", "Serve a shelf to a team: git daemon + LFS server."),
+    "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, HTTP and Git LFS."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
 

@@ -45,6 +45,7 @@ from shelf.errors import (
     UnsafeContentError,
 )
 from shelf.fsutil import atomic_write
+from shelf.gitauth import token_credential_env
 from shelf.redaction import redact
 from shelf.remote.url import ShelfURL, is_local
 
@@ -103,6 +104,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(int(constants.READ_TIMEOUT)))
     env.update(extra or {})
+    env.update(token_credential_env(env))  # CCLM_SHELF_TOKEN as the password for HTTP pushes
     return env
 
 
@@ -671,9 +673,15 @@ def _transport_error(action: str, url: str, stderr: str) -> TransportError:
     if any(marker in stderr for marker in _AUTH_FAILURES):
         return AuthError(
             f"the shelf {redact(url)} refused access: {detail}",
-            hint="configure a git credential helper, or put credentials in the shelf URL",
+            hint=f"set {constants.ENV_TOKEN} to a token the shelf accepts, or configure a credential helper",
         )
-    return GitError(f"{action} the shelf {redact(url)} failed: {detail}")
+    read_only = "service not enabled" in stderr  # git daemon without receive-pack, as `serve` runs it
+    hint = (
+        "a served shelf's git:// URL is read-only: publish to its http:// URL with a token"
+        if read_only
+        else None
+    )
+    return GitError(f"{action} the shelf {redact(url)} failed: {detail}", hint=hint)
 
 
 def _parse_tag_listing(out: str) -> dict[str, str]:

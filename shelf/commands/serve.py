@@ -14,8 +14,22 @@ from shelf.commands._common import settings
 @click.command("serve")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon.")
-@click.option("--lfs-port", type=int, default=8080, show_default=True, help="Port of the LFS server.")
+@click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon (read-only).")
+@click.option(
+    "--http-port",
+    "--lfs-port",
+    "http_port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP server: git smart HTTP and the Git LFS API.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of tokens, one per line, that may publish (over HTTP, the token as the password). "
+    "Without it the shelf is served read-only.",
+)
 @click.option(
     "--url-host",
     metavar="NAME",
@@ -23,12 +37,13 @@ from shelf.commands._common import settings
     "machine's name when --host is 0.0.0.0).",
 )
 @click.pass_context
-def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
-    """Serve a local shelf: git over git daemon, blobs over giftless (a Git LFS server).
+def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
+    """Serve one local shelf to a team: git:// and HTTP for git, and a Git LFS server for blobs.
 
-    Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk.
-    Anyone who can reach the address can read and publish: keep it on loopback or a trusted network.
-    Stop with Ctrl-C.
+    Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk; nothing
+    beside it is served. Anyone who can reach the address can read (clone, install). Publishing goes to
+    the http URL with a token from --token-file as the password (CCLM_SHELF_TOKEN, netrc or a git
+    credential helper on the publisher's side). Prints one `<role>  <url>` line per URL. Stop with Ctrl-C.
     """
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
@@ -40,9 +55,9 @@ def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
         signal.signal(signum, _stop_on_signal)
     try:
         # start() stops what it started when interrupted; the with block stops both servers otherwise.
-        with serve.start(shelf_path, host, git_port, lfs_port, url_host) as servers:
+        with serve.start(shelf_path, host, git_port, http_port, url_host, token_file=token_file) as servers:
             if serve.point_lfs_url(source, servers.lfs_url):
-                click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")
+                click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
             _announce(shelf_path, servers)
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
@@ -67,10 +82,16 @@ def _local_shelf(url: str | None) -> Path | None:
 
 
 def _announce(shelf_path: Path, servers) -> None:
-    click.echo(f"serving {shelf_path}")
-    click.echo(f"  git  {servers.git_url}")
-    click.echo(f"  lfs  {servers.lfs_url}")
-    click.echo(f"use it:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION")
+    """The URLs on stdout, one `<role>  <url>` line each; how to use them on stderr."""
+    writes = "publish to the http URL with a token" if servers.writable else "read-only (no --token-file)"
+    click.echo(f"serving {shelf_path}: {writes}", err=True)
+    for role, url in servers.roles():
+        click.echo(f"{role}  {url}")
+    click.echo(f"install:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION", err=True)
+    if servers.writable:
+        click.echo(
+            f"publish:  CCLM_SHELF_TOKEN=... cclm-shelf --shelf {servers.http_url} publish FOLDER", err=True
+        )
 
 
 def _stop_on_signal(_signum, _frame) -> None:

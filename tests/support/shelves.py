@@ -275,3 +275,24 @@ def pointer_oid(bare: Path, ref: str, path: str) -> str:
     """The object id an LFS pointer file names, read from a bare repository."""
     text = git("show", f"{ref}:{path}", cwd=bare)
     return next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("oid sha256:"))
+
+
+def add_signature_files(shelf: Path, name: str, version: str, hint: str, cache_dir: Path) -> dict[str, bytes]:
+    """Commit a signature and a public key beside a published manifest, where signed publishes put them.
+
+    The signature is shaped like a model-signing (Sigstore) bundle naming its key by ``hint``; it is not
+    checked here: this stands in for what pages and bundles must carry, not for signing itself.
+    """
+    from shelf.source import ShelfSource
+
+    folder = f"components/{name}/{version}"
+    bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}
+    bundle["verificationMaterial"] = {"publicKey": {"hint": hint}}
+    files = {
+        f"{folder}/cclm-manifest.sig": json.dumps(bundle, sort_keys=True).encode(),
+        f"{folder}/cclm-manifest.pub": b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+    }
+    source = ShelfSource(str(shelf), cache_dir=cache_dir)
+    source.refresh()
+    source.mirror.commit_and_push(files, f"sign {name} {version}", parent=source.head, branch=source.branch)
+    return files
