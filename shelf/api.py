@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
+from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
     from registry_index.index import IndexEntry
@@ -146,11 +148,14 @@ class Shelf:
         if not self.offline and not all(mirror_path(url, self.cache_dir).exists() for url in self.urls):
             _warm_up_in_background()
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
-        if mirrored is not None:
-            components, manifests = self.pin(*mirrored)
-        else:
-            components, manifests = self.pin(self.resolve(reqs, allow_prereleases=allow_prereleases))
-        return self.install_pinned(components, target=target, manifests=manifests)
+        if mirrored is None:
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases), self.index
+        resolution, index = mirrored
+        components, manifests = self.pin(resolution, index)
+        found = [(e, index.source_of(e.name)) for e in resolution.components.values()]
+        report = self.install_pinned(components, target=target, manifests=manifests)
+        report.warnings += yank_warnings(found)
+        return report
 
     def _resolve_from_mirror(
         self, reqs: Sequence[Requirement], allow_prereleases: bool
@@ -163,27 +168,52 @@ class Shelf:
         from shelf.errors import ShelfError
         from shelf.resolver import resolve
 
-        if len(self.urls) > 1 or not all(_pins_one_version(r) for r in reqs):
+        if len(self.urls) > 1 or not all(r.pins_exactly() for r in reqs):
             # With several shelves, which one owns a name can change: only a fresh look can tell.
             return None
-        index = PriorityIndex([self.source(url, refresh=False) for url in self.urls])
+        sources = [self.source(url, refresh=False) for url in self.urls]
+        if not all(source.is_fresh() for source in sources):
+            return None  # a yank since the last fetch must be seen: fetch and resolve again
+        index = PriorityIndex(sources)
         try:
             resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
         except (ShelfError, RegistryIndexError):
             return None  # something is not mirrored yet (or not published): fetch and resolve again
         deps = [r for entry in resolution.components.values() for r in entry.requires]
-        if not all(_pins_one_version(parse_requirement(r)) for r in deps):
+        if not all(parse_requirement(r).pins_exactly() for r in deps):
             return None
         return resolution, index
 
     def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
-        """Install exactly what a lockfile pins; never re-resolves."""
+        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning."""
         manifests = {}
         for component in lock.components:
             data = self._locked_manifest(component)
             if data is not None:
                 manifests[component.name] = data
-        return self.install_pinned(list(lock.components), target=target, manifests=manifests)
+        warnings = self.locked_yank_warnings(lock.components)
+        report = self.install_pinned(list(lock.components), target=target, manifests=manifests)
+        report.warnings += warnings
+        return report
+
+    def locked_yank_warnings(self, components: Sequence[LockedComponent]) -> list[str]:
+        """A warning per locked version that its shelf has yanked (read no older than the index max age)."""
+        by_source: dict[str, list[LockedComponent]] = {}
+        for component in components:
+            by_source.setdefault(component.source, []).append(component)
+        found = []
+        for url, pinned in by_source.items():
+            try:
+                source = self.source_for(url, refresh=False)
+            except (OfflineError, TransportError, NotFoundError):
+                continue  # never mirrored here (a bundle's lockfile): there is no yank status to read
+            # An unreachable shelf leaves the mirrored status, which the warning then dates ("as of").
+            with contextlib.suppress(TransportError):
+                source.ensure_fresh()
+            source.index.preload([c.name for c in pinned])
+            for c in pinned:
+                found += [(e, source) for e in source.index.entries(c.name) if e.version == c.version]
+        return yank_warnings(found)
 
     def _locked_manifest(self, component: LockedComponent) -> bytes | None:
         from registry_index.manifest import manifest_digest
@@ -389,19 +419,6 @@ def _warm_up_in_background() -> None:
         validate_manifest({})  # builds and caches the validator; the problems found are not wanted
 
     threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
-
-
-def _pins_one_version(req: Requirement) -> bool:
-    """``name@1.2.3`` or ``name==1.2.3``: a requirement only one published version can ever satisfy."""
-    if req.exact is not None:
-        return True
-    clauses = req.specifier.specifiers
-    return (
-        len(clauses) == 1
-        and clauses[0].operator == "=="
-        and not clauses[0].is_wildcard
-        and clauses[0].text.count(".") >= 2
-    )
 
 
 class _Single:

@@ -18,10 +18,12 @@ ENV_SHELF = "CCLM_SHELF_URL"  # the shelf used when none is configured or given
 ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
+ENV_INDEX_MAX_AGE = "CCLM_SHELF_INDEX_MAX_AGE"  # seconds a mirrored index (yank status) is trusted online
 
 DEFAULT_TARGET = ".cclm"
 DEFAULT_JOBS = 8
 MAX_JOBS = 256
+DEFAULT_INDEX_MAX_AGE = 300
 PROJECT_FILE = "cclm-shelf.toml"
 PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
@@ -86,4 +88,19 @@ def jobs() -> int:
     raise ConfigError(
         f"{ENV_JOBS}={raw!r} is not a number of parallel transfers",
         hint=f"set {ENV_JOBS} to a whole number from 1 to {MAX_JOBS}, or unset it for {DEFAULT_JOBS}",
+    )
+
+
+def index_max_age() -> int:
+    """Seconds a mirrored index answers without a fetch when online (``$CCLM_SHELF_INDEX_MAX_AGE``, 300)."""
+    raw = _env(ENV_INDEX_MAX_AGE)
+    if raw is None:
+        return DEFAULT_INDEX_MAX_AGE
+    if raw.isdigit():
+        return int(raw)
+    from shelf.errors import ConfigError
+
+    raise ConfigError(
+        f"{ENV_INDEX_MAX_AGE}={raw!r} is not a number of seconds",
+        hint=f"set {ENV_INDEX_MAX_AGE} to a whole number of seconds (0: always fetch), or unset it",
     )

@@ -66,6 +66,7 @@ class InstallReport:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     objects_fetched: int = 0
     bytes_fetched: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. a pinned version that is yanked
 
 
 def safe_relative(*parts: str) -> PurePosixPath:

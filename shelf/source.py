@@ -9,6 +9,7 @@ folder for local ones.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from registry_index.manifest import Manifest, load_manifest, manifest_digest
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
 from shelf.gitrepo import ShelfMirror, init_shelf, is_local_url, normalise_url
+
+# Touched in a mirror's folder each time it fetches: how old its index (and yank status) is.
+FETCHED_MARK = "cclm-shelf-fetched"
 
 
 class MirrorIndex:
@@ -33,6 +37,16 @@ class MirrorIndex:
         if name not in self._cache:
             self._cache[name] = self._load(name)
         return self._cache[name]
+
+    def preload(self, names: list[str]) -> None:
+        """Read the index files of ``names`` with one git process (before asking for each in turn)."""
+        wanted = {layout.index_path(n): n for n in names if n not in self._cache}
+        if not wanted:
+            return
+        found = self._mirror.read_many(self._commit, list(wanted), missing_ok=True)
+        for path, name in wanted.items():
+            self._cache[name] = parse_index_file(found[path], path) if path in found else []
+            self.files_read += path in found
 
     def _load(self, name: str) -> list[IndexEntry]:
         path = layout.index_path(name)
@@ -94,6 +108,8 @@ class ShelfSource:
         self.cache_dir = cache_dir or constants.cache_dir()
         self.mirror = ShelfMirror.open(self.url, cache_dir=self.cache_dir, offline=offline)
         self._refreshed = self.mirror.refreshed  # a new mirror was fetched just now: no second fetch
+        if self._refreshed:
+            self._mark_fetched()
 
     def refresh(self) -> None:
         """Bring the mirror up to date with the remote (once per source until marked stale; never offline)."""
@@ -101,7 +117,47 @@ class ShelfSource:
             return
         self.mirror.refresh()
         self._refreshed = True
+        self._mark_fetched()
         self.reread()
+
+    def _mark_fetched(self) -> None:
+        # A read-only cache only means the next command fetches again.
+        with contextlib.suppress(OSError):
+            (self.mirror.path / FETCHED_MARK).touch()
+
+    def fetched_at(self) -> float | None:
+        """When the mirror last fetched from the remote (seconds since the epoch), if known."""
+        try:
+            return (self.mirror.path / FETCHED_MARK).stat().st_mtime
+        except OSError:
+            return None
+
+    def is_fresh(self) -> bool:
+        """Whether the mirrored index (yank status included) is recent enough to answer without a fetch.
+
+        Offline, what is mirrored is all there is. Online, a mirror older than ``$CCLM_SHELF_INDEX_MAX_AGE``
+        seconds is fetched again before a yank status is trusted.
+        """
+        import time
+
+        if self.offline or self._refreshed:
+            return True
+        fetched = self.fetched_at()
+        return fetched is not None and time.time() - fetched <= constants.index_max_age()
+
+    def ensure_fresh(self) -> None:
+        """Fetch when the mirror is older than the index's maximum age (never offline)."""
+        if not self.is_fresh():
+            self.refresh()
+
+    def as_of(self) -> str:
+        """When the mirrored index was read from the shelf, for "as of" notes offline."""
+        import time
+
+        fetched = self.fetched_at()
+        if fetched is None:
+            return "an unknown time"
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(fetched))
 
     @property
     def refreshed(self) -> bool:

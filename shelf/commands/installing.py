@@ -69,7 +69,10 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         "unchanged": [{"name": n, "version": v} for n, v in report.unchanged],
         "objects_fetched": report.objects_fetched,
         "bytes_fetched": report.bytes_fetched,
+        "warnings": report.warnings,
     }
+    for warning in report.warnings:
+        note(f"warning: {warning}")
     lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
     lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
     if report.objects_fetched:

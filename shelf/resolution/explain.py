@@ -120,8 +120,8 @@ class Explainer:
         if yanked:
             reason = f" ({yanked[0].entry.yank_reason})" if yanked[0].entry.yank_reason else ""
             return (
-                f"{name} {yanked[0].version} matches but is yanked{reason}; "
-                "yanked versions are only installed when cclm-shelf.lock pins them"
+                f"{name} {yanked[0].version} matches but is yanked{reason}; a yanked version is installed "
+                f"only when pinned exactly ({name}@{yanked[0].version}) or by cclm-shelf.lock"
             )
         pre = [c for c in matching if is_prerelease(c.version)]
         if pre:
