@@ -16,6 +16,12 @@ the embedder was made with to train on other data. A preprocessor built this way
 How texts become examples is ``cclm_core.examples``: each epoch draws a random window of every text
 longer than the input (``get_substr``), augments it with ``augmentor=`` when one is given, and a
 pretrainer made with ``seed=`` draws the same windows, augmentations and masks every time.
+
+One base, many components: train the first pretrainer with the embedder, ``embedder.freeze()``, then
+train the others on it; each trains only its own component (``Pretrainer.freeze()`` freezes the
+component itself, as in the original library). Changing what is frozen takes effect at the next ``fit``
+(the training model is rebuilt, with a fresh optimizer). A pretrainer remembers the embedder it was
+trained on and refuses to save once that embedder has changed (another pretrainer trained it).
 """
 
 from __future__ import annotations
@@ -30,19 +36,15 @@ import numpy as np
 import tensorflow as tf
 
 from cclm_core.augmentation import Augmentor
+from cclm_core.compat import short
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import DataError, IncompatibleComponentError
 from cclm_core.examples import Corpus, get_substr
 from cclm_core.fingerprint import embedder_fingerprint
-from cclm_core.layers import (
-    PositionEmbedding,
-    ResidualConvBlock,
-    SampledSoftmaxHead,
-    TokenSpanHead,
-    TransformerBlock,
-)
+from cclm_core.layers import SampledSoftmaxHead, TokenSpanHead
 from cclm_core.masking import MaskingConfig, mask_batch
+from cclm_core.networks import MaskedLanguageNetwork, ReconstructionNetwork
 from cclm_core.preprocessing import Preprocessor, extract_texts
 
 #: How many batches the example generator hands over at a time.
@@ -64,7 +66,9 @@ class _TrainingModel(keras.Model):
         self.built = True
 
     def call(self, ids: Any, training: bool = False) -> Any:
-        return self.component_model(self.embedder_model(ids, training=training), training=training)
+        # a frozen embedder runs in inference mode: training a component never changes it
+        hidden = self.embedder_model(ids, training=training and self.embedder_model.trainable)
+        return self.component_model(hidden, training=training)
 
     def train_step(self, data: Any) -> dict[str, Any]:
         inputs, targets, weights = data
@@ -114,6 +118,8 @@ class Pretrainer:
         self.model = self.build_component()
         self.head = self.build_head()
         self._trainer: _TrainingModel | None = None
+        self._trainer_trains: tuple[int, ...] = ()
+        self._trained_base: dict[str, Any] | None = None
 
     def default_masking(self) -> MaskingConfig:
         return MaskingConfig()
@@ -133,8 +139,16 @@ class Pretrainer:
 
     @property
     def component(self) -> Component:
-        """The component alone, with its task; its base is filled in when it is saved."""
-        return Component(self.model, task=self.task)
+        """The component alone, with its task and, once trained, the base it was trained on."""
+        return Component(self.model, task=self.task, base=self._trained_base)
+
+    def freeze(self) -> None:
+        """Stop training this pretrainer's component (its head still trains); takes effect at ``fit``."""
+        self.model.trainable = False
+
+    def unfreeze(self) -> None:
+        """Train this pretrainer's component again from the next ``fit``."""
+        self.model.trainable = True
 
     def _check_preprocessor(self, prep: Preprocessor) -> None:
         if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
@@ -188,12 +202,24 @@ class Pretrainer:
         )
         return masked.rebatch(batch_size)
 
+    def _trains(self) -> tuple[int, ...]:
+        """Which variables a training step updates now (freezing or unfreezing anything changes it)."""
+        parts = (self.embedder.model, self.model, self.head)
+        return tuple(id(v) for part in parts for v in part.trainable_variables)
+
     def training_model(self) -> keras.Model:
-        """The compiled model ``fit`` trains; built once so the optimizer state carries across fits."""
-        if self._trainer is None:
+        """The compiled model ``fit`` trains.
+
+        Kept across fits, so the optimizer state carries over, until what is frozen changes: the traced
+        train step and the optimizer only know the variables that were trainable when they were built, so
+        the model is then built and compiled again.
+        """
+        trains = self._trains()
+        if self._trainer is None or trains != self._trainer_trains:
             self._trainer = _TrainingModel(self)
             self._trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate), jit_compile=False)
             self._trainer.optimizer.build(self._trainer.trainable_variables)
+            self._trainer_trains = trains
         return self._trainer
 
     def fit(
@@ -210,7 +236,9 @@ class Pretrainer:
                 f"epochs and batch_size must be positive integers, got {epochs!r}, {batch_size!r}"
             )
         dataset = self.dataset(data, batch_size, text_column)
-        return self.training_model().fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)
+        history = self.training_model().fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)
+        self._trained_base = self.base()
+        return history
 
     def base(self) -> dict[str, Any]:
         """The base this component is trained on right now (embedder weights, vocabulary, sizes)."""
@@ -225,8 +253,22 @@ class Pretrainer:
         }
 
     def save(self, folder: str | Path) -> Path:
-        """Save the component (not the training head) with its current base into ``folder``."""
-        return self.component.save(folder, self.base())
+        """Save the component (not the training head) with the base it was trained on into ``folder``.
+
+        Refused when the embedder changed after this pretrainer last trained (another pretrainer trained
+        the shared embedder): the component would not fit the embedder it would claim as its base.
+        """
+        base = self.base()
+        trained = self._trained_base
+        if trained is not None and trained["embedder"] != base["embedder"]:
+            raise IncompatibleComponentError(
+                f"the embedder changed after this {self.task} pretrainer was trained on it "
+                f"(trained on {short(trained['embedder'])}, now {short(base['embedder'])}); "
+                "its component no longer fits that embedder",
+                hint="fit this pretrainer again, or freeze the embedder (embedder.freeze()) before "
+                "training the other pretrainers that share it",
+            )
+        return self.component.save(folder, base)
 
 
 class MaskedLanguagePretrainer(Pretrainer):
@@ -267,14 +309,15 @@ class MaskedLanguagePretrainer(Pretrainer):
         super().__init__(embedder, preprocessor, output_dim, **kwargs)
 
     def build_component(self) -> keras.Model:
-        inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
-        x = keras.layers.Dense(self.hidden_dim, name="mlm_input_projection")(inputs)
-        x = PositionEmbedding(self.embedder.max_len, name="mlm_positions")(x)
-        for i in range(self.n_layers):
-            key_dim = max(1, self.hidden_dim // self.num_heads)
-            x = TransformerBlock(self.num_heads, key_dim, 2 * self.hidden_dim, name=f"mlm_transformer_{i}")(x)
-        outputs = keras.layers.Dense(self.output_dim, name="mlm_output_projection")(x)
-        return keras.Model(inputs, outputs, name=self._component_name())
+        return MaskedLanguageNetwork(
+            self.embedder.max_len,
+            self.embedder.output_dim,
+            self.output_dim,
+            self.hidden_dim,
+            self.num_heads,
+            self.n_layers,
+            name=self._component_name(),
+        )
 
     def build_head(self) -> keras.layers.Layer | None:
         if self.targets == "tokens":
@@ -339,13 +382,14 @@ class CharacterReconstructionPretrainer(Pretrainer):
         return MaskingConfig(rate=0.15, span_len=1, random_rate=0.5, keep_rate=0.1)
 
     def build_component(self) -> keras.Model:
-        inputs = keras.Input((self.embedder.max_len, self.embedder.output_dim), name="embedded")
-        x = keras.layers.Dense(self.output_dim, activation="relu", name="reconstruction_input_projection")(
-            inputs
+        return ReconstructionNetwork(
+            self.embedder.max_len,
+            self.embedder.output_dim,
+            self.output_dim,
+            self.n_layers,
+            self.kernel_size,
+            name=self._component_name(),
         )
-        for i in range(self.n_layers):
-            x = ResidualConvBlock(self.output_dim, self.kernel_size, name=f"reconstruction_conv_block_{i}")(x)
-        return keras.Model(inputs, x, name=self._component_name())
 
     def build_head(self) -> keras.layers.Layer:
         head = keras.layers.Dense(self.embedder.n_chars, name="reconstruction_head")
