@@ -218,15 +218,18 @@ class ShelfSource:
 
     def signed_manifest(self, entry: IndexEntry):
         """``(manifest, bytes, signature or None)`` of an index entry, checked against the index's digest."""
-        path = layout.manifest_path(entry.name, entry.version)
         data, signature = self.published(entry.name, entry.version)
+        return self.check_manifest(entry, data), data, signature
+
+    def check_manifest(self, entry: IndexEntry, data: bytes) -> Manifest:
+        """Manifest bytes read for an index entry: checked against its digest, validated once per machine."""
+        path = layout.manifest_path(entry.name, entry.version)
         if manifest_digest(data) != entry.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {entry.name} {entry.version} on {self.url} does not match its index entry",
                 hint="the shelf was changed after publishing; ask its owner to rebuild the index",
             )
-        manifest = _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir)
-        return manifest, data, signature
+        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir)
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
