@@ -196,14 +196,18 @@ class ShelfSource:
 
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
+        data = self.mirror.read_file(self.head, layout.manifest_path(entry.name, entry.version))
+        return self.check_manifest(entry, data), data
+
+    def check_manifest(self, entry: IndexEntry, data: bytes) -> Manifest:
+        """Manifest bytes read for an index entry: checked against its digest, validated once per machine."""
         path = layout.manifest_path(entry.name, entry.version)
-        data = self.mirror.read_file(self.head, path)
         if manifest_digest(data) != entry.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {entry.name} {entry.version} on {self.url} does not match its index entry",
                 hint="the shelf was changed after publishing; ask its owner to rebuild the index",
             )
-        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir), data
+        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir)
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""

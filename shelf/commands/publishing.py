@@ -98,6 +98,9 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
 
 
 def _report_lines(report, url: str, shelf_option: str) -> list[str]:
+    if report.unchanged and report.uploaded:
+        restored = f"restored {report.uploaded} object(s) it had lost or damaged"
+        return [f"{report.name} {report.version} is already on {url} with identical content; {restored}"]
     if report.unchanged:
         return [f"{report.name} {report.version} is already on {url} with identical content; nothing to do"]
     added = []

@@ -94,14 +94,20 @@ def test_lambda_layer_in_config_is_refused(trained, tmp_path):
 
 def test_unknown_custom_object_is_refused(trained, tmp_path):
     folder = trained[1].save(tmp_path / "mlm")
-    text = (folder / "component.json").read_text()
-    text = text.replace('"cclm_core>TransformerBlock"', '"evil>Payload"', 1)
-    (folder / "component.json").write_text(text)
+    path = folder / "component.json"
+    config = json.loads(path.read_text())
+    assert config["architecture"]["class"] == "MaskedLanguageNetwork"
+    path.write_text(json.dumps(config | {"architecture": {"class": "evil>Payload", "config": {}}}))
+    with pytest.raises(UnsafeModelError, match="unknown architecture 'evil>Payload'"):
+        load_component(folder)
+    inputs = keras.Input((32, 32))
+    keras_config = keras.saving.serialize_keras_object(keras.Model(inputs, keras.layers.Dense(4)(inputs)))
+    keras_config["config"]["layers"][1]["registered_name"] = "evil>Payload"
+    path.write_text(json.dumps(config | {"architecture": {"class": "keras", "config": keras_config}}))
     with pytest.raises(UnsafeModelError, match="evil>Payload"):
         load_component(folder)
-    config = json.loads(text.replace('"evil>Payload"', "null"))
-    config["model"]["config"]["layers"][1]["module"] = "os"
-    (folder / "component.json").write_text(json.dumps(config))
+    keras_config["config"]["layers"][1] |= {"registered_name": None, "module": "os"}
+    path.write_text(json.dumps(config | {"architecture": {"class": "keras", "config": keras_config}}))
     with pytest.raises(UnsafeModelError, match="module 'os'"):
         load_component(folder)
 
