@@ -322,8 +322,9 @@ class Shelf:
     ) -> str:
         """Install one item of a component and return its folder ``cache_dir/identifier/item_type``.
 
-        ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
-        shelf-wide tag on a shelf of the original cclm layout. A different tag is a different install.
+        ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or any ref
+        (a shelf-wide tag, a branch, a commit) on a shelf of the original cclm layout. A different tag is a
+        different install; a branch that moved installs its new content.
         """
         source = self.index.source_of(identifier)
         entry = self._find_version(source, identifier, tag)
@@ -355,22 +356,18 @@ class Shelf:
     ) -> str:
         from shelf.legacy import install_legacy_item
 
-        if tag is None or tag not in source.mirror.tags():
-            raise NotFoundError(
-                f"{identifier} {tag or ''} is not on {source.url}".replace("  ", " "),
-                hint=f"cclm-shelf show {identifier}",
-            )
+        commit = self._legacy_commit(source, identifier, tag)
         path = layout.legacy_archive_path(item_type, identifier)
-        if not source.mirror.exists(tag, path):
-            raise NotFoundError(f"{path} is not in {source.url} at tag {tag}")
-        pointer = parse_pointer(source.mirror.read_file(tag, path))
+        if not source.mirror.exists(commit, path):
+            raise NotFoundError(f"{path} is not in {source.url} at {tag}")
+        pointer = parse_pointer(source.mirror.read_file(commit, path))
         if self.offline and not self.store.has(pointer.oid, pointer.size):
             raise OfflineError(
-                f"offline, and the store lacks {path} of {source.url} at tag {tag}",
+                f"offline, and the store lacks {path} of {source.url} at {tag}",
                 hint="run the same call once with the network to fill the store",
             )
         labels = {pointer.oid: f"{identifier}/{item_type}.tar.gz"}
-        transport = source.transport(ref=tag, jobs=self.jobs, progress=Labelled(self.progress, labels))
+        transport = source.transport(ref=commit, jobs=self.jobs, progress=Labelled(self.progress, labels))
         return str(
             install_legacy_item(
                 InstallTarget(cache_dir),
@@ -383,6 +380,28 @@ class Shelf:
                 source=public_source(source.url),
             )
         )
+
+    @staticmethod
+    def _legacy_commit(source: ShelfSource, identifier: str, ref: str | None) -> str:
+        """The commit a ref names on a shelf of the original layout: a tag, a branch or a commit.
+
+        The original shelf keeps some items on branches (``en_wiki_clm_1``), so any ref is accepted; the
+        mirror is refreshed first for a name that is not a tag, since a branch may have moved.
+        """
+        if not ref:
+            raise NotFoundError(
+                f"{identifier} is on {source.url} in the original cclm layout, which needs tag=",
+                hint="pass tag= a tag, branch or commit of that shelf",
+            )
+        if ref.removeprefix("refs/tags/") not in source.mirror.tags():
+            source.refresh()
+        try:
+            return source.mirror.head(ref)
+        except NotFoundError:
+            raise NotFoundError(
+                f"{identifier} {ref} is not on {source.url}: no tag, branch or commit {ref!r}",
+                hint=f"cclm-shelf show {identifier}",
+            ) from None
 
 
 def _warm_up_in_background() -> None:

@@ -318,6 +318,9 @@ def test_nobody_reads_beside_the_shelf(served: Served, tmp_path: Path) -> None:
         "/secrets.git/info/refs?service=git-upload-pack",
         "/team.git/%2e%2e/secrets.git/info/refs?service=git-upload-pack",
         "/team.git/info/lfs/../../secrets.git/config",
+        "/../secrets.git/config",
+        "/../../../../etc/passwd",
+        "/%2e%2e/secrets.git/config",
         "/etc/passwd",
         "/components/../../secrets.git/config",
     ]
@@ -333,7 +336,7 @@ def test_nobody_reads_beside_the_shelf(served: Served, tmp_path: Path) -> None:
         )
     record(
         "served",
-        "refused: raw HTTP paths beside git's protocol (config, dumb HTTP, ../, /etc/passwd)",
+        "refused: raw HTTP paths beside git's protocol and the pages (config, dumb HTTP, ../, /etc/passwd)",
         len(paths),
         ok,
         RERUN,
