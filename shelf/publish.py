@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from shelf import constants
+from shelf.basefind import with_base_requirement
 from shelf.errors import OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
@@ -56,6 +57,7 @@ class PublishReport:
     skipped: int = 0
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
+    requires_added: str | None = None  # the base requirement publish found and added
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -332,12 +334,13 @@ def prepare(
 ) -> Prepared:
     """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf.
 
-    With ``sign_key`` (a PEM private key) the manifest and every file's digest are signed too.
+    ``sign_key`` is only checked here (a bad key is refused before anything is hashed): the manifest is
+    signed by ``signed`` once it is final.
     """
     if sign_key is not None:
         from shelf.signing import signer_fingerprint
 
-        signer_fingerprint(sign_key)  # a bad key is refused before anything is hashed
+        signer_fingerprint(sign_key)
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
@@ -349,17 +352,19 @@ def prepare(
     manifest = build_manifest(info, described, files)
     data = dump_manifest(manifest)
     entry = entry_from_manifest(manifest, manifest_digest(data))
-    return Prepared(manifest, data, entry, tuple(files), _signature(manifest, data, sign_key, progress))
+    return Prepared(manifest, data, entry, tuple(files))
 
 
-def _signature(manifest: Manifest, data: bytes, sign_key: Path | None, progress) -> Signature | None:
+def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) -> Prepared:
+    """``prepared`` with a signature over its final manifest and every file's digest (when given a key)."""
     if sign_key is None:
-        return None
+        return prepared
     from shelf.signing import sign, signed_digests
 
+    manifest = prepared.manifest
     progress(f"signing {manifest.name} {manifest.version} with {sign_key}")
-    digests = signed_digests(data, [(item, f.path, f.sha256) for item, f in manifest.files()])
-    return sign(manifest.name, digests, Path(sign_key))
+    digests = signed_digests(prepared.data, [(item, f.path, f.sha256) for item, f in manifest.files()])
+    return replace(prepared, signature=sign(manifest.name, digests, Path(sign_key)))
 
 
 def publish(
@@ -373,7 +378,11 @@ def publish(
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress, sign_key)
+    source.refresh()
+    prepared, report_base = with_base_requirement(prepared, source)
+    prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
+    report.requires_added = report_base
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         if _publish_once(prepared, source, store, report, progress):
             return report

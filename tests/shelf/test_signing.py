@@ -426,3 +426,15 @@ def test_a_bundle_carries_the_signatures_and_the_policy_applies_to_it(
     )
     assert accepted.code == 0, accepted.err
     assert (target / "mlm" / "component" / "component.weights.h5").is_file()
+
+
+def test_the_signature_covers_the_base_requirement_publish_adds(shelf_path, saved_models, keys, tmp_path):
+    from shelf.api import Shelf
+    from shelf.trust import load_policy
+
+    _publish(shelf_path, saved_models / BASE, "base", "0.1.0", sign_key=keys["team"][0])
+    report = _publish(shelf_path, saved_models / MLM, "mlm", "0.1.0", sign_key=keys["team"][0])
+    assert report.requires_added == "base==0.1.0"
+    trusted = Shelf(str(shelf_path), cache_dir=tmp_path / "cache", trust=load_policy([keys["team"][1]]))
+    installed = trusted.install("mlm@0.1.0", target=tmp_path / "target")
+    assert sorted(installed.installed) == [("base", "0.1.0"), ("mlm", "0.1.0")]
