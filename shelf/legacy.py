@@ -12,9 +12,14 @@ from __future__ import annotations
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from shelf.errors import UnsafeContentError
+from shelf.errors import NotFoundError, OfflineError, UnsafeContentError
 from shelf.fsutil import copy_hashing, new_staging, swap_dir
+
+if TYPE_CHECKING:
+    from shelf.api import Shelf
+    from shelf.source import ShelfSource
 
 MAX_MEMBERS = 10_000
 # A legacy item is one preprocessor or model; far more than this unpacked is a decompression bomb.
@@ -176,3 +181,59 @@ def _unchanged(folder: Path, entry: dict) -> bool:
         return all(_stats(folder, [rel])[rel] == stat for rel, stat in entry.get("files", {}).items())
     except OSError:
         return False
+
+
+def fetch_legacy(
+    shelf: Shelf, source: ShelfSource, identifier: str, item_type: str, tag: str | None, target: Path
+) -> Path:
+    """``Shelf.fetch`` on a shelf of the original layout: the tarball at ``tag``, verified, extracted."""
+    from registry_index import layout
+    from registry_index.pointer import parse_pointer
+    from shelf.install import InstallTarget
+    from shelf.lockfile import public_source
+    from shelf.progress import Labelled
+
+    commit = _legacy_commit(source, identifier, tag)
+    path = layout.legacy_archive_path(item_type, identifier)
+    if not source.mirror.exists(commit, path):
+        raise NotFoundError(f"{path} is not in {source.url} at {tag}")
+    pointer = parse_pointer(source.mirror.read_file(commit, path))
+    if shelf.offline and not shelf.store.has(pointer.oid, pointer.size):
+        raise OfflineError(
+            f"offline, and the store lacks {path} of {source.url} at {tag}",
+            hint="run the same call once with the network to fill the store",
+        )
+    labels = {pointer.oid: f"{identifier}/{item_type}.tar.gz"}
+    transport = source.transport(ref=commit, jobs=shelf.jobs, progress=Labelled(shelf.progress, labels))
+    return install_legacy_item(
+        InstallTarget(target),
+        shelf.store,
+        transport,
+        identifier,
+        item_type,
+        tag or commit,
+        pointer,
+        source=public_source(source.url),
+    )
+
+
+def _legacy_commit(source: ShelfSource, identifier: str, ref: str | None) -> str:
+    """The commit a ref names on a shelf of the original layout: a tag, a branch or a commit.
+
+    The original shelf keeps some items on branches (``en_wiki_clm_1``), so any ref is accepted; the
+    mirror is refreshed first for a name that is not a tag, since a branch may have moved.
+    """
+    if not ref:
+        raise NotFoundError(
+            f"{identifier} is on {source.url} in the original cclm layout, which needs tag=",
+            hint="pass tag= a tag, branch or commit of that shelf",
+        )
+    if ref.removeprefix("refs/tags/") not in source.mirror.tags():
+        source.refresh()
+    try:
+        return source.mirror.head(ref)
+    except NotFoundError:
+        raise NotFoundError(
+            f"{identifier} {ref} is not on {source.url}: no tag, branch or commit {ref!r}",
+            hint=f"cclm-shelf show {identifier}",
+        ) from None
