@@ -2,6 +2,7 @@
 
     ShelfError                      root: carries a message and an optional hint
     ├── ConfigError                 project file, options or environment are wrong
+    ├── InvalidValueError           a name, version or requirement as given cannot be read
     ├── NotFoundError               a component, version, file or shelf does not exist
     ├── OfflineError                the network is needed but offline mode is on
     ├── TransportError              talking to a git remote or an LFS server failed
@@ -20,10 +21,10 @@
 Errors carry data and format themselves; only the CLI turns them into messages and exit codes.
 
 Errors of ``registry_index`` and ``cclm_core`` are translated into this tree where they cross into it
-(``translated()``, after httpx's ``map_exceptions``): a bad requirement or version is a ConfigError, bytes
-that are not a pointer, index or manifest an IntegrityError, an index that cannot be fetched a
-TransportError, an unsafe model an UnsafeContentError, components that do not fit their embedder a
-ResolutionError. The original error is kept as ``__cause__``.
+(``translated()``, after httpx's ``map_exceptions``): a bad name, requirement or version is an
+InvalidValueError, bytes that are not a pointer, index or manifest an IntegrityError, an index that cannot
+be fetched a TransportError, an unsafe model an UnsafeContentError, components that do not fit their
+embedder a ResolutionError. The original error is kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class ShelfError(HintedError):
 
 class ConfigError(ShelfError):
     exit_code = 2
+
+
+class InvalidValueError(ShelfError):
+    pass
 
 
 class NotFoundError(ShelfError):
@@ -115,9 +120,9 @@ class StoreError(ShelfError):
 # By module, then class name: neither package is imported here.
 _FOREIGN: dict[str, dict[str, type[ShelfError]]] = {
     "registry_index.errors": {
-        "RequirementError": ConfigError,
-        "VersionError": ConfigError,
-        "LayoutError": ConfigError,
+        "RequirementError": InvalidValueError,
+        "VersionError": InvalidValueError,
+        "LayoutError": InvalidValueError,
         "PointerError": IntegrityError,
         "IndexFormatError": IntegrityError,
         "ManifestError": IntegrityError,
