@@ -22,6 +22,7 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from shelf import constants
+from shelf.basefind import with_base_requirement
 from shelf.errors import OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
@@ -51,6 +52,7 @@ class PublishReport:
     skipped: int = 0
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
+    requires_added: str | None = None  # the base requirement publish found and added
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -344,7 +346,10 @@ def publish(
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress)
+    source.refresh()
+    prepared, report_base = with_base_requirement(prepared, source)
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
+    report.requires_added = report_base
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         if _publish_once(prepared, source, store, report, progress):
             return report

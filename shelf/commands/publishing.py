@@ -56,7 +56,11 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
 @click.option("--summary", help="One line saying what the component is.")
 @click.option("--license", "license_", help="Licence of the weights, e.g. MIT.")
 @click.option(
-    "--requires", "requires", multiple=True, help="A requirement, e.g. 'base_model==0.1.0' (repeatable)."
+    "--requires",
+    "requires",
+    multiple=True,
+    help="A requirement, e.g. 'base_model==0.1.0' (repeatable). Default for a component: the "
+    "published embedder it was trained on.",
 )
 @json_option
 @click.pass_context
@@ -67,6 +71,8 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
     FOLDER is one saved item (preprocessor, embedder, component) or a folder of such items. Every file is
     hashed, the manifest is validated, blobs are uploaded, and one commit with the tag NAME/vVERSION is
     pushed. A published version never changes: publishing it again with other content is refused.
+    A component published without --requires requires the published embedder whose fingerprint is its
+    base (the newest such version); when the shelf has none, the publish is refused.
 
     \b
     Example:
@@ -86,6 +92,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
         "shelf": shelf.url,
         "uploaded": report.uploaded,
         "skipped": report.skipped,
+        "requires_added": report.requires_added,
     }
     emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
 
@@ -96,9 +103,13 @@ def _report_lines(report, url: str, shelf_option: str) -> list[str]:
         return [f"{report.name} {report.version} is already on {url} with identical content; {restored}"]
     if report.unchanged:
         return [f"{report.name} {report.version} is already on {url} with identical content; nothing to do"]
+    added = []
+    if report.requires_added:
+        added = [f"  requires {report.requires_added} (added: the embedder it was trained on)"]
     return [
         f"published {report.name} {report.version} to {url}",
         f"  manifest {report.manifest_digest}",
+        *added,
         f"  install it: cclm-shelf {shelf_option}install {report.name}@v{report.version}",
     ]
 

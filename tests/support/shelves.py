@@ -51,7 +51,8 @@ class SavedStack:
     """Folders saved by the core, ready to publish.
 
     ``base`` holds ``preprocessor/`` and ``embedder/``; ``mlm`` and ``chars`` are components built on that
-    embedder; ``foreign`` is a component of the same shape built on ANOTHER embedder.
+    embedder; ``foreign`` is a component of the same shape built on ANOTHER embedder, saved (with the
+    same preprocessor) in ``foreign_base``.
     """
 
     root: Path
@@ -59,6 +60,7 @@ class SavedStack:
     mlm: Path
     chars: Path
     foreign: Path
+    foreign_base: Path
 
 
 @contextmanager
@@ -91,6 +93,8 @@ def _build_stack(root: Path) -> None:
     mlm.save(root / "mlm")
     chars.save(root / "chars")
     foreign.save(root / "foreign")
+    prep.save(root / "foreign_base" / "preprocessor")
+    other.save(root / "foreign_base" / "embedder")
 
 
 def saved_stack(tmp_path_factory: pytest.TempPathFactory) -> SavedStack:
@@ -100,7 +104,9 @@ def saved_stack(tmp_path_factory: pytest.TempPathFactory) -> SavedStack:
         shutil.rmtree(root, ignore_errors=True)
         _build_stack(root)
         (root / ".done").write_text("ok")
-    return SavedStack(root, root / "base", root / "mlm", root / "chars", root / "foreign")
+    return SavedStack(
+        root, root / "base", root / "mlm", root / "chars", root / "foreign", root / "foreign_base"
+    )
 
 
 def publish_folder(
