@@ -211,7 +211,7 @@ def _check_end(raw: BinaryIO, end: int, path: Path) -> None:
 
 
 def _damaged(path: Path, what: str) -> BundleError:
-    return BundleError(f"refusing the bundle {path}: {what}; nothing was installed", hint=_HINT)
+    return BundleError(f"refusing the bundle {path}: {what}; nothing was installed or stored", hint=_HINT)
 
 
 def _read_toc(tar: tarfile.TarFile, info: tarfile.TarInfo | None, path: Path) -> list[Member]:

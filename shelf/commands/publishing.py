@@ -62,9 +62,14 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
     help="A requirement, e.g. 'base_model==0.1.0' (repeatable). Default for a component: the "
     "published embedder it was trained on.",
 )
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key (PEM, elliptic curve) to sign the manifest and every file's digest with.",
+)
 @json_option
 @click.pass_context
-def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json):
+def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, as_json):
     """Publish a folder saved by the core as NAME VERSION.
 
     \b
@@ -77,12 +82,13 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
     \b
     Example:
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
+      cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
     shelf = open_shelf(ctx, project())
-    report = publish(folder, info, shelf.source(), shelf.store, progress=note)
+    report = publish(folder, info, shelf.source(), shelf.store, progress=note, sign_key=sign_key)
     data = {
         "name": report.name,
         "version": report.version,

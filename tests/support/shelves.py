@@ -283,22 +283,23 @@ def pointer_oid(bare: Path, ref: str, path: str) -> str:
     return next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("oid sha256:"))
 
 
-def add_signature_files(shelf: Path, name: str, version: str, hint: str, cache_dir: Path) -> dict[str, bytes]:
-    """Commit a signature and a public key beside a published manifest, where signed publishes put them.
-
-    The signature is shaped like a model-signing (Sigstore) bundle naming its key by ``hint``; it is not
-    checked here: this stands in for what pages and bundles must carry, not for signing itself.
-    """
+def add_signature_files(shelf: Path, name: str, version: str, cache_dir: Path) -> dict[str, bytes]:
+    """Sign a published version with a new key and commit the signature and public key beside its
+    manifest, where signed publishes put them (as someone who holds a key and signs later would)."""
+    from registry_index.manifest import Manifest
+    from shelf.signing import keygen, sign, signed_digests
     from shelf.source import ShelfSource
 
-    folder = f"components/{name}/{version}"
-    bundle = {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}
-    bundle["verificationMaterial"] = {"publicKey": {"hint": hint}}
-    files = {
-        f"{folder}/cclm-manifest.sig": json.dumps(bundle, sort_keys=True).encode(),
-        f"{folder}/cclm-manifest.pub": b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
-    }
     source = ShelfSource(str(shelf), cache_dir=cache_dir)
     source.refresh()
+    raw, _unsigned = source.published(name, version)
+    manifest = Manifest.from_validated_bytes(raw)
+    private, _public, _fingerprint = keygen(Path(cache_dir) / f"{name}-{version}.pem")
+    signature = sign(name, signed_digests(raw, [(i, f.path, f.sha256) for i, f in manifest.files()]), private)
+    folder = f"components/{name}/{version}"
+    files = {
+        f"{folder}/cclm-manifest.sig": signature.bundle,
+        f"{folder}/cclm-manifest.pub": signature.public_key,
+    }
     source.mirror.commit_and_push(files, f"sign {name} {version}", parent=source.head, branch=source.branch)
     return files
