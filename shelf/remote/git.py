@@ -78,8 +78,26 @@ def git_dir_args(git_dir: Path) -> list[str]:
 _AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
 
 
+# git's words for a server that is not there, and ours.
+_UNREACHABLE = {
+    "Connection refused": "connection refused",
+    "Couldn't connect to server": "connection refused",
+    "unable to connect": "connection refused",
+    "Could not resolve host": "unknown host",
+    "Name or service not known": "unknown host",
+    "timed out": "timed out",
+    "No route to host": "no route to host",
+    "Network is unreachable": "network unreachable",
+}
+UNREACHABLE_HINT = "check the address and that the shelf's server is running"
+
+
 def transport_error(action: str, url: str, stderr: str) -> TransportError:
-    """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
+    """An AuthError where the remote wants credentials, one line for a server that does not answer, and a
+    GitError naming git's complaint otherwise."""
+    why = next((ours for marker, ours in _UNREACHABLE.items() if marker in stderr), None)
+    if why is not None:
+        return GitError(f"the shelf {redact(url)} did not answer ({why})", hint=UNREACHABLE_HINT)
     detail = redact(stderr.strip())
     if any(marker in stderr for marker in _AUTH_FAILURES):
         return AuthError(

@@ -33,7 +33,7 @@ from shelf import constants
 from shelf.errors import GitError, NotFoundError, OfflineError, TransportError
 from shelf.fsutil import atomic_write
 from shelf.redaction import redact
-from shelf.remote.git import DEFAULT_BRANCH, git_dir_args, run_git, transport_error
+from shelf.remote.git import DEFAULT_BRANCH, UNREACHABLE_HINT, git_dir_args, run_git, transport_error
 from shelf.remote.url import ShelfURL, is_local_url, normalise_url
 
 MIRRORS_DIR = "mirrors"
@@ -133,9 +133,11 @@ class ShelfMirror:
                 try:
                     self._fetch()
                     self.refreshed = True
-                except TransportError:
+                except TransportError as e:
                     if created:  # leave no empty mirror behind for a URL that does not work
                         shutil.rmtree(self.path, ignore_errors=True)
+                    elif e.hint == UNREACHABLE_HINT:
+                        e.hint += "; or add --offline to work from what this machine has mirrored"
                     raise
         except Timeout as e:
             raise self._lock_timeout() from e
