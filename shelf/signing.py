@@ -73,12 +73,7 @@ def _public_key(pem: bytes, where: str):
         raise ConfigError(
             f"{where} is not a PEM public key", hint="pass the .pub file that `cclm-shelf keygen` wrote"
         ) from e
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES:
-        raise ConfigError(
-            f"{where} is not an elliptic-curve key on P-256, P-384 or P-521",
-            hint="make one with `cclm-shelf keygen PATH` or `openssl ecparam -name prime256v1 -genkey`",
-        )
-    return key
+    return _on_our_curves(key, ec.EllipticCurvePublicKey, where)
 
 
 _CURVES = {"secp256r1": "SHA256", "secp384r1": "SHA384", "secp521r1": "SHA512"}
@@ -133,12 +128,7 @@ def _private_key(path: Path):
         raise ConfigError(
             f"{path} is not a PEM private key", hint="make one with `cclm-shelf keygen PATH`"
         ) from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
-        raise ConfigError(
-            f"{path} is not an elliptic-curve key on P-256, P-384 or P-521",
-            hint="make one with `cclm-shelf keygen PATH` or `openssl ecparam -name prime256v1 -genkey`",
-        )
-    return key
+    return _on_our_curves(key, ec.EllipticCurvePrivateKey, path)
 
 
 def keygen(path: Path) -> tuple[Path, Path, str]:
@@ -301,3 +291,14 @@ def _difference(signed: Mapping[str, str], expected: Mapping[str, str]) -> str:
         if names
     ]
     return "; ".join(parts)
+
+
+def _on_our_curves(key: Any, kind: type, where: object) -> Any:
+    """``key`` when it is an elliptic-curve ``kind`` on a curve model signing accepts; else ConfigError."""
+    curve = getattr(key, "curve", None) if isinstance(key, kind) else None
+    if curve is None or curve.name not in _CURVES:
+        raise ConfigError(
+            f"{where} is not an elliptic-curve key on P-256, P-384 or P-521",
+            hint="make one with `cclm-shelf keygen PATH` or `openssl ecparam -name prime256v1 -genkey`",
+        )
+    return key
