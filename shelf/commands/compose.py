@@ -50,6 +50,9 @@ def compose_cmd(names, target, save_to, as_json):
     lines += [f"component {c['name']:<40} out {c['provides']['output_dim']}" for c in checked["components"]]
     lines.append(f"composed output shape for one input: {tuple(shape)}; every base matches")
     if save_to is not None:
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
         note("building the composed model")
         composed = compose_installed(names or None, target=dest)
         composed.save(save_to)
