@@ -19,7 +19,7 @@ from cclm_core.compat import check_compatible, short
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import IncompatibleComponentError
-from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
+from cclm_core.fingerprint import embedder_fingerprint
 from cclm_core.formats import (
     COMPOSED_COMPONENTS_DIR,
     COMPOSED_CONFIG,
@@ -112,7 +112,7 @@ class ComposedModel:
         return ComposedNetwork(self.embedder.model, [c.model for c in self.components])
 
     def _base(self, embedder_fp: str) -> dict[str, Any]:
-        vocab = vocab_fingerprint_of(self.preprocessor.char_dict) if self.preprocessor else None
+        vocab = self.preprocessor.fingerprint if self.preprocessor else None
         return {
             "embedder": embedder_fp,
             "vocab": vocab,

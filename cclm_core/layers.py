@@ -194,3 +194,47 @@ class SampledSoftmaxHead(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n_classes": self.n_classes, "num_sampled": self.num_sampled}
+
+
+@_register
+class TokenSpanHead(keras.layers.Layer):
+    """Output weights for predicting the word piece under a masked span, trained with sampled softmax.
+
+    Used only while pretraining, for the original cclm's token objective: the component's states over
+    the masked characters are max-pooled into one vector per example and scored against the true token
+    of the preprocessor's tokenizer and ``num_sampled`` sampled ones. Examples without a span are skipped.
+    """
+
+    def __init__(self, n_tokens: int, num_sampled: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_tokens = n_tokens
+        self.num_sampled = max(1, min(num_sampled, n_tokens - 1))
+
+    def build(self, input_shape: tuple) -> None:
+        dim = input_shape[-1]
+        self.kernel = self.add_weight(name="kernel", shape=(self.n_tokens, dim), initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.n_tokens,), initializer="zeros")
+        super().build(input_shape)
+
+    @staticmethod
+    def pool(hidden: Any, spans: Any) -> Any:
+        """``(B, D)``: the maximum of ``hidden`` over each example's span positions."""
+        inside = tf.cast(spans, tf.bool)[..., tf.newaxis]
+        return tf.reduce_max(tf.where(inside, hidden, tf.cast(-1e9, hidden.dtype)), axis=1)
+
+    def call(self, hidden: Any, spans: Any) -> Any:
+        """Full token logits ``(B, n_tokens)`` of each example's span, for evaluation."""
+        return tf.matmul(self.pool(hidden, spans), self.kernel, transpose_b=True) + self.bias
+
+    def span_loss(self, hidden: Any, token_ids: Any, spans: Any) -> Any:
+        """Mean sampled-softmax loss over the examples that have a masked span."""
+        has_span = tf.reduce_any(spans > 0, axis=1)
+        pooled = tf.boolean_mask(self.pool(hidden, spans), has_span)
+        labels = tf.cast(tf.boolean_mask(token_ids, has_span), tf.int64)[:, tf.newaxis]
+        losses = tf.nn.sampled_softmax_loss(
+            self.kernel, self.bias, labels, pooled, self.num_sampled, self.n_tokens
+        )
+        return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_tokens": self.n_tokens, "num_sampled": self.num_sampled}

@@ -1,16 +1,21 @@
 """Pretrainers: train a component (and the shared embedder) on a self-supervised task.
 
 A ``Pretrainer`` builds its component ``model`` (``(B, L, D_emb)`` -> ``(B, L, output_dim)``) and a
-training-only head. ``fit`` runs a ``tf.data`` pipeline: the texts are turned into ids once, then each
-batch is corrupted with vectorised tensor ops (``masking.mask_batch``), never a Python generator per
-example. The embedder is trained too: its layers are the same objects the pretrainer calls.
+training-only head. ``fit`` runs a ``tf.data`` pipeline: the texts are turned into ids once, a
+generator cuts a batch of random windows at a time out of them (one numpy gather), and each batch is
+corrupted with vectorised tensor ops (``masking.mask_batch``), never a Python step per example (unless
+an augmentor, a Python function per text, is given). The embedder is trained too: its layers are the
+same objects the pretrainer calls.
 
 Without a ``preprocessor``, ``fit`` builds one from the data it is given, exactly as
 ``Preprocessor(max_example_len=embedder.max_len).fit(data)`` would (same data, same vocabulary), and
 refuses to train if that vocabulary's ``n_chars`` differs from the embedder's; pass the preprocessor
 the embedder was made with to train on other data. A preprocessor built this way is kept (as
 ``.preprocessor``) and reused by later calls to ``fit``, so ids stay the same across calls.
-Texts longer than ``embedder.max_len`` are truncated.
+
+How texts become examples is ``cclm_core.examples``: each epoch draws a random window of every text
+longer than the input (``get_substr``), augments it with ``augmentor=`` when one is given, and a
+pretrainer made with ``seed=`` draws the same windows, augmentations and masks every time.
 
 One base, many components: train the first pretrainer with the embedder, ``embedder.freeze()``, then
 train the others on it; each trains only its own component (``Pretrainer.freeze()`` freezes the
@@ -27,17 +32,23 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from cclm_core.augmentation import Augmentor
 from cclm_core.compat import short
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import DataError, IncompatibleComponentError
-from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
-from cclm_core.layers import SampledSoftmaxHead
+from cclm_core.examples import Corpus, get_substr
+from cclm_core.fingerprint import embedder_fingerprint
+from cclm_core.layers import SampledSoftmaxHead, TokenSpanHead
 from cclm_core.masking import MaskingConfig, mask_batch
 from cclm_core.networks import MaskedLanguageNetwork, ReconstructionNetwork
 from cclm_core.preprocessing import Preprocessor, extract_texts
+
+#: How many batches the example generator hands over at a time.
+CHUNK = 16
 
 __all__ = ["CharacterReconstructionPretrainer", "MaskedLanguagePretrainer", "Pretrainer", "load_component"]
 
@@ -85,9 +96,18 @@ class Pretrainer:
         output_dim: int = 64,
         masking: MaskingConfig | None = None,
         learning_rate: float = 1e-3,
+        augmentor: Augmentor | None = None,
+        seed: int | None = None,
     ) -> None:
         if not isinstance(embedder, Embedder):
             raise DataError(f"embedder must be an Embedder, got {type(embedder).__name__}")
+        if augmentor is not None and not callable(getattr(augmentor, "transform", None)):
+            raise DataError(
+                f"augmentor must have a transform(text) method, got {type(augmentor).__name__}",
+                hint="pass a cclm_core.augmentation.Augmentor",
+            )
+        self.augmentor = augmentor
+        self.rng = np.random.default_rng(seed)
         self.embedder = embedder
         self.preprocessor = preprocessor
         if preprocessor is not None:
@@ -146,20 +166,41 @@ class Pretrainer:
             self.preprocessor = prep
         return self.preprocessor
 
+    def get_substr(self, text: str) -> str:
+        """A random window of ``text`` as long as the embedder's input (all of it when not longer)."""
+        return get_substr(text, self.embedder.max_len, self.rng)
+
     def dataset(self, data: Any, batch_size: int = 32, text_column: str | None = None) -> tf.data.Dataset:
-        """Batches of ``(inputs, targets, weights)`` from ``data``, corrupted with vectorised ops."""
+        """Batches of ``(inputs, targets, weights)`` from ``data``: random windows, corrupted per batch."""
         texts = extract_texts(data, text_column)
         if not any(texts):
             raise DataError("cannot pretrain on empty data", hint="pass at least one non-empty string")
-        ids = self._preprocessor_for(texts).strings_to_array(texts, self.embedder.max_len)
-        n_chars, masking = self.embedder.n_chars, self.masking
-        return (
-            tf.data.Dataset.from_tensor_slices(ids)
-            .shuffle(len(ids), reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .map(lambda batch: mask_batch(batch, n_chars, masking), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE)
+        corpus = Corpus(texts, self._preprocessor_for(texts), self.embedder.max_len, self.augmentor)
+        # a known length, so that Keras counts the steps of an epoch instead of running into its end
+        steps = tf.data.experimental.assert_cardinality(-(-len(corpus) // batch_size))
+        return self.batches(corpus, batch_size).apply(steps).prefetch(tf.data.AUTOTUNE)
+
+    def batches(self, corpus: Corpus, batch_size: int) -> tf.data.Dataset:
+        """Character batches of ``corpus``, masked with vectorised ops (``masking.mask_batch``).
+
+        The generator hands over ``CHUNK`` batches at a time (one Python step per chunk, not per batch);
+        a chunk is masked at once and split into batches by ``rebatch``.
+        """
+        n_chars, masking, rng = self.embedder.n_chars, self.masking, self.rng
+
+        def generate() -> Any:
+            for rows in corpus.order(rng, batch_size * CHUNK):
+                inputs, clean = corpus.character_batch(rows, rng)
+                yield inputs, clean, rng.integers(0, 2**31 - 1, size=2)
+
+        ids = tf.TensorSpec((None, corpus.length), tf.int32)
+        signature = (ids, ids, tf.TensorSpec((2,), tf.int64))
+        chunks = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        masked = chunks.map(
+            lambda inputs, clean, seed: mask_batch(inputs, n_chars, masking, clean, seed),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
+        return masked.rebatch(batch_size)
 
     def _trains(self) -> tuple[int, ...]:
         """Which variables a training step updates now (freezing or unfreezing anything changes it)."""
@@ -203,7 +244,7 @@ class Pretrainer:
         """The base this component is trained on right now (embedder weights, vocabulary, sizes)."""
         with tempfile.TemporaryDirectory(prefix="cclm-base-") as tmp:
             fingerprint = embedder_fingerprint(self.embedder.save(tmp))
-        vocab = vocab_fingerprint_of(self.preprocessor.char_dict) if self.preprocessor else None
+        vocab = self.preprocessor.fingerprint if self.preprocessor else None
         return {
             "embedder": fingerprint,
             "vocab": vocab,
@@ -231,9 +272,17 @@ class Pretrainer:
 
 
 class MaskedLanguagePretrainer(Pretrainer):
-    """Masked character spans, predicted by a small transformer trained with sampled softmax."""
+    """Masked spans predicted by a small transformer, trained with sampled softmax.
+
+    ``targets="characters"`` (the default) masks character spans and predicts each character.
+    ``targets="tokens"`` is the original cclm's objective: one word piece of the preprocessor's tokenizer
+    per window (at least ``min_mask_len`` characters long where possible) is masked and the token is
+    predicted from the component's states over its span (``layers.TokenSpanHead``). It needs a
+    preprocessor with a tokenizer, given or built by ``fit``.
+    """
 
     task = "mlm"
+    TARGETS = ("characters", "tokens")
 
     def __init__(
         self,
@@ -244,14 +293,19 @@ class MaskedLanguagePretrainer(Pretrainer):
         num_heads: int = 2,
         n_layers: int = 1,
         num_sampled: int = 16,
+        targets: str = "characters",
+        min_mask_len: int = 3,
         **kwargs: Any,
     ) -> None:
+        if targets not in self.TARGETS:
+            raise DataError(f"targets must be one of {self.TARGETS}, got {targets!r}")
         self.hidden_dim, self.num_heads, self.n_layers, self.num_sampled = (
             hidden_dim,
             num_heads,
             n_layers,
             num_sampled,
         )
+        self.targets, self.min_mask_len = targets, min_mask_len
         super().__init__(embedder, preprocessor, output_dim, **kwargs)
 
     def build_component(self) -> keras.Model:
@@ -265,12 +319,45 @@ class MaskedLanguagePretrainer(Pretrainer):
             name=self._component_name(),
         )
 
-    def build_head(self) -> keras.layers.Layer:
-        head = SampledSoftmaxHead(self.embedder.n_chars, self.num_sampled, name="mlm_head")
+    def build_head(self) -> keras.layers.Layer | None:
+        if self.targets == "tokens":
+            tokenizer = self.preprocessor.tokenizer if self.preprocessor else None
+            if tokenizer is None:
+                return None  # built once fit knows the preprocessor (see batches)
+            head: keras.layers.Layer = TokenSpanHead(
+                tokenizer.get_vocab_size(), self.num_sampled, name="mlm_head"
+            )
+        else:
+            head = SampledSoftmaxHead(self.embedder.n_chars, self.num_sampled, name="mlm_head")
         head.build((None, None, self.output_dim))
         return head
 
+    def batches(self, corpus: Corpus, batch_size: int) -> tf.data.Dataset:
+        if self.targets == "characters":
+            return super().batches(corpus, batch_size)
+        if corpus.preprocessor.tokenizer is None:
+            raise DataError(
+                "targets='tokens' needs a preprocessor with a tokenizer, and this one has none",
+                hint="fit the Preprocessor without skip_tokenizer=True",
+            )
+        if self.head is None:
+            self.head = self.build_head()
+        rng, min_mask_len = self.rng, self.min_mask_len
+
+        def generate() -> Any:
+            for rows in corpus.order(rng, batch_size):
+                yield corpus.token_batch(rows, rng, min_mask_len)
+
+        signature = (
+            tf.TensorSpec((None, corpus.length), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None, corpus.length), tf.float32),
+        )
+        return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
     def loss(self, hidden: Any, targets: Any, weights: Any) -> Any:
+        if self.targets == "tokens":
+            return self.head.span_loss(hidden, targets, weights)
         return self.head.masked_loss(hidden, targets, weights)
 
 

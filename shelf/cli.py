@@ -21,6 +21,7 @@ from shelf.errors import ShelfError
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("shelf.commands.publishing:init_cmd", "Create a local shelf (a bare git repository)."),
     "publish": ("shelf.commands.publishing:publish_cmd", "Publish a saved component folder to a shelf."),
+    "keygen": ("shelf.commands.keys:keygen_cmd", "Make a key pair for signing what you publish."),
     "yank": ("shelf.commands.publishing:yank_cmd", "Mark a published version as not to be used."),
     "unyank": ("shelf.commands.publishing:unyank_cmd", "Undo a yank: let ranges pick the version again."),
     "install": ("shelf.commands.installing:install_cmd", "Install components by name@version or lockfile."),
@@ -38,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
     "export": ("shelf.commands.export:export_cmd", "Write a shelf's web pages (--html) to a folder."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
-    "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, HTTP and Git LFS."),
+    "fsck": ("shelf.commands.fsck:fsck_cmd", "Re-hash a local shelf's blobs; name what is missing or bad."),
+    "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, Git LFS, web pages."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
 

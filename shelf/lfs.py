@@ -50,6 +50,7 @@ from shelf.fsutil import atomic_file, copy_hashing
 from shelf.progress import NullProgress, Progress
 from shelf.redaction import redact
 from shelf.remote.url import ShelfURL
+from shelf.shelf_objects import is_intact, mark_verified
 from shelf.store import BlobStore, BlobWriter, check_oid, hash_file
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -707,8 +708,8 @@ class LocalLfsObjects:
         return self.repo_path / lfs_object_path(check_oid(oid))
 
     def has(self, obj: LfsObject) -> bool:
-        path = self.object_path(obj.oid)
-        return path.is_file() and path.stat().st_size == obj.size
+        """There with the right bytes (damaged counts as absent: uploading it again restores it)."""
+        return is_intact(self.repo_path, check_oid(obj.oid), obj.size)
 
     def download(self, objects: Iterable[LfsObject], store: BlobStore) -> DownloadReport:
         """Copy the objects the store lacks into it; each copy is hashed and verified on the way."""
@@ -752,6 +753,7 @@ class LocalLfsObjects:
                     f"{source} does not match object {obj.oid} ({obj.size} bytes)",
                     hint="the file changed after it was hashed; hash it again before publishing",
                 )
+        mark_verified(self.repo_path, obj.oid)
 
 
 def transport_for(remote_url: str, lfs_url: str | None = None, **options: Any) -> LfsClient | LocalLfsObjects:

@@ -38,12 +38,14 @@ from shelf.commands._common import settings
 )
 @click.pass_context
 def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
-    """Serve one local shelf to a team: git:// and HTTP for git, and a Git LFS server for blobs.
+    """Serve one local shelf to a team: git:// and HTTP for git, a Git LFS server, and its web pages.
 
     Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk; nothing
     beside it is served. Anyone who can reach the address can read (clone, install). Publishing goes to
     the http URL with a token from --token-file as the password (CCLM_SHELF_TOKEN, netrc or a git
     credential helper on the publisher's side). Prints one `<role>  <url>` line per URL. Stop with Ctrl-C.
+    The HTTP root serves the shelf's web pages (as `cclm-shelf export --html` writes them), rewritten
+    within seconds of a publish or a yank.
     """
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
@@ -55,19 +57,60 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
         signal.signal(signum, _stop_on_signal)
     try:
         # start() stops what it started when interrupted; the with block stops both servers otherwise.
-        with serve.start(shelf_path, host, git_port, http_port, url_host, token_file=token_file) as servers:
+        pages = _pages_folder(source)
+        static = {"/": pages}  # the shelf's web pages at the HTTP root
+        with serve.start(
+            shelf_path, host, git_port, http_port, url_host, token_file=token_file, static=static
+        ) as servers:
             if serve.point_lfs_url(source, servers.lfs_url):
                 click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
+            site = _live_site(source, shelf_path, pages, servers.git_url)
             _announce(shelf_path, servers)
+            ticks = 0
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
+                ticks += 1
+                if ticks % PAGE_CHECK_TICKS == 0:
+                    _update_pages(site)
             click.echo("a server stopped; shutting down", err=True)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
 
 
-def _local_shelf(url: str | None) -> Path | None:
-    """The shelf named by --shelf, which must be on this machine to be served."""
+PAGE_CHECK_TICKS = 4  # the pages follow a publish or a yank within about two seconds
+
+
+def _pages_folder(source) -> Path:
+    """Where the pages of a served shelf live: in the cache, beside its mirror (kept across restarts)."""
+    from shelf.gitrepo import mirror_path
+
+    folder = source.cache_dir / "pages" / mirror_path(source.url, source.cache_dir).name.removesuffix(".git")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _live_site(source, shelf_path: Path, pages: Path, git_url: str):
+    from shelf.site.live import LiveSite
+
+    site = LiveSite(source, shelf_path.resolve(), pages, git_url)
+    _update_pages(site)
+    return site
+
+
+def _update_pages(site) -> None:
+    """Rewrite the pages if the shelf moved; a failure is reported and the shelf stays served."""
+    from registry_index.errors import RegistryIndexError
+    from shelf.errors import ShelfError
+
+    try:
+        site.update()
+    except (ShelfError, RegistryIndexError) as e:
+        site.skip_current()
+        click.echo(f"warning: the web pages were not updated: {e}", err=True)
+
+
+def _local_shelf(url: str | None, command: str = "serve") -> Path | None:
+    """The shelf named by ``url`` (--shelf), which must be on this machine for ``command``."""
     from shelf.errors import ConfigError
     from shelf.gitrepo import is_local_url
     from shelf.lfs import local_path
@@ -76,7 +119,8 @@ def _local_shelf(url: str | None) -> Path | None:
         return None
     if not is_local_url(url):
         raise ConfigError(
-            f"{url} is not a shelf on this machine", hint="serve a local path: cclm-shelf serve PATH"
+            f"{url} is not a shelf on this machine",
+            hint=f"give its path on this machine: cclm-shelf {command} PATH",
         )
     return local_path(url)
 

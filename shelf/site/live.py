@@ -34,6 +34,10 @@ class LiveSite:
         self._heads = heads
         return True
 
+    def skip_current(self) -> None:
+        """Do not try again until the shelf moves (after an update failed on what it holds now)."""
+        self._heads = self._branch_heads()
+
     def _branch_heads(self) -> str:
         args = ["--git-dir", str(self.shelf_path), "for-each-ref", "--format=%(objectname) %(refname)"]
         return run_git([*args, "refs/heads"]).stdout.decode()

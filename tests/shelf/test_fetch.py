@@ -17,6 +17,7 @@ from tests.support.shelves import (
     VERSION,
     cli,
     corrupt,
+    git,
     legacy_config,
     legacy_shelf,
     lfs_object,
@@ -98,6 +99,40 @@ def test_fetch_on_the_original_layout_loads_a_legacy_preprocessor(legacy: Path, 
         Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v7.0.0", cache_dir=cache_dir)
     with pytest.raises(NotFoundError, match="embedder"):
         Shelf(str(legacy)).fetch(IDENT, "embedder", tag="v0.1.1", cache_dir=cache_dir)
+
+
+def _push_branch(root: Path, branch: str, archive: Path) -> str:
+    """Commit ``archive`` on a new branch of the legacy work tree and push it; returns the commit."""
+    work = root / "legacy-work"
+    git("checkout", "-q", "-B", branch, cwd=work)
+    (work / ARCHIVE).write_bytes(archive.read_bytes())
+    git("commit", "-q", "-am", f"{branch} update", cwd=work)
+    git("push", "-q", "origin", branch, cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def test_fetch_on_the_original_layout_accepts_a_branch_or_a_commit(legacy: Path, tmp_path: Path) -> None:
+    """The original shelf's en_wiki_clm_1 lives on a branch: tag= takes any ref there."""
+    cache_dir = tmp_path / ".cclm"
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)  # mirror exists now
+    first = _push_branch(tmp_path, IDENT, _legacy_archive(tmp_path / "src", "branch", 24))
+    found = Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=IDENT, cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 24  # a branch made after the mirror
+    _push_branch(tmp_path, IDENT, _legacy_archive(tmp_path / "src", "branch", 40))
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=f"refs/heads/{IDENT}", cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 40  # the branch moved: its new content
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="main", cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 32  # main's head is the v0.2.0 release
+    tagged = git("rev-parse", "v0.1.1", cwd=legacy).strip()
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=tagged, cache_dir=cache_dir)  # a fetched commit
+    assert Preprocessor(load_from=found).max_example_len == 16
+    with pytest.raises(NotFoundError, match=f"no tag, branch or commit '{first[:12]}"):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=first[:12] + "0" * 28, cache_dir=cache_dir)
+    with pytest.raises(NotFoundError, match="needs tag="):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", cache_dir=cache_dir)
+    with pytest.raises(NotFoundError, match="no tag, branch or commit 'nobranch'"):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="nobranch", cache_dir=cache_dir)
 
 
 def test_a_failed_legacy_download_leaves_nothing_behind(legacy: Path, tmp_path: Path) -> None:
