@@ -6,6 +6,8 @@ Our layout (one folder per published version, pointer files for every item file,
     index/config.json                                   {"format": 1}
     index/<prefix>/<name>                               one JSON line per version (see index.py)
     components/<name>/<version>/cclm-manifest.json
+    components/<name>/<version>/cclm-manifest.sig       optional: the signature (a model-signing bundle)
+    components/<name>/<version>/cclm-manifest.pub       optional: the signer's public key (PEM)
     components/<name>/<version>/<item_type>/<rel_path>  Git LFS pointer files
 
 ``<prefix>`` follows Cargo's index: ``1/`` for one-character names, ``2/`` for two, ``3/<c>/`` for three
@@ -35,6 +37,8 @@ from registry_index.requirements import validate_name
 from registry_index.versions import format_version, parse_version
 
 MANIFEST_NAME = "cclm-manifest.json"
+SIGNATURE_NAME = "cclm-manifest.sig"
+PUBLIC_KEY_NAME = "cclm-manifest.pub"
 GITATTRIBUTES_PATH = ".gitattributes"
 LFSCONFIG_PATH = ".lfsconfig"  # optional: lfs.url, the git-lfs convention
 INDEX_DIR = "index"
@@ -127,6 +131,12 @@ def component_dir(name: str, version: str | semver.Version) -> str:
 
 def manifest_path(name: str, version: str | semver.Version) -> str:
     return f"{component_dir(name, version)}/{MANIFEST_NAME}"
+
+
+def signature_paths(name: str, version: str | semver.Version) -> tuple[str, str]:
+    """Where a signed version keeps its signature and its signer's public key (plain git files)."""
+    folder = component_dir(name, version)
+    return f"{folder}/{SIGNATURE_NAME}", f"{folder}/{PUBLIC_KEY_NAME}"
 
 
 def file_path(name: str, version: str | semver.Version, item_type: str, rel_path: str) -> str:

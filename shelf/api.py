@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
+from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class Shelf:
         offline: bool | None = None,
         jobs: int | None = None,
         progress: Progress | None = None,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if url and shelves:
             raise ValueError("give either url or shelves, not both")
@@ -55,6 +58,8 @@ class Shelf:
         self._sources: dict[str, ShelfSource] = {}
         self.progress: Progress = progress or NullProgress()
         self._labels: dict[str, str] = {}  # object id -> "name/item/path", for progress bars
+        # Trusted signers; by default the keys CCLM_SHELF_TRUSTED_KEYS names (see shelf.trust).
+        self.trust = trust if trust is not None else policy_for()
 
     @property
     def url(self) -> str:
@@ -129,8 +134,10 @@ class Shelf:
         components, manifests = [], {}
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
-            manifest, data = source.manifest(entry)
-            components.append(LockedComponent.from_manifest(entry, manifest, source.url))
+            manifest, data, signature = source.signed_manifest(entry)
+            component = LockedComponent.from_manifest(entry, manifest, source.url)
+            signer = check_component(component, data, signature, self.trust)
+            components.append(dataclasses.replace(component, signer=signer))
             manifests[entry.name] = data
         return components, manifests
 
@@ -188,7 +195,9 @@ class Shelf:
         """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning."""
         manifests = {}
         for component in lock.components:
-            data = self._locked_manifest(component)
+            data, signature = self._locked_manifest(component)
+            # Checked before anything is fetched or written; the signature must cover the locked files.
+            check_component(component, data, signature, self.trust, locked_signer=component.signer)
             if data is not None:
                 manifests[component.name] = data
         warnings = self.locked_yank_warnings(lock.components)
@@ -215,18 +224,20 @@ class Shelf:
                 found += [(e, source) for e in source.index.entries(c.name) if e.version == c.version]
         return yank_warnings(found)
 
-    def _locked_manifest(self, component: LockedComponent) -> bytes | None:
+    def _locked_manifest(self, component: LockedComponent):
+        """``(manifest bytes or None, signature or None)`` of a locked version, from the mirror."""
         from registry_index.manifest import manifest_digest
 
-        path = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published manifest never changes: fetch only if it is not mirrored
             try:
                 source = self.source_for(component.source, refresh=refresh)
-                data = source.mirror.read_file(source.head, path)
+                data, signature = source.published(component.name, component.version)
             except (NotFoundError, OfflineError):
                 continue
-            return data if manifest_digest(data) == component.manifest_digest else None
-        return self._stored_manifest(component.manifest_digest)
+            if manifest_digest(data) != component.manifest_digest:
+                return None, None
+            return data, signature
+        return self._stored_manifest(component.manifest_digest), None
 
     def _stored_manifest(self, digest: str) -> bytes | None:
         """A manifest imported into the store from a bundle (stored by its digest, so it is verified)."""

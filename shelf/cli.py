@@ -21,6 +21,7 @@ from shelf.errors import ShelfError
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("shelf.commands.publishing:init_cmd", "Create a local shelf (a bare git repository)."),
     "publish": ("shelf.commands.publishing:publish_cmd", "Publish a saved component folder to a shelf."),
+    "keygen": ("shelf.commands.keys:keygen_cmd", "Make a key pair for signing what you publish."),
     "yank": ("shelf.commands.publishing:yank_cmd", "Mark a published version as not to be used."),
     "unyank": ("shelf.commands.publishing:unyank_cmd", "Undo a yank: let ranges pick the version again."),
     "install": ("shelf.commands.installing:install_cmd", "Install components by name@version or lockfile."),

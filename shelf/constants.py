@@ -18,6 +18,7 @@ ENV_SHELF = "CCLM_SHELF_URL"  # the shelf used when none is configured or given
 ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
+ENV_TRUSTED_KEYS = "CCLM_SHELF_TRUSTED_KEYS"  # public keys an install trusts, os.pathsep between paths
 ENV_INDEX_MAX_AGE = "CCLM_SHELF_INDEX_MAX_AGE"  # seconds a mirrored index (yank status) is trusted online
 
 DEFAULT_TARGET = ".cclm"

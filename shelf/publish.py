@@ -2,10 +2,11 @@
 
 A publish is all or nothing. The folder is snapshotted into the blob store first (hashed while copied), so
 what is uploaded is exactly what was hashed even if the folder changes meanwhile; a file that changed
-during the snapshot is refused. Then the manifest is built and validated, the blobs are uploaded (objects
-the server has are skipped), and ONE commit with the pointer files, the manifest and the updated index
-entry is pushed together with the release tag ``<name>/v<version>``. If someone else pushed first, the
-push is rejected, nothing changed on the shelf, and the publish retries on top of the new head.
+during the snapshot is refused. Then the manifest is built and validated (and signed, given a key), the
+blobs are uploaded (objects the server has are skipped), and ONE commit with the pointer files, the
+manifest (its signature) and the updated index entry is pushed together with the release tag
+``<name>/v<version>``. If someone else pushed first, the push is rejected, nothing changed on the shelf,
+and the publish retries on top of the new head.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.index import IndexEntry, entry_from_manifest, format_index_file
@@ -22,10 +24,14 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from shelf import constants
+from shelf.basefind import with_base_requirement
 from shelf.errors import OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
+
+if TYPE_CHECKING:
+    from shelf.signing import Signature
 
 METADATA_FILE = "cclm-publish.toml"
 MAX_PUSH_ATTEMPTS = 5
@@ -51,6 +57,7 @@ class PublishReport:
     skipped: int = 0
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
+    requires_added: str | None = None  # the base requirement publish found and added
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -315,12 +322,25 @@ class Prepared:
     data: bytes
     entry: IndexEntry
     files: tuple[SnapshotFile, ...]
+    signature: Signature | None = None
 
 
 def prepare(
-    folder: Path, info: PackageInfo, store: BlobStore, progress: Callable[[str], None] = lambda _m: None
+    folder: Path,
+    info: PackageInfo,
+    store: BlobStore,
+    progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
 ) -> Prepared:
-    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf."""
+    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf.
+
+    ``sign_key`` is only checked here (a bad key is refused before anything is hashed): the manifest is
+    signed by ``signed`` once it is final.
+    """
+    if sign_key is not None:
+        from shelf.signing import signer_fingerprint
+
+        signer_fingerprint(sign_key)
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
@@ -331,7 +351,20 @@ def prepare(
     check_unchanged(items, before)
     manifest = build_manifest(info, described, files)
     data = dump_manifest(manifest)
-    return Prepared(manifest, data, entry_from_manifest(manifest, manifest_digest(data)), tuple(files))
+    entry = entry_from_manifest(manifest, manifest_digest(data))
+    return Prepared(manifest, data, entry, tuple(files))
+
+
+def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) -> Prepared:
+    """``prepared`` with a signature over its final manifest and every file's digest (when given a key)."""
+    if sign_key is None:
+        return prepared
+    from shelf.signing import sign, signed_digests
+
+    manifest = prepared.manifest
+    progress(f"signing {manifest.name} {manifest.version} with {sign_key}")
+    digests = signed_digests(prepared.data, [(item, f.path, f.sha256) for item, f in manifest.files()])
+    return replace(prepared, signature=sign(manifest.name, digests, Path(sign_key)))
 
 
 def publish(
@@ -340,11 +373,16 @@ def publish(
     source: ShelfSource,
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
     _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress)
+    prepared = prepare(folder, info, store, progress, sign_key)
+    source.refresh()
+    prepared, report_base = with_base_requirement(prepared, source)
+    prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
+    report.requires_added = report_base
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         if _publish_once(prepared, source, store, report, progress):
             return report
@@ -475,6 +513,10 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(
             LfsPointer(f.sha256, f.size)
         )
+    if prepared.signature is not None:
+        sig_path, key_path = layout.signature_paths(name, version)
+        changes[sig_path] = prepared.signature.bundle
+        changes[key_path] = prepared.signature.public_key
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
     return source.mirror.commit_and_push(

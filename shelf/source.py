@@ -194,10 +194,32 @@ class ShelfSource:
             f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}"
         )
 
+    def published(self, name: str, version: str):
+        """The manifest bytes of a version and its signature (None when unsigned), read in one go.
+
+        Raises NotFoundError when the manifest is not in the mirror.
+        """
+        from shelf.signing import Signature
+
+        path = layout.manifest_path(name, version)
+        sig, pub = layout.signature_paths(name, version)
+        found = self.mirror.read_many(self.head, [path, sig, pub], missing_ok=True)
+        if path not in found:
+            found[path] = self.mirror.read_file(self.head, path)  # raises NotFoundError, naming the shelf
+        signature = Signature(found[sig], found[pub]) if sig in found and pub in found else None
+        if signature is None and (sig in found or pub in found):
+            signature = Signature(found.get(sig, b""), found.get(pub, b""))  # half a signature is a bad one
+        return found[path], signature
+
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
-        data = self.mirror.read_file(self.head, layout.manifest_path(entry.name, entry.version))
-        return self.check_manifest(entry, data), data
+        manifest, data, _signature = self.signed_manifest(entry)
+        return manifest, data
+
+    def signed_manifest(self, entry: IndexEntry):
+        """``(manifest, bytes, signature or None)`` of an index entry, checked against the index's digest."""
+        data, signature = self.published(entry.name, entry.version)
+        return self.check_manifest(entry, data), data, signature
 
     def check_manifest(self, entry: IndexEntry, data: bytes) -> Manifest:
         """Manifest bytes read for an index entry: checked against its digest, validated once per machine."""

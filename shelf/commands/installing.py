@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from shelf.commands._common import emit, install_target, json_option, note, open_shelf, project, target_option
+from shelf.commands._common import (
+    TRUST_KEYS,
+    emit,
+    install_target,
+    json_option,
+    note,
+    open_shelf,
+    project,
+    target_option,
+)
 
 
 @click.command("install")
@@ -20,9 +29,17 @@ from shelf.commands._common import emit, install_target, json_option, note, open
     type=click.Path(dir_okay=False, path_type=Path),
     help="Install from a file made by `cclm-shelf bundle`, with no network (checked against the lockfile).",
 )
+@click.option(
+    "--trust-key",
+    "trust_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Public key (PEM) whose signatures are trusted; then every component must be signed by a "
+    "trusted key (repeatable; adds to trusted-keys and CCLM_SHELF_TRUSTED_KEYS).",
+)
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, bundle, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, as_json):
     """Install components and everything they need into the install folder.
 
     \b
@@ -35,9 +52,15 @@ def install_cmd(ctx, requirements, target, pre, frozen, bundle, as_json):
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
       cclm-shelf install --bundle stack.cclm-bundle   # no network: the lockfile's bytes from a bundle
+      cclm-shelf install en_wiki_clm_1@v0.2.1 --trust-key team.pub
+
+    \b
+    Signatures are checked before anything is written: a bad one is always refused, and with trusted keys
+    an unsigned component or one signed by another key is refused too.
     """
     from shelf.progress import make_progress
 
+    ctx.meta[TRUST_KEYS] = trust_keys
     proj = project()
     dest = install_target(target, proj)
     if bundle is not None:

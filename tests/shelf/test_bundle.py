@@ -221,7 +221,7 @@ def test_bundle_needs_a_fresh_lockfile(cli, tmp_path, monkeypatch, stocked_shelf
 
 
 def test_signatures_travel_in_the_bundle(cli, machine_a, stocked_shelf, tmp_path, monkeypatch):
-    files = add_signature_files(stocked_shelf, "mlm", "0.1.0", "sha256:" + "cd" * 32, tmp_path / "signer")
+    files = add_signature_files(stocked_shelf, "mlm", "0.1.0", tmp_path / "signer")
     bundle = make_bundle(cli, machine_a)
     with tarfile.open(bundle) as tar:
         carried = {name: tar.extractfile(name).read() for name in files}

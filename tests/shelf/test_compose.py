@@ -11,6 +11,7 @@ from cclm_core.errors import IncompatibleComponentError
 from shelf.api import Shelf
 from shelf.compose import check_stack, compose_installed, find_stack
 from shelf.errors import NotFoundError
+from shelf.install import uninstall
 from tests.support.shelves import (
     BASE,
     CHARS,
@@ -46,10 +47,13 @@ def test_a_component_on_another_embedder_is_refused_before_weights_load(
     shelf_path: Path, tmp_path: Path, tmp_path_factory, monkeypatch
 ) -> None:
     stack = saved_stack(tmp_path_factory)
-    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=tmp_path / "publisher")
+    publisher = tmp_path / "publisher"
+    publish_folder(str(shelf_path), stack.foreign_base, "tiny_foreign_base", VERSION, cache_dir=publisher)
+    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=publisher)
     target = tmp_path / "target"
     Shelf(str(shelf_path)).install(MLM, target=target)
     Shelf(str(shelf_path)).install(FOREIGN, target=target)
+    uninstall(target, "tiny_foreign_base")  # the foreign component's own embedder: not in this stack
 
     def must_not_load(*_args, **_kwargs):
         raise AssertionError("weights were loaded before the bases were checked")

@@ -121,8 +121,10 @@ def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
 
 
 def test_a_signed_version_names_its_signer(cli, browsed_shelf, tmp_path):
-    hint = "sha256:" + "ab" * 32
-    add_signature_files(browsed_shelf, "mlm", "0.2.0", hint, tmp_path / "signer-cache")
+    from shelf.signing import fingerprint
+
+    files = add_signature_files(browsed_shelf, "mlm", "0.2.0", tmp_path / "signer-cache")
+    hint = fingerprint(files["components/mlm/0.2.0/cclm-manifest.pub"]).removeprefix("sha256:")
     site = tmp_path / "site"
     export(cli, browsed_shelf, site)
     page = (site / "components" / "mlm.html").read_text(encoding="utf-8")
