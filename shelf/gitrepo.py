@@ -379,9 +379,11 @@ class ShelfMirror:
                 try:
                     self._fetch()
                     self.refreshed = True
-                except TransportError:
+                except TransportError as e:
                     if created:  # leave no empty mirror behind for a URL that does not work
                         shutil.rmtree(self.path, ignore_errors=True)
+                    elif e.hint == UNREACHABLE_HINT:
+                        e.hint += "; or add --offline to work from what this machine has mirrored"
                     raise
         except Timeout as e:
             raise self._lock_timeout() from e
@@ -686,8 +688,26 @@ class ShelfMirror:
 _AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
 
 
+# git's words for a server that is not there, and ours.
+_UNREACHABLE = {
+    "Connection refused": "connection refused",
+    "Couldn't connect to server": "connection refused",
+    "unable to connect": "connection refused",
+    "Could not resolve host": "unknown host",
+    "Name or service not known": "unknown host",
+    "timed out": "timed out",
+    "No route to host": "no route to host",
+    "Network is unreachable": "network unreachable",
+}
+UNREACHABLE_HINT = "check the address and that the shelf's server is running"
+
+
 def _transport_error(action: str, url: str, stderr: str) -> TransportError:
-    """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
+    """An AuthError where the remote wants credentials, one line for a server that does not answer, and a
+    GitError naming git's complaint otherwise."""
+    why = next((ours for marker, ours in _UNREACHABLE.items() if marker in stderr), None)
+    if why is not None:
+        return GitError(f"the shelf {redact(url)} did not answer ({why})", hint=UNREACHABLE_HINT)
     detail = redact(stderr.strip())
     if any(marker in stderr for marker in _AUTH_FAILURES):
         return AuthError(
