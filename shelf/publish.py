@@ -365,7 +365,7 @@ def prepare(
 def _probes(items: dict[str, Path], progress) -> dict | None:
     from cclm_core.probes import record
 
-    progress(f"running the behaviour probes on {', '.join(sorted(items))}")
+    progress(f"running the behaviour probes on {', '.join(k for k in sorted(items) if k != 'preprocessor')}")
     return record(items)
 
 

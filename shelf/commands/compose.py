@@ -57,6 +57,10 @@ def compose_cmd(names, target, save_to, check_behaviour, as_json):
     lines = [f"embedder  {checked['embedder']['fingerprint'][:19]}…  ({stack.embedder.parent.name})"]
     lines += [f"component {c['name']:<40} out {c['provides']['output_dim']}" for c in checked["components"]]
     lines.append(f"composed output shape for one input: {tuple(shape)}; every base matches")
+    if save_to is not None or check_behaviour:
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
     drifted = _check(dest, stack, data, lines) if check_behaviour else 0
     if save_to is not None and not drifted:  # a stack that drifted is not saved as if it were sound
         note("building the composed model")

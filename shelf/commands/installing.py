@@ -199,6 +199,9 @@ def verify_cmd(target, behaviour, as_json):
 def behaviour_lines(dest: Path, names, data: dict, lines: list[str]) -> int:
     """Run the behaviour check, add its rows to ``data`` and ``lines``; returns how many items drifted."""
     from shelf.behaviour import check_behaviour
+    from shelf.native_logs import quiet_native_logs
+
+    quiet_native_logs()  # the check builds models: TensorFlow's start-up chatter stays off the terminal
 
     report = check_behaviour(dest, names)
     data["behaviour"] = [

@@ -93,6 +93,10 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
+    if probes:  # the probes build models: TensorFlow's start-up chatter stays off the terminal
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
     shelf = open_shelf(ctx, project())
     source = shelf.source()
     report = publish(folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes)

@@ -163,12 +163,17 @@ def _certificate_identity(material) -> str | None:
 
 
 def _bases(components: Sequence[Component]) -> list[BaseRow]:
-    rows: dict[str, tuple[Base, list, list]] = {}
+    """Each base once: the embedders that provide it and the components trained on it."""
+    bases: dict[str, Base] = {}
+    providers: dict[str, list[tuple[str, str]]] = {}
+    users: dict[str, list[tuple[str, str]]] = {}
     for component in components:
         for version in component.versions:
             offered, used = version.entry.provided_base, version.entry.base
-            for base, slot in ((offered, 1), (used if offered is None else None, 2)):
-                if base is not None:
-                    row = rows.setdefault(base_key(base), (base, [], []))
-                    row[slot].append((component.name, version.version))
-    return [BaseRow(base, tuple(p), tuple(u)) for _key, (base, p, u) in sorted(rows.items())]
+            base, found = (offered, providers) if offered is not None else (used, users)
+            if base is not None:
+                bases.setdefault(base_key(base), base)
+                found.setdefault(base_key(base), []).append((component.name, version.version))
+    return [
+        BaseRow(bases[key], tuple(providers.get(key, ())), tuple(users.get(key, ()))) for key in sorted(bases)
+    ]

@@ -148,3 +148,28 @@ def test_live_pages_follow_publishes_and_yanks(cli, stocked_shelf, saved_models,
     assert live.update() is True
     text = page.read_text()
     assert "install mlm@v0.2.0</code></pre>" in text and f"Yanked: {REASON}" in text
+
+
+def test_what_publishers_write_is_shown_as_text_never_as_markup(cli, shelf_path, saved_models, tmp_path):
+    from tests.shelf.conftest import BASE
+
+    summary = '<script>alert("x")</script> & <b>bold</b>'
+    published = cli(
+        "--shelf", shelf_path, "publish", saved_models / BASE, "--name", "base", "--version", "0.1.0"
+    )
+    assert published.code == 0, published.err
+    result = cli("--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.1.0")
+    assert result.code == 0, result.err
+    result = cli(
+        "--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.2.0",
+        "--summary", summary, "--requires", "base==0.1.0",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    site = tmp_path / "site"
+    export(cli, shelf_path, site)
+    for page in (site / "index.html", site / "components" / "mlm.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script>" not in text and "<b>" not in text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+    component = (site / "components" / "mlm.html").read_text(encoding="utf-8")
+    assert '<a href="base.html"><code>base==0.1.0</code></a>' in component
