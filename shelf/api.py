@@ -18,6 +18,7 @@ from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
+from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
 from shelf.store import BlobStore
@@ -26,6 +27,7 @@ from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
     from registry_index.index import IndexEntry
+    from shelf.resolution.provider import EntrySource
     from shelf.resolver import Resolution
 
 
@@ -113,14 +115,15 @@ class Shelf:
         locked: dict[str, str] | None = None,
         upgrade: bool | set[str] = False,
         allow_prereleases: bool = False,
+        index: EntrySource | None = None,
     ) -> Resolution:
-        """Resolve requirements against this shelf's index (``locked`` pins are preferred)."""
+        """Resolve requirements against this shelf's index, or ``index`` (``locked`` pins are preferred)."""
         from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         return resolve(
             reqs,
-            self.index,
+            index or self.index,
             locked=locked or {},
             upgrade=upgrade,
             allow_prereleases=allow_prereleases,
@@ -156,7 +159,8 @@ class Shelf:
             _warm_up_in_background()
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases), self.index
+            index = StoredVersions(self.index, self.store) if self.offline else None
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=index), self.index
         resolution, index = mirrored
         components, manifests = self.pin(resolution, index)
         found = [(e, index.source_of(e.name)) for e in resolution.components.values()]
@@ -179,8 +183,11 @@ class Shelf:
             # With several shelves, which one owns a name can change: only a fresh look can tell.
             return None
         sources = [self.source(url, refresh=False) for url in self.urls]
-        if not all(source.is_fresh() for source in sources):
-            return None  # a yank since the last fetch must be seen: fetch and resolve again
+        for source in sources:
+            # A yank since the last fetch must be seen; a shelf that does not answer leaves the mirror,
+            # whose yank status the warnings then date ("as of").
+            with contextlib.suppress(TransportError):
+                source.ensure_fresh()
         index = PriorityIndex(sources)
         try:
             resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
