@@ -49,13 +49,13 @@ class TrustPolicy:
 
 def load_policy(paths: Iterable[str | Path]) -> TrustPolicy:
     """Read every key file; a missing or unreadable one is a ConfigError naming it."""
-    paths = [Path(p).expanduser() for p in paths]
-    if not paths:
+    files = [Path(p).expanduser() for p in paths]
+    if not files:
         return TrustPolicy()
     from shelf.signing import fingerprint, read_public_key
 
     keys = {}
-    for path in paths:
+    for path in files:
         pem = read_public_key(path)
         keys[fingerprint(pem, str(path))] = pem
     return TrustPolicy(keys)

@@ -170,6 +170,22 @@ def test_a_forged_envelope_is_refused(keys):
 # --- publish and install -------------------------------------------------------------------------------
 
 
+def test_publish_says_who_signed(shelf_path, saved_models, keys, cli):
+    args = (
+        "publish",
+        saved_models / BASE,
+        "--name",
+        "base",
+        "--version",
+        "0.1.0",
+        "--sign-key",
+        keys["team"][0],
+    )
+    result = cli("--shelf", shelf_path, *args, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["signer"] == fingerprint(keys["team"][1].read_bytes())
+
+
 def test_signed_publish_stores_the_bundle_beside_the_manifest(signed_shelf, keys, tmp_path):
     sig, pub = layout.signature_paths("mlm", "0.1.0")
     bundle = _show(signed_shelf, sig)
