@@ -235,6 +235,10 @@ class TokenSpanHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.n_tokens = n_tokens
         self.num_sampled = max(1, min(num_sampled, n_tokens - 1))
+        self.supports_masking = True  # the spans say which positions count; padding is never in a span
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # one vector per example: nothing left to mask
 
     def build(self, input_shape: tuple) -> None:
         dim = input_shape[-1]
