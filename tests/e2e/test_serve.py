@@ -360,6 +360,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
     git_port, http_port = free_port(), free_port()
     (tmp_path / "tmp").mkdir()
     tokens = token_file(tmp_path, TOKEN)
+    tokens.chmod(0o644)
     process = serve_command(
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
@@ -377,6 +378,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err and TOKEN not in err
     assert "publish to the http URL with a token" in err
+    assert f"warning: other users can read {tokens}; chmod 600 {tokens}" in err  # 0644, set above
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
     assert processes_mentioning(f"--port={git_port}") == []  # git daemon and its forked child
     assert processes_mentioning(f"127.0.0.1:{http_port}") == []  # gunicorn and its workers
