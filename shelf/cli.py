@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
     "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
-    "export": ("shelf.commands.export:export_cmd", "Write a shelf's web pages (--html) to a folder."),
+    "export": ("shelf.commands.export:export_cmd", "Write a shelf as static files: sparse index, pages."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
     "fsck": ("shelf.commands.fsck:fsck_cmd", "Re-hash a local shelf's blobs; name what is missing or bad."),
     "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, Git LFS, web pages."),
