@@ -152,7 +152,7 @@ class Augmentor:
         # a copy, so that changing the dict given (or the class defaults) later changes nothing here
         self.transformation_dict = {name: dict(spec) for name, spec in _checked(source).items()}
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.rng = seeded_rng(seed)
         self.transformations = self.compile()
 
     def compile(self) -> list[tuple[Callable[..., str], float]]:
@@ -168,6 +168,13 @@ class Augmentor:
             if self.rng.random() < probability:
                 text = function(text, self.rng) if getattr(function, "uses_rng", False) else function(text)
         return text
+
+
+def seeded_rng(seed: Any) -> np.random.Generator:
+    """A numpy generator for ``seed`` (None: fresh entropy); anything but a non-negative int is refused."""
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise DataError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def _checked(transformations: Any) -> dict[str, Mapping[str, Any]]:

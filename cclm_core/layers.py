@@ -136,9 +136,12 @@ class TransformerBlock(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x: Any, training: bool = False, mask: Any = None) -> Any:
-        # keys at padded positions are never attended to; padded queries attend to the real keys
+        # Keys at padded positions are never attended to; padded queries attend to the real keys. Only the
+        # (B, 1, L) key mask is given: MultiHeadAttention would otherwise also read the query's Keras
+        # mask and build a (B, L, L) one, which costs time and changes nothing at real positions.
         keys = None if mask is None else tf.cast(mask, "bool")[:, tf.newaxis, :]
-        x = self.norm1(x + self.attention(x, x, attention_mask=keys, training=training))
+        query = x if mask is None else tf.identity(x)  # a tensor without the Keras mask attached
+        x = self.norm1(x + self.attention(query, query, attention_mask=keys, training=training))
         return self.norm2(x + self.drop(self.ff_out(self.ff_in(x)), training=training))
 
     def compute_mask(self, x: Any, mask: Any = None) -> Any:
@@ -206,6 +209,10 @@ class TokenSpanHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.n_tokens = n_tokens
         self.num_sampled = max(1, min(num_sampled, n_tokens - 1))
+        self.supports_masking = True  # the spans say which positions count; padding is never in a span
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # one vector per example: nothing left to mask
 
     def build(self, input_shape: tuple) -> None:
         dim = input_shape[-1]

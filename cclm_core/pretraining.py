@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from cclm_core.augmentation import Augmentor
+from cclm_core.augmentation import Augmentor, seeded_rng
 from cclm_core.compat import short
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
@@ -107,7 +106,7 @@ class Pretrainer:
                 hint="pass a cclm_core.augmentation.Augmentor",
             )
         self.augmentor = augmentor
-        self.rng = np.random.default_rng(seed)
+        self.rng = seeded_rng(seed)
         self.embedder = embedder
         self.preprocessor = preprocessor
         if preprocessor is not None:
@@ -299,6 +298,8 @@ class MaskedLanguagePretrainer(Pretrainer):
     ) -> None:
         if targets not in self.TARGETS:
             raise DataError(f"targets must be one of {self.TARGETS}, got {targets!r}")
+        if not isinstance(min_mask_len, int) or isinstance(min_mask_len, bool) or min_mask_len < 1:
+            raise DataError(f"min_mask_len must be a positive integer, got {min_mask_len!r}")
         self.hidden_dim, self.num_heads, self.n_layers, self.num_sampled = (
             hidden_dim,
             num_heads,

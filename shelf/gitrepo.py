@@ -475,11 +475,30 @@ class ShelfMirror:
         return self.head(ref)
 
     def _resolve(self, ref: str) -> str | None:
-        """``ref`` as a commit, fetching a tag of the remote that the mirror has not fetched yet."""
+        """``ref`` as a commit, fetching a tag or commit of the remote that the mirror has not fetched yet."""
         commit = self._rev(ref)
-        if commit is None and not _FULL_SHA.fullmatch(ref) and self._fetch_tag(ref):
-            commit = self._rev(ref)
+        if commit is None:
+            fetch = self._fetch_commit if _FULL_SHA.fullmatch(ref) else self._fetch_tag
+            commit = self._rev(ref) if fetch(ref) else None
         return commit
+
+    def _fetch_commit(self, sha: str) -> bool:
+        """Fetch one commit by its id (shallow: any commit, not only a branch or tag head).
+
+        False offline or when the remote has no such commit; the original shelf layout is read at any ref.
+        """
+        if self.offline:
+            return False
+        try:
+            with self._lock():
+                fetch = ("fetch", "--quiet", "--no-write-fetch-head", "--depth=1", "--no-tags")
+                done = self._git(*fetch, self.url, sha, check=False)
+        except Timeout as e:
+            raise self._lock_timeout() from e
+        stderr = done.stderr.decode(errors="replace")
+        if done.returncode != 0 and not ("not our ref" in stderr or "remote ref" in stderr):
+            raise _transport_error("fetching a commit from", self.url, stderr)
+        return done.returncode == 0
 
     def head(self, ref: str = "HEAD") -> str:
         """The commit ``ref`` (a branch, tag, sha or ``HEAD`` = the remote's default branch) points at."""

@@ -96,6 +96,23 @@ def test_every_pretrainer_trains_with_an_augmentor(prep, texts):
         assert np.isfinite(history.history["loss"][0])
     with pytest.raises(DataError, match="augmentor must have a transform"):
         _rec(prep, augmentor="upper")
+    with pytest.raises(DataError, match="seed must be a non-negative integer"):
+        _rec(prep, seed="seven")
+    with pytest.raises(DataError, match="seed must be a non-negative integer"):
+        Augmentor(seed=-1)
+
+
+def test_token_batches_of_augmented_windows(prep, texts):
+    shout = Augmentor({"upper": {"function": str.upper, "probability": 1.0}}, seed=0)
+    mlm = MaskedLanguagePretrainer(
+        _embedder(prep), prep, output_dim=8, hidden_dim=8, targets="tokens", augmentor=shout, seed=0
+    )
+    inputs, token_ids, spans = _epoch(mlm, texts, batch_size=len(texts))[0]
+    visible = inputs[(spans == 0) & (inputs >= N_SPECIAL)]
+    assert all(prep.char_rev[int(i)] == prep.char_rev[int(i)].upper() for i in visible)  # upper-cased
+    assert (spans.sum(axis=1) > 0).all() and (token_ids > 0).all()
+    history = mlm.fit(texts, epochs=1, batch_size=12)
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_mask_batch_with_a_seed_is_deterministic_and_scores_differences():
@@ -166,3 +183,5 @@ def test_token_targets_need_a_tokenizer(prep, texts):
         mlm.fit(texts)
     with pytest.raises(DataError, match="targets must be one of"):
         MaskedLanguagePretrainer(_embedder(plain), plain, targets="words")
+    with pytest.raises(DataError, match="min_mask_len must be a positive integer"):
+        MaskedLanguagePretrainer(_embedder(plain), plain, targets="tokens", min_mask_len=0)

@@ -127,6 +127,10 @@ def test_fetch_on_the_original_layout_accepts_a_branch_or_a_commit(legacy: Path,
     Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
     Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=tagged, cache_dir=cache_dir)  # a fetched commit
     assert Preprocessor(load_from=found).max_example_len == 16
+    git("commit", "-q", "--allow-empty", "-m", "after", cwd=tmp_path / "legacy-work")
+    git("push", "-q", "origin", IDENT, cwd=tmp_path / "legacy-work")
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=first, cache_dir=cache_dir)  # an older commit
+    assert Preprocessor(load_from=found).max_example_len == 24
     with pytest.raises(NotFoundError, match=f"no tag, branch or commit '{first[:12]}"):
         Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=first[:12] + "0" * 28, cache_dir=cache_dir)
     with pytest.raises(NotFoundError, match="needs tag="):
