@@ -258,7 +258,9 @@ def _check_same(what: str, item_value, package_value) -> None:
         )
 
 
-def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequence[SnapshotFile]) -> Manifest:
+def build_manifest(
+    info: PackageInfo, described: dict[str, dict], files: Sequence[SnapshotFile], probes: dict | None = None
+) -> Manifest:
     base, provides = base_and_provides(described)
     items: dict[str, dict] = {}
     for f in files:
@@ -280,6 +282,8 @@ def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequenc
     }
     if info.training:
         data["training"] = info.training
+    if probes:
+        data["probes"] = probes
     if base is None:
         data.pop("base")
     return Manifest.from_dict(data)
@@ -332,11 +336,13 @@ def prepare(
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
+    probes: bool = False,
 ) -> Prepared:
     """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf.
 
     ``sign_key`` is only checked here (a bad key is refused before anything is hashed): the manifest is
-    signed by ``signed`` once it is final.
+    signed by ``signed`` once it is final. With ``probes`` the items that compute are run on the probe
+    set and their outputs recorded in the manifest (TensorFlow).
     """
     if sign_key is not None:
         from shelf.signing import signer_fingerprint
@@ -346,14 +352,22 @@ def prepare(
     before = folder_state(items)
     described = describe_items(items)
     base_and_provides(described)  # refuse items that disagree on their base before hashing anything
+    recorded = _probes(items, progress) if probes else None
     progress(f"hashing {len(items)} item(s) of {folder}")
     files = snapshot(items, store)
     # The manifest's fingerprints come from the folder, the uploads from the snapshot: both must agree.
     check_unchanged(items, before)
-    manifest = build_manifest(info, described, files)
+    manifest = build_manifest(info, described, files, recorded)
     data = dump_manifest(manifest)
     entry = entry_from_manifest(manifest, manifest_digest(data))
     return Prepared(manifest, data, entry, tuple(files))
+
+
+def _probes(items: dict[str, Path], progress) -> dict | None:
+    from cclm_core.probes import record
+
+    progress(f"running the behaviour probes on {', '.join(k for k in sorted(items) if k != 'preprocessor')}")
+    return record(items)
 
 
 def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) -> Prepared:
@@ -376,13 +390,14 @@ def publish(
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
     bars: Progress | None = None,
+    probes: bool = False,
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
 
     ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
     """
     _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress, sign_key)
+    prepared = prepare(folder, info, store, progress, sign_key, probes)
     source.refresh()
     prepared, report_base = with_base_requirement(prepared, source)
     prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest

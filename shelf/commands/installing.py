@@ -162,19 +162,55 @@ def list_cmd(target, as_json):
 
 @click.command("verify")
 @target_option
+@click.option(
+    "--behaviour",
+    is_flag=True,
+    help="Also rebuild the installed models and compare their probe outputs with the publisher's "
+    "(loads TensorFlow).",
+)
 @json_option
-def verify_cmd(target, as_json):
-    """Re-hash every installed file against the sha256 its manifest gave."""
+def verify_cmd(target, behaviour, as_json):
+    """Re-hash every installed file against the sha256 its manifest gave.
+
+    \b
+    With --behaviour, also rebuild every installed model whose manifest records behaviour probes
+    (publish --probes), run the probes under the TensorFlow and Keras installed here, and report, per
+    component and item, the probe that deviates most and by how much.
+    """
     from shelf.install import installed_file_count, verify_installed
 
     dest = install_target(target, project())
     problems = verify_installed(dest)
     count = installed_file_count(dest)
-    emit(
-        as_json,
-        {"target": str(dest), "files": count, "problems": problems},
-        [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"],
-    )
+    data = {"target": str(dest), "files": count, "problems": problems}
+    lines = [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"]
+    drifted = 0
+    if behaviour and not problems:
+        drifted = behaviour_lines(dest, None, data, lines)
+    emit(as_json, data, lines)
     if problems:
         note(f"{len(problems)} file(s) do not match; reinstall with `cclm-shelf install`")
         raise SystemExit(1)
+    if drifted:
+        note(f"{drifted} item(s) behave differently than when published (see DRIFT above)")
+        raise SystemExit(1)
+
+
+def behaviour_lines(dest: Path, names, data: dict, lines: list[str]) -> int:
+    """Run the behaviour check, add its rows to ``data`` and ``lines``; returns how many items drifted."""
+    from shelf.behaviour import check_behaviour
+    from shelf.native_logs import quiet_native_logs
+
+    quiet_native_logs()  # the check builds models: TensorFlow's start-up chatter stays off the terminal
+
+    report = check_behaviour(dest, names)
+    data["behaviour"] = [
+        {"name": r.name, "version": r.version, "item": r.item, "probe": r.probe}
+        | {"deviation": r.deviation, "tolerance": r.tolerance, "ok": r.ok}
+        for r in report.results
+    ]
+    data["without_probes"] = report.without_probes
+    lines += [r.line() for r in report.results]
+    if report.without_probes:
+        lines.append(f"no probes recorded (published without --probes): {', '.join(report.without_probes)}")
+    return len(report.drifted)

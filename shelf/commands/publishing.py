@@ -67,9 +67,15 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Private key (PEM, elliptic curve) to sign the manifest and every file's digest with.",
 )
+@click.option(
+    "--probes",
+    is_flag=True,
+    help="Run the items on the fixed probe set and record their outputs, for `verify --behaviour` "
+    "(loads TensorFlow).",
+)
 @json_option
 @click.pass_context
-def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, as_json):
+def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, probes, as_json):
     """Publish a folder saved by the core as NAME VERSION.
 
     \b
@@ -88,11 +94,16 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
+    if probes:  # the probes build models: TensorFlow's start-up chatter stays off the terminal
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
     shelf = open_shelf(ctx, project())
+    source = shelf.source()
     bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
     try:
         report = publish(
-            folder, info, shelf.source(), shelf.store, progress=note, sign_key=sign_key, bars=bars
+            folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes, bars=bars
         )
     finally:
         bars.close()
