@@ -53,6 +53,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
     shelf_path = Path(path) if path else _local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
+    _check_is_shelf(source, shelf_path)
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
         signal.signal(signum, _stop_on_signal)
     try:
@@ -107,6 +108,18 @@ def _update_pages(site) -> None:
     except (ShelfError, RegistryIndexError) as e:
         site.skip_current()
         click.echo(f"warning: the web pages were not updated: {e}", err=True)
+
+
+def _check_is_shelf(source, shelf_path: Path) -> None:
+    """Refuse a git repository that is not a shelf: serving one would commit an .lfsconfig into it."""
+    from registry_index.layout import INDEX_CONFIG_PATH
+    from shelf.errors import ConfigError
+
+    if not source.mirror.exists(source.head, INDEX_CONFIG_PATH):
+        raise ConfigError(
+            f"{shelf_path} is a git repository but not a shelf: it has no {INDEX_CONFIG_PATH}",
+            hint="serve a shelf made with `cclm-shelf init PATH` (nothing was changed)",
+        )
 
 
 def _local_shelf(url: str | None, command: str = "serve") -> Path | None:

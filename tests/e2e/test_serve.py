@@ -448,6 +448,21 @@ def test_a_bad_token_file_is_one_line_and_starts_nothing(cli, tmp_path, content,
     assert shelf_refs(shelf_path) == before
 
 
+def test_a_git_repository_that_is_not_a_shelf_is_refused_untouched(cli, tmp_path):
+    repo = tmp_path / "code.git"
+    seed = tmp_path / "seed"
+    assert git("init", "-q", "--bare", str(repo)).returncode == 0
+    assert git("init", "-q", str(seed)).returncode == 0
+    (seed / "notes.txt").write_text("mine\n")
+    assert git("-C", str(seed), "add", ".").returncode == 0
+    assert git("-C", str(seed), "commit", "-qm", "notes").returncode == 0
+    assert git("-C", str(seed), "push", "-q", str(repo), "HEAD:refs/heads/main").returncode == 0
+    before = shelf_refs(repo)
+    result = cli("serve", repo, "--git-port", "1", "--http-port", "2")
+    assert result.code == 2 and "is a git repository but not a shelf" in result.err
+    assert shelf_refs(repo) == before  # no .lfsconfig committed into somebody's repository
+
+
 def test_serving_a_missing_shelf_is_an_error(cli, tmp_path):
     result = cli("serve", tmp_path / "nowhere.git", "--git-port", "1", "--http-port", "2")
     assert result.code == 1 and "error: the shelf" in result.err and "does not exist" in result.err
