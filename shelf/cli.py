@@ -202,7 +202,10 @@ def _report_error(message: str, hint: str | None, code: int, as_json: bool, text
 
 def _usage_exit(exc: click.ClickException, as_json: bool) -> int:
     if as_json:
-        hint = "see `cclm-shelf --help`" if isinstance(exc, click.UsageError) else None
+        hint = None
+        if isinstance(exc, click.UsageError):
+            where = exc.ctx.command_path if exc.ctx is not None else "cclm-shelf"
+            hint = f"see `{where} --help`"
         _report_error(exc.format_message(), hint, exc.exit_code, True, text=f"error: {exc.format_message()}")
     else:
         exc.show()
