@@ -20,7 +20,7 @@ from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
-from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
@@ -73,7 +73,7 @@ class Shelf:
         """The shelf at ``url`` (default: this shelf's), mirrored, and refreshed once per ``Shelf``."""
         key = url or self.url
         if key not in self._sources:
-            self._sources[key] = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+            self._sources[key] = open_source(key, cache_dir=self.cache_dir, offline=self.offline)
         if refresh:
             self._sources[key].refresh()
         return self._sources[key]

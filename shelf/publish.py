@@ -31,6 +31,7 @@ from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
+    from shelf.progress import Progress
     from shelf.signing import Signature
 
 METADATA_FILE = "cclm-publish.toml"
@@ -389,9 +390,13 @@ def publish(
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
+    bars: Progress | None = None,
     probes: bool = False,
 ) -> PublishReport:
-    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
+
+    ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
+    """
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress, sign_key, probes)
     source.refresh()
@@ -401,7 +406,7 @@ def publish(
     report.requires_added = report_base
     report.signer = prepared.signature.signer if prepared.signature else None
     for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress):
+        if _publish_once(prepared, source, store, report, progress, bars):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
@@ -415,15 +420,16 @@ def _publish_once(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
     if _already_published(source, prepared.entry, report):
-        _restore(prepared, source, store, report, progress)
+        _restore(prepared, source, store, report, progress, bars)
         return True
     check_resolves(prepared.entry, source)
     if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress)
+        _upload(prepared.files, source, store, report, progress, bars)
     try:
         report.commit = _push(source, prepared)
     except PushRejected as e:
@@ -496,10 +502,11 @@ def _restore(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     """The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
     local shelf, counts a damaged object as absent); this needs the same write access as publishing."""
-    _upload(prepared.files, source, store, report, progress)
+    _upload(prepared.files, source, store, report, progress, bars)
     if report.uploaded:
         report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
 
@@ -510,12 +517,15 @@ def _upload(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     from shelf.lfs import LfsObject
+    from shelf.progress import Labelled, NullProgress
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
-    outcome = source.transport().upload(
+    labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
         [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))

@@ -90,6 +90,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
+    from shelf.progress import make_progress
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
@@ -99,7 +100,13 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         quiet_native_logs()
     shelf = open_shelf(ctx, project())
     source = shelf.source()
-    report = publish(folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes)
+    bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
+    try:
+        report = publish(
+            folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes, bars=bars
+        )
+    finally:
+        bars.close()
     data = {
         "name": report.name,
         "version": report.version,

@@ -53,6 +53,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
     shelf_path = Path(path) if path else _local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
+    _check_is_shelf(source, shelf_path)
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
         signal.signal(signum, _stop_on_signal)
     try:
@@ -66,6 +67,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
                 click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
             site = _live_site(source, shelf_path, pages, servers.git_url)
             _announce(shelf_path, servers)
+            _warn_if_readable_by_others(token_file)
             ticks = 0
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
@@ -107,6 +109,24 @@ def _update_pages(site) -> None:
     except (ShelfError, RegistryIndexError) as e:
         site.skip_current()
         click.echo(f"warning: the web pages were not updated: {e}", err=True)
+
+
+def _warn_if_readable_by_others(token_file: Path | None) -> None:
+    """Tokens are passwords: say so when the file is open to the group or everyone."""
+    if token_file is not None and Path(token_file).stat().st_mode & 0o077:
+        click.echo(f"warning: other users can read {token_file}; chmod 600 {token_file}", err=True)
+
+
+def _check_is_shelf(source, shelf_path: Path) -> None:
+    """Refuse a git repository that is not a shelf: serving one would commit an .lfsconfig into it."""
+    from registry_index.layout import INDEX_CONFIG_PATH
+    from shelf.errors import ConfigError
+
+    if not source.mirror.exists(source.head, INDEX_CONFIG_PATH):
+        raise ConfigError(
+            f"{shelf_path} is a git repository but not a shelf: it has no {INDEX_CONFIG_PATH}",
+            hint="serve a shelf made with `cclm-shelf init PATH` (nothing was changed)",
+        )
 
 
 def _local_shelf(url: str | None, command: str = "serve") -> Path | None:

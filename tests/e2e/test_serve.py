@@ -360,6 +360,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
     git_port, http_port = free_port(), free_port()
     (tmp_path / "tmp").mkdir()
     tokens = token_file(tmp_path, TOKEN)
+    tokens.chmod(0o644)
     process = serve_command(
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
@@ -377,6 +378,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err and TOKEN not in err
     assert "publish to the http URL with a token" in err
+    assert f"warning: other users can read {tokens}; chmod 600 {tokens}" in err  # 0644, set above
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
     assert processes_mentioning(f"--port={git_port}") == []  # git daemon and its forked child
     assert processes_mentioning(f"127.0.0.1:{http_port}") == []  # gunicorn and its workers
@@ -446,6 +448,21 @@ def test_a_bad_token_file_is_one_line_and_starts_nothing(cli, tmp_path, content,
     result = cli("serve", shelf_path, "--git-port", "1", "--http-port", "2", "--token-file", tokens)
     assert result.code == 2 and message in result.err and "hint:" in result.err
     assert shelf_refs(shelf_path) == before
+
+
+def test_a_git_repository_that_is_not_a_shelf_is_refused_untouched(cli, tmp_path):
+    repo = tmp_path / "code.git"
+    seed = tmp_path / "seed"
+    assert git("init", "-q", "--bare", str(repo)).returncode == 0
+    assert git("init", "-q", str(seed)).returncode == 0
+    (seed / "notes.txt").write_text("mine\n")
+    assert git("-C", str(seed), "add", ".").returncode == 0
+    assert git("-C", str(seed), "commit", "-qm", "notes").returncode == 0
+    assert git("-C", str(seed), "push", "-q", str(repo), "HEAD:refs/heads/main").returncode == 0
+    before = shelf_refs(repo)
+    result = cli("serve", repo, "--git-port", "1", "--http-port", "2")
+    assert result.code == 2 and "is a git repository but not a shelf" in result.err
+    assert shelf_refs(repo) == before  # no .lfsconfig committed into somebody's repository
 
 
 def test_serving_a_missing_shelf_is_an_error(cli, tmp_path):

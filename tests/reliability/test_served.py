@@ -388,6 +388,10 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
         reads = "refs/heads/main" in _git("ls-remote", served.http_url).stdout
         git_fsck(served.shelf)
         fsck = _cclm("fsck", str(served.shelf), cache=tmp_path / "fsck")
+        if not (clean and reads and fsck.returncode == 0):
+            left = _mentioning(f"127.0.0.1:{served.http_port}") + _mentioning(f"--port={served.git_port}")
+            print(f"  FAILED: clean {clean} (left {left}, files {list(served.tmp.iterdir())}), reads {reads}")
+            print(f"  fsck {fsck.returncode}: {fsck.stdout[-500:]} {fsck.stderr[-500:]}")
         ok += clean and reads and fsck.returncode == 0
     record(
         "served",
