@@ -183,3 +183,15 @@ def test_folders_written_with_a_keras_config_still_load(prep, ids, tmp_path):
 
     assert loaded.fingerprint() != embedder_fingerprint(folder)  # re-saved in the core's own description
     assert "architecture" in json.loads((loaded.save(tmp_path / "new") / "embedder.json").read_text())
+
+
+def test_a_users_own_keras_component_saves_as_a_keras_config_and_loads(trained, ids, tmp_path):
+    embedder = trained[0]
+    inputs = keras.Input((32, embedder.output_dim))
+    mine = keras.Model(inputs, keras.layers.Dense(4, name="mine")(inputs), name="users_component")
+    composed = ComposedModel(embedder, [mine])
+    folder = composed.save(tmp_path / "c")
+    architecture = json.loads((folder / "components" / "0" / "component.json").read_text())["architecture"]
+    assert architecture["class"] == "keras" and architecture["config"]["class_name"] == "Functional"
+    again = ComposedModel.load(folder)
+    assert np.allclose(np.asarray(again.model(ids)), np.asarray(composed.model(ids)), atol=1e-6)
