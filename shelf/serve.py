@@ -47,9 +47,19 @@ class Servers:
     writable: bool = False  # whether any token may publish
     processes: list[subprocess.Popen] = field(default_factory=list)
 
+    @property
+    def sparse_url(self) -> str:
+        """The shelf's static sparse index at the HTTP root, as clients name it (``sparse+http://...``)."""
+        return "sparse+" + self.http_url.rsplit("/", 1)[0] + "/"
+
     def roles(self) -> list[tuple[str, str]]:
         """``(role, url)`` for each URL, in the order ``serve`` prints them."""
-        return [("git", self.git_url), ("http", self.http_url), ("lfs", self.lfs_url)]
+        return [
+            ("git", self.git_url),
+            ("http", self.http_url),
+            ("lfs", self.lfs_url),
+            ("sparse", self.sparse_url),
+        ]
 
     def stop(self) -> None:
         """Stop both servers and everything they started (each runs in its own process group)."""

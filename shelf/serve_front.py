@@ -118,8 +118,13 @@ def serve_static(folder: Path, relative: str, environ: dict, start_response: Sta
         target = target / "index.html"
     if not target.is_relative_to(folder) or not target.is_file():  # a link may point out of the folder
         return _text(start_response, "404 Not Found", "no such page")
+    stat = target.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}"'  # changes whenever the file is replaced
+    if etag in (t.strip() for t in environ.get("HTTP_IF_NONE_MATCH", "").split(",")):
+        start_response("304 Not Modified", [("ETag", etag)])
+        return []
     kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    headers = [("Content-Type", kind), ("Content-Length", str(target.stat().st_size))]
+    headers = [("Content-Type", kind), ("Content-Length", str(stat.st_size)), ("ETag", etag)]
     start_response("200 OK", headers)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else _file_chunks(target)
 

@@ -44,8 +44,9 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
     beside it is served. Anyone who can reach the address can read (clone, install). Publishing goes to
     the http URL with a token from --token-file as the password (CCLM_SHELF_TOKEN, netrc or a git
     credential helper on the publisher's side). Prints one `<role>  <url>` line per URL. Stop with Ctrl-C.
-    The HTTP root serves the shelf's web pages (as `cclm-shelf export --html` writes them), rewritten
-    within seconds of a publish or a yank.
+    The HTTP root serves the shelf's web pages and its sparse index (as `cclm-shelf export --html`
+    writes them; read-only, for `--shelf sparse+http://HOST:PORT/`), rewritten within seconds of a
+    publish or a yank.
     """
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
@@ -65,7 +66,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
         ) as servers:
             if serve.point_lfs_url(source, servers.lfs_url):
                 click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
-            site = _live_site(source, shelf_path, pages, servers.git_url)
+            site = _live_site(source, shelf_path, pages, servers)
             _announce(shelf_path, servers)
             ticks = 0
             while all(p.poll() is None for p in servers.processes):
@@ -90,10 +91,10 @@ def _pages_folder(source) -> Path:
     return folder
 
 
-def _live_site(source, shelf_path: Path, pages: Path, git_url: str):
+def _live_site(source, shelf_path: Path, pages: Path, servers):
     from shelf.site.live import LiveSite
 
-    site = LiveSite(source, shelf_path.resolve(), pages, git_url)
+    site = LiveSite(source, shelf_path.resolve(), pages, servers.git_url, lfs_url=servers.lfs_url)
     _update_pages(site)
     return site
 
