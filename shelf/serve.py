@@ -92,12 +92,14 @@ def start(
     *,
     token_file: Path | None = None,
     static: Mapping[str, Path] | None = None,
+    s3: Mapping[str, str] | None = None,
 ) -> Servers:
     """Start git daemon and the HTTP front for the bare repository ``shelf``; returns once both listen.
 
     ``url_host`` is the name clients use in the URLs (default: ``host``, or this machine's name when
     listening on every address, which no client can connect to by name). ``static`` maps URL prefixes to
-    folders served read-only beside the shelf.
+    folders served read-only beside the shelf. ``s3`` (``bucket``, optional ``prefix``) keeps the LFS objects
+    in that S3 bucket instead of the repository (the endpoint and keys come from AWS's environment).
     """
     shelf = Path(shelf).resolve()
     if token_file is not None:
@@ -118,6 +120,7 @@ def start(
         front = {"repo": str(shelf), "bind": _bind(host, http_port), "workers": HTTP_WORKERS}
         front.update(threads=HTTP_THREADS, token_file=str(Path(token_file).resolve()) if token_file else None)
         front["static"] = {prefix: str(Path(folder).resolve()) for prefix, folder in (static or {}).items()}
+        front["s3"] = dict(s3) if s3 else None
         servers.processes.append(_start_front(python, front))
         serve_process.wait_for_port(host, http_port, servers.processes[-1], "the HTTP server (gunicorn)")
     except BaseException:

@@ -70,6 +70,12 @@ def test_export_writes_the_index_and_rewrites_only_what_changed(cli, stocked_she
     assert {k for k in after if after[k] != before.get(k)} == set(third["changed"])  # blobs are shared
 
 
+def test_an_empty_shelf_exports_an_empty_index(cli, shelf_path, tmp_path):
+    dest = tmp_path / "public"
+    assert cli("--shelf", shelf_path, "export", dest, "--with-blobs").code == 0
+    assert (dest / "index/names.txt").read_bytes() == b"" and (dest / "config.json").is_file()
+
+
 def test_export_without_blobs_needs_an_lfs_server(cli, stocked_shelf, tmp_path):
     dest = tmp_path / "public"
     refused = cli("--shelf", stocked_shelf, "export", dest)
