@@ -14,7 +14,7 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError
+from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError, TrustError
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
@@ -374,6 +374,12 @@ class Shelf:
     ) -> str:
         from shelf.legacy import install_legacy_item
 
+        if self.trust.active:
+            raise TrustError(
+                f"{identifier} {tag or ''} is an item of the original cclm layout, which carries no "
+                "signature, and only components signed by a trusted key may be installed",
+                hint="install it without a trust policy, or ask for it to be published signed",
+            )
         commit = self._legacy_commit(source, identifier, tag)
         path = layout.legacy_archive_path(item_type, identifier)
         if not source.mirror.exists(commit, path):

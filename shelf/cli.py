@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("shelf.commands.installing:install_cmd", "Install components by name@version or lockfile."),
     "uninstall": ("shelf.commands.installing:uninstall_cmd", "Remove an installed component."),
     "list": ("shelf.commands.installing:list_cmd", "List installed components."),
-    "verify": ("shelf.commands.installing:verify_cmd", "Re-hash installed files against the manifests."),
+    "verify": ("shelf.commands.installing:verify_cmd", "Re-hash installed files; --behaviour runs probes."),
     "compose": ("shelf.commands.compose:compose_cmd", "Check installed components' bases; build the model."),
     "add": ("shelf.commands.project:add_cmd", "Add requirements to the project, lock and install."),
     "remove": ("shelf.commands.project:remove_cmd", "Remove a requirement from the project."),

@@ -214,6 +214,9 @@ def run(config: Mapping[str, Any]) -> None:
                 "graceful_timeout": 5,
                 "loglevel": "warning",
                 "post_fork": lambda server, _worker: die_with_parent(server.pid),
+                # gunicorn's runtime-control socket would be a file in the user's home, left behind by
+                # kill -9 and shared by every gunicorn of that user: serve is controlled by its signals.
+                "control_socket_disable": True,
             }
             for name, value in settings.items():
                 self.cfg.set(name, value)

@@ -76,6 +76,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
                 click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
             site = _live_site(source, shelf_path, pages, servers)
             _announce(shelf_path, servers)
+            _warn_if_readable_by_others(token_file)
             ticks = 0
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
@@ -140,6 +141,12 @@ def _update_pages(site) -> None:
     except (ShelfError, RegistryIndexError) as e:
         site.skip_current()
         click.echo(f"warning: the web pages were not updated: {e}", err=True)
+
+
+def _warn_if_readable_by_others(token_file: Path | None) -> None:
+    """Tokens are passwords: say so when the file is open to the group or everyone."""
+    if token_file is not None and Path(token_file).stat().st_mode & 0o077:
+        click.echo(f"warning: other users can read {token_file}; chmod 600 {token_file}", err=True)
 
 
 def _check_is_shelf(source, shelf_path: Path) -> None:
