@@ -345,7 +345,9 @@ def serve_command(
 ) -> subprocess.Popen:
     command = [sys.executable, "-m", "shelf.cli", "serve", str(shelf_path), "--git-port", str(git_port)]
     command += ["--http-port", str(http_port), *extra]
-    env = {**os.environ, "TMPDIR": str(tmp)}  # whatever the servers write to temporary files lands here
+    # Whatever the servers write to temporary files or to the user's home lands in these two folders.
+    (tmp.parent / "home").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(tmp.parent / "home"), "XDG_RUNTIME_DIR": ""}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -419,6 +421,7 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
         assert eventually(lambda: processes_mentioning(f"--port={git_port}") == [])
         assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
         assert list((tmp_path / "tmp").iterdir()) == []  # no signing key, no config, nothing left behind
+        assert list((tmp_path / "home").iterdir()) == []  # no control socket in the user's home
 
 
 def test_busy_port_is_refused_before_starting(tmp_path):
