@@ -13,14 +13,21 @@ from registry_index.errors import RegistryIndexError
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError, translated
+from shelf.errors import (
+    IntegrityError,
+    NotFoundError,
+    OfflineError,
+    ShelfError,
+    TransportError,
+    translated,
+)
 from shelf.install import InstallReport, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.remote.mirror import mirror_path
 from shelf.remote.url import normalise_url
-from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
@@ -73,7 +80,7 @@ class Shelf:
         """The shelf at ``url`` (default: this shelf's), mirrored, and refreshed once per ``Shelf``."""
         key = url or self.url
         if key not in self._sources:
-            self._sources[key] = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+            self._sources[key] = open_source(key, cache_dir=self.cache_dir, offline=self.offline)
         if refresh:
             self._sources[key].refresh()
         return self._sources[key]

@@ -19,6 +19,7 @@ ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
 ENV_TRUSTED_KEYS = "CCLM_SHELF_TRUSTED_KEYS"  # public keys an install trusts, os.pathsep between paths
+ENV_NATIVE_LOGS = "CCLM_SHELF_NATIVE_LOGS"  # "1": keep TensorFlow's native start-up log lines
 ENV_INDEX_MAX_AGE = "CCLM_SHELF_INDEX_MAX_AGE"  # seconds a mirrored index (yank status) is trusted online
 
 DEFAULT_TARGET = ".cclm"

@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from shelf.errors import NotFoundError, OfflineError, UnsafeContentError
+from shelf.errors import NotFoundError, OfflineError, TrustError, UnsafeContentError
 from shelf.fsutil import copy_hashing, new_staging, swap_dir
 
 if TYPE_CHECKING:
@@ -193,6 +193,12 @@ def fetch_legacy(
     from shelf.lockfile import public_source
     from shelf.progress import Labelled
 
+    if shelf.trust.active:
+        raise TrustError(
+            f"{identifier} {tag or ''} is an item of the original cclm layout, which carries no "
+            "signature, and only components signed by a trusted key may be installed",
+            hint="install it without a trust policy, or ask for it to be published signed",
+        )
     commit = _legacy_commit(source, identifier, tag)
     path = layout.legacy_archive_path(item_type, identifier)
     if not source.mirror.exists(commit, path):

@@ -25,7 +25,6 @@ from shelf import constants
 from shelf.basefind import with_base_requirement
 from shelf.errors import OfflineError, PublishError, PushRejected, translated
 from shelf.publish_folder import (
-    METADATA_FILE,
     SnapshotFile,
     check_unchanged,
     find_items,
@@ -36,6 +35,7 @@ from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
+    from shelf.progress import Progress
     from shelf.signing import Signature
 
 MAX_PUSH_ATTEMPTS = 5
@@ -53,6 +53,7 @@ class PublishReport:
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
     requires_added: str | None = None  # the base requirement publish found and added
+    signer: str | None = None  # the signing key's fingerprint, for a signed publish
 
 
 @dataclass(frozen=True)
@@ -65,44 +66,6 @@ class PackageInfo:
     license: str = "unspecified"
     requires: tuple[str, ...] = ()
     training: dict | None = None
-
-
-def read_metadata_file(folder: Path) -> dict:
-    """Name, version and the rest from ``cclm-publish.toml`` in the folder, when there is one."""
-    import tomllib
-
-    path = folder / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise PublishError(f"{path} is not valid TOML: {e}") from e
-    _check_metadata_types(path, data)
-    return data
-
-
-_METADATA_TYPES: dict[str, tuple[type, str]] = {
-    "name": (str, "a string"),
-    "version": (str, 'a string such as "0.1.0"'),
-    "summary": (str, "a string"),
-    "license": (str, "a string"),
-    "requires": (list, "a list of requirement strings"),
-    "training": (dict, "a table"),
-}
-
-
-def _check_metadata_types(path: Path, data: dict) -> None:
-    for key, (kind, what) in _METADATA_TYPES.items():
-        value = data.get(key)
-        if value is not None and not isinstance(value, kind):
-            raise PublishError(
-                f"{path}: {key!r} must be {what}, not {value!r}", hint=f"fix {key} in {path.name}"
-            )
-    if any(not isinstance(r, str) for r in data.get("requires", [])):
-        raise PublishError(
-            f"{path}: every entry of 'requires' must be a string", hint='e.g. requires = ["base==0.1.0"]'
-        )
 
 
 def describe_items(items: dict[str, Path]) -> dict[str, dict]:
@@ -293,9 +256,13 @@ def publish(
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
+    bars: Progress | None = None,
     probes: bool = False,
 ) -> PublishReport:
-    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
+
+    ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
+    """
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress, sign_key, probes)
     source.refresh()
@@ -303,8 +270,9 @@ def publish(
     prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base
+    report.signer = prepared.signature.signer if prepared.signature else None
     for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress):
+        if _publish_once(prepared, source, store, report, progress, bars):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
@@ -318,15 +286,16 @@ def _publish_once(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
     if _already_published(source, prepared.entry, report):
-        _restore(prepared, source, store, report, progress)
+        _restore(prepared, source, store, report, progress, bars)
         return True
     check_resolves(prepared.entry, source)
     if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress)
+        _upload(prepared.files, source, store, report, progress, bars)
     try:
         report.commit = _push(source, prepared)
     except PushRejected as e:
@@ -399,10 +368,11 @@ def _restore(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     """The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
     local shelf, counts a damaged object as absent); this needs the same write access as publishing."""
-    _upload(prepared.files, source, store, report, progress)
+    _upload(prepared.files, source, store, report, progress, bars)
     if report.uploaded:
         report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
 
@@ -413,12 +383,15 @@ def _upload(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
+    from shelf.progress import Labelled, NullProgress
     from shelf.remote.lfs_protocol import LfsObject
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
-    outcome = source.transport().upload(
+    labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
         [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))

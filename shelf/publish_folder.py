@@ -1,4 +1,4 @@
-"""The folder being published: its items, their files, and a snapshot into the store checked for changes.
+"""The folder being published: its items, their files, its publish file, and a snapshot into the store.
 
 An item is a sub-folder holding one of ``MARKERS`` (or the folder itself); links and special files are
 refused. ``snapshot`` copies every file into the blob store while hashing it, and ``check_unchanged``
@@ -117,3 +117,41 @@ def _changed(paths: Sequence[Path]) -> PublishError:
         f"files changed while they were being published: {listed}",
         hint="wait until the model is saved completely, then publish again",
     )
+
+
+def read_metadata_file(folder: Path) -> dict:
+    """Name, version and the rest from ``cclm-publish.toml`` in the folder, when there is one."""
+    import tomllib
+
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PublishError(f"{path} is not valid TOML: {e}") from e
+    _check_metadata_types(path, data)
+    return data
+
+
+_METADATA_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "version": (str, 'a string such as "0.1.0"'),
+    "summary": (str, "a string"),
+    "license": (str, "a string"),
+    "requires": (list, "a list of requirement strings"),
+    "training": (dict, "a table"),
+}
+
+
+def _check_metadata_types(path: Path, data: dict) -> None:
+    for key, (kind, what) in _METADATA_TYPES.items():
+        value = data.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise PublishError(
+                f"{path}: {key!r} must be {what}, not {value!r}", hint=f"fix {key} in {path.name}"
+            )
+    if any(not isinstance(r, str) for r in data.get("requires", [])):
+        raise PublishError(
+            f"{path}: every entry of 'requires' must be a string", hint='e.g. requires = ["base==0.1.0"]'
+        )

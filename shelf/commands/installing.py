@@ -45,6 +45,8 @@ def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, as_j
     \b
     With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf and install the
     set. With none, install the project's lockfile exactly (locking first if it is missing or stale).
+    Ranges skip yanked versions; an exact or lockfile pin of one installs with a warning. Offline, a name
+    or range picks the newest version whose files are already in the store.
 
     \b
     Examples:

@@ -90,6 +90,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
+    from shelf.progress import make_progress
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
@@ -99,7 +100,13 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         quiet_native_logs()
     shelf = open_shelf(ctx, project())
     source = shelf.source()
-    report = publish(folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes)
+    bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
+    try:
+        report = publish(
+            folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes, bars=bars
+        )
+    finally:
+        bars.close()
     data = {
         "name": report.name,
         "version": report.version,
@@ -110,6 +117,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         "uploaded": report.uploaded,
         "skipped": report.skipped,
         "requires_added": report.requires_added,
+        "signer": report.signer,
     }
     emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
 
@@ -123,6 +131,8 @@ def _report_lines(report, url: str, shelf_option: str) -> list[str]:
     added = []
     if report.requires_added:
         added = [f"  requires {report.requires_added} (added: the embedder it was trained on)"]
+    if report.signer:
+        added.append(f"  signed by {report.signer}")
     return [
         f"published {report.name} {report.version} to {url}",
         f"  manifest {report.manifest_digest}",
@@ -144,7 +154,8 @@ def package_info(folder: Path, name, version, summary, license_, requires):
     from registry_index.requirements import parse_requirement, validate_name
     from registry_index.versions import format_version, parse_version
     from shelf.errors import ConfigError
-    from shelf.publish import PackageInfo, read_metadata_file
+    from shelf.publish import PackageInfo
+    from shelf.publish_folder import read_metadata_file
 
     meta = read_metadata_file(folder)
     name = name or meta.get("name")

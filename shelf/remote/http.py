@@ -84,6 +84,22 @@ class BoundedRetry(urllib3.Retry):
         return retry
 
 
+def network_failure(exc: BaseException) -> str:
+    """What went wrong on the wire, in our words (a library's exception text is not for users)."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout | TimeoutError) or "timed out" in text:
+        return "the server stopped answering (timed out)"
+    if "Connection refused" in text or "Failed to establish a new connection" in text:
+        return "the server refused the connection (it is down or moved)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError) or (
+        "IncompleteRead" in text or "Connection broken" in text or "reset by peer" in text
+    ):
+        return "the connection broke in the middle of the transfer"
+    if "Name or service not known" in text or "getaddrinfo" in text:
+        return "the server's name does not resolve"
+    return "the connection failed"
+
+
 def adapter_retry(policy: RetryPolicy) -> BoundedRetry:
     """The adapter's retries for ``policy``: every method (LFS batch and upload requests are idempotent)."""
     counts = dict.fromkeys(("total", "connect", "read", "status", "other"), policy.attempts - 1)
@@ -100,19 +116,21 @@ def adapter_retry(policy: RetryPolicy) -> BoundedRetry:
 
 def gave_up(what: str, exc: requests.RequestException, policy: RetryPolicy) -> TransportError:
     """The error for a request that failed after the adapter's retries (or could not be made at all)."""
-    detail = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
     if isinstance(exc, NETWORK_ERRORS):
-        return TransportError(f"{what} failed after {policy.attempts} attempt(s): {detail}", hint=_OVERLOADED)
+        reason = network_failure(exc)
+        return TransportError(f"{what} failed after {policy.attempts} attempt(s): {reason}", hint=_OVERLOADED)
+    detail = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
     # A malformed URL or similar: retrying cannot help. Never chained: the cause may hold a token.
     return TransportError(f"{what} failed: {detail}")
 
 
-def check_status(response: requests.Response, what: str, server: str) -> None:
+def check_status(response: requests.Response, what: str, server: str, *, authed: bool = True) -> None:
     """Raise the error an HTTP status means: AuthError, NotFoundError or TransportError."""
     code = response.status_code
     if code in (401, 403):
+        refused = "refused the credentials" if authed else "needs credentials"
         raise AuthError(
-            f"the LFS server at {server} refused the credentials ({code}) for {what}",
+            f"the LFS server at {server} {refused} ({code}) for {what}",
             hint=f"set {constants.ENV_TOKEN}, add the host to ~/.netrc, or configure a git credential"
             " helper for it",
         )

@@ -35,7 +35,6 @@ from shelf.errors import (
 )
 from shelf.fsutil import hash_file
 from shelf.progress import NullProgress, Progress
-from shelf.redaction import redact
 from shelf.remote.http import (
     NETWORK_ERRORS,
     STREAM_ERRORS,
@@ -44,6 +43,7 @@ from shelf.remote.http import (
     RetryPolicy,
     check_status,
     gave_up,
+    network_failure,
     new_session,
     timeout,
 )
@@ -108,6 +108,12 @@ class LfsClient:
     def __repr__(self) -> str:
         return f"LfsClient({safe_url(self.endpoint)!r}, jobs={self.jobs})"
 
+    def _name_of(self, oid: str) -> str:
+        """``component/item/file`` when the caller labelled the object, else ``object <oid>``."""
+        label = getattr(self.progress, "label", None)
+        found = label(oid) if label is not None else None
+        return found or f"object {oid}"
+
     def _request(self, method: str, url: str, what: str, **options: Any) -> requests.Response:
         """One request; the adapter retries it as ``self.retry`` says, and what is left is a ShelfError."""
         try:
@@ -158,7 +164,7 @@ class LfsClient:
         url = f"{self.endpoint}/objects/batch"
         response = self._request("POST", url, what, data=json.dumps(body), headers=headers, auth=self.auth)
         with response:
-            check_status(response, what, safe_url(self.endpoint))
+            check_status(response, what, safe_url(self.endpoint), authed=self.auth is not None)
             try:
                 data = response.json()
             except ValueError as exc:
@@ -255,7 +261,7 @@ class LfsClient:
         bytes already written, an expired action is re-batched, and a refused link (most likely a signed
         URL gone stale: the batch accepted us) is asked for afresh once; a second refusal is a real one.
         """
-        what = f"download of object {answer.oid}"
+        what = f"downloading {self._name_of(answer.oid)} from the LFS server at {safe_url(self.endpoint)}"
         started, relinked, reason = time.monotonic(), False, ""
         for attempt in range(1, self.retry.attempts + 1):
             answer = self._fresh(answer, "download", "download")
@@ -298,12 +304,12 @@ class LfsClient:
             if response.status_code == 416:
                 writer.restart()
                 raise Retryable("the server refused the range; starting over")
-            check_status(response, what, safe_url(self.endpoint))
+            check_status(response, what, safe_url(self.endpoint), authed=self.auth is not None)
             self._align(response, writer)
             try:
                 self._stream(response, writer)
             except (*NETWORK_ERRORS, *STREAM_ERRORS) as exc:  # resumed from writer.offset by _fetch
-                raise Retryable(f"{type(exc).__name__}: {redact(str(exc))[:200]}") from None
+                raise Retryable(network_failure(exc)) from None
 
     @staticmethod
     def _align(response: requests.Response, writer: BlobWriter) -> None:
@@ -351,7 +357,7 @@ class LfsClient:
 
     def _upload_one(self, answer: ObjectAction, path: Path) -> int:
         obj = answer.obj
-        what = f"upload of object {obj.oid}"
+        what = f"uploading {self._name_of(obj.oid)} to the LFS server at {safe_url(self.endpoint)}"
         answer = self._fresh(answer, "upload", "upload")
         self.progress.start(obj.oid, obj.size)
         try:
@@ -370,7 +376,7 @@ class LfsClient:
             auth = self._auth_for(action)
             response = self._request("PUT", action.href, what, data=body, headers=headers, auth=auth)
         with response:
-            check_status(response, what, safe_url(self.endpoint))
+            check_status(response, what, safe_url(self.endpoint), authed=self.auth is not None)
 
     def _verify(self, action: Action, obj: LfsObject) -> None:
         headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE, **action.header}
@@ -386,4 +392,4 @@ class LfsClient:
                     " after upload",
                     hint="upload it again",
                 )
-            check_status(response, what, safe_url(self.endpoint))
+            check_status(response, what, safe_url(self.endpoint), authed=self.auth is not None)

@@ -62,7 +62,10 @@ class LocalLfsObjects:
             if self.has(obj):
                 skipped.append(obj.oid)
                 continue
+            self.progress.start(obj.oid, obj.size)
             self._copy_in(obj, path)
+            self.progress.advance(obj.oid, obj.size)
+            self.progress.finish(obj.oid)
             uploaded.append(obj.oid)
             moved += obj.size
         return UploadReport(tuple(uploaded), tuple(skipped), moved)

@@ -187,9 +187,9 @@ def unique(objects: Iterable[LfsObject]) -> list[LfsObject]:
 
 
 def combine(errors: list[tuple[str, ShelfError]], total: int) -> ShelfError:
-    """One error for many failed objects, of the first one's kind, naming them all."""
+    """One error for many failed objects: the first one's, in full, and how many more failed."""
     if len(errors) == 1:
         return errors[0][1]
     first = errors[0][1]
-    details = "; ".join(f"{oid[:12]}: {error.message}" for oid, error in errors)
-    return type(first)(f"{len(errors)} of {total} objects failed: {details}", hint=first.hint)
+    more = len(errors) - 1
+    return type(first)(f"{first.message} (and {more} more of the {total} objects failed)", hint=first.hint)
