@@ -18,6 +18,7 @@ ENV_SHELF = "CCLM_SHELF_URL"  # the shelf used when none is configured or given
 ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
+ENV_LINK_MODE = "CCLM_SHELF_LINK_MODE"  # how installed files point at the store: hardlink, copy, symlink
 
 DEFAULT_TARGET = ".cclm"
 DEFAULT_JOBS = 8
@@ -26,6 +27,7 @@ PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
 MANIFEST_FILE = "cclm-manifest.json"
 INSTALL_RECORD = ".cclm-shelf-install.json"
+TRASH_DIR = ".cclm-shelf-trash"  # in a target: what install/uninstall moved aside instead of deleting
 
 # Transfer tuning.
 CHUNK_SIZE = 1 << 20  # bytes read or written at a time while streaming
@@ -78,3 +80,7 @@ def jobs() -> int:
     if raw and raw.isdigit() and int(raw) > 0:
         return int(raw)
     return DEFAULT_JOBS
+
+
+def link_mode() -> str | None:
+    return _env(ENV_LINK_MODE)

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from shelf.commands._common import emit, install_target, json_option, note, open_shelf, project, target_option
+from shelf.commands._common import (
+    emit,
+    install_target,
+    json_option,
+    link_mode_option,
+    note,
+    open_shelf,
+    project,
+    target_option,
+)
 
 
 @click.command("install")
@@ -14,14 +23,23 @@ from shelf.commands._common import emit, install_target, json_option, note, open
 @target_option
 @click.option("--pre", is_flag=True, help="Allow pre-release versions.")
 @click.option("--frozen", is_flag=True, help="Install the lockfile as it is; fail if it is missing or stale.")
+@link_mode_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move folders in the way that cclm-shelf did not install into the target's trash.",
+)
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, link_mode, force, as_json):
     """Install components and everything they need into the install folder.
 
     \b
-    With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf and install the
+    With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf together with
+    what the folder already holds (one stack, one base: upgraded together or refused) and install the
     set. With none, install the project's lockfile exactly (locking first if it is missing or stale).
+    Installed files whose bytes changed are repaired; a folder cclm-shelf did not install is never
+    replaced (--force moves it to <target>/.cclm-shelf-trash), and edited files go there too.
 
     \b
     Examples:
@@ -29,21 +47,23 @@ def install_cmd(ctx, requirements, target, pre, frozen, as_json):
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
     """
+    from shelf.linking import choose_link_mode
     from shelf.progress import make_progress
 
     proj = project()
     dest = install_target(target, proj)
+    options = {"link_mode": choose_link_mode(link_mode, proj.link_mode if proj else None), "force": force}
     progress = make_progress(False if as_json else None)  # bars on a terminal only
     try:
         if requirements:
             shelf = open_shelf(ctx, proj, progress=progress)
-            report = shelf.install(*requirements, target=dest, allow_prereleases=pre)
+            report = shelf.install(*requirements, target=dest, allow_prereleases=pre, **options)
         else:
             from shelf.commands.project import ensure_lock
 
             shelf, lock = ensure_lock(ctx, frozen=frozen)
             shelf.progress = progress
-            report = shelf.install_locked(lock, target=dest)
+            report = shelf.install_locked(lock, target=dest, **options)
     finally:
         progress.close()
     _print_report(report, dest, as_json)
@@ -56,8 +76,11 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         "unchanged": [{"name": n, "version": v} for n, v in report.unchanged],
         "objects_fetched": report.objects_fetched,
         "bytes_fetched": report.bytes_fetched,
+        "link_mode": report.link_mode,
+        "moved_aside": [{"name": n, "path": str(p)} for n, p in report.moved_aside],
     }
     lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
+    lines += [f"moved the previous {n} (not as installed) to {p}" for n, p in report.moved_aside]
     lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
     if report.objects_fetched:
         lines.append(
@@ -79,13 +102,19 @@ def _size(n: int) -> str:
 @target_option
 @click.pass_context
 def uninstall_cmd(ctx, names, target):
-    """Remove installed components from the install folder."""
+    """Remove installed components from the install folder.
+
+    Only what cclm-shelf installed is removed; a component folder holding edited or added files is moved
+    to <target>/.cclm-shelf-trash instead.
+    """
     from shelf.install import uninstall
 
     dest = install_target(target, project())
     for name in names:
-        version = uninstall(dest, name)
+        version, kept = uninstall(dest, name)
         click.echo(f"removed {name} {version} from {dest}")
+        if kept is not None:
+            click.echo(f"  it held edited or added files: moved to {kept}")
 
 
 @click.command("list")
@@ -124,17 +153,27 @@ def list_cmd(target, as_json):
 @target_option
 @json_option
 def verify_cmd(target, as_json):
-    """Re-hash every installed file against the sha256 its manifest gave."""
+    """Re-hash every installed file against the sha256 its manifest gave, and check the stack's base.
+
+    Exits 1 when a file does not match, when the installed components disagree on their base, or when
+    nothing is installed.
+    """
     from shelf.install import installed_file_count, verify_installed
 
     dest = install_target(target, project())
-    problems = verify_installed(dest)
     count = installed_file_count(dest)
+    if not count:
+        from shelf.errors import NotFoundError
+
+        raise NotFoundError(
+            f"nothing is installed in {dest}: there is nothing to verify", hint="cclm-shelf install NAME"
+        )
+    problems = verify_installed(dest)
     emit(
         as_json,
         {"target": str(dest), "files": count, "problems": problems},
         [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"],
     )
     if problems:
-        note(f"{len(problems)} file(s) do not match; reinstall with `cclm-shelf install`")
+        note(f"{len(problems)} problem(s); `cclm-shelf install` repairs changed files")
         raise SystemExit(1)

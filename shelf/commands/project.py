@@ -82,12 +82,21 @@ def add_cmd(ctx, requirements, no_install):
         proj = add_requirements(proj.path, requirements)
         shelf = open_shelf(ctx, proj)
         lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(saved.lock))
-        installed = shelf.install_locked(lock, target=proj.target).installed if not no_install else []
+        mode = _link_mode(proj)
+        installed = (
+            [] if no_install else shelf.install_locked(lock, target=proj.target, link_mode=mode).installed
+        )
     click.echo(
         f"added {', '.join(requirements)} to {proj.path.name}; locked {len(lock.components)} component(s)"
     )
     for name, version in installed:
         click.echo(f"installed {name} {version} -> {proj.target / name}")
+
+
+def _link_mode(proj) -> str:
+    from shelf.linking import choose_link_mode
+
+    return choose_link_mode(None, proj.link_mode)
 
 
 @dataclass(frozen=True)
@@ -159,8 +168,8 @@ def remove_cmd(ctx, names, no_install):
     keep = set(lock.pins())
     for name in sorted(InstallTarget(proj.target).read_record()["components"]):
         if name not in keep:
-            uninstall(proj.target, name)
-            click.echo(f"uninstalled {name}")
+            _, kept = uninstall(proj.target, name)
+            click.echo(f"uninstalled {name}" + (f" (edited files moved to {kept})" if kept else ""))
 
 
 @click.command("lock")
