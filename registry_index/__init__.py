@@ -50,7 +50,13 @@ from registry_index.manifest import (
     manifest_digest,
     validate_manifest,
 )
-from registry_index.pointer import LfsPointer, format_pointer, looks_like_pointer, parse_pointer
+from registry_index.pointer import (
+    LfsPointer,
+    format_pointer,
+    is_sha256_hex,
+    looks_like_pointer,
+    parse_pointer,
+)
 from registry_index.requirements import (
     Requirement,
     Specifier,
@@ -96,6 +102,7 @@ __all__ = [
     "format_version",
     "index_path",
     "is_prerelease",
+    "is_sha256_hex",
     "legacy_archive_path",
     "legacy_tag",
     "lfs_object_path",

@@ -21,7 +21,6 @@ terms), and ``names()`` lists components where the source can (``LocalIndex`` on
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,11 +32,11 @@ import semver
 from registry_index.errors import IndexFormatError, RegistryIndexError
 from registry_index.layout import INDEX_CONFIG_PATH, INDEX_DIR, INDEX_FORMAT, index_path
 from registry_index.manifest import KINDS, Base, Manifest, canonical_json, provided_base
+from registry_index.pointer import is_sha256_hex
 from registry_index.requirements import parse_requirement, validate_name
 from registry_index.versions import parse_version, version_key
 
 _DIGEST_PREFIX = "sha256:"
-_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _REQUIRED_KEYS = ("name", "version", "manifest_digest", "kind", "yanked")
 
 
@@ -125,13 +124,9 @@ def _version_field(value: Any) -> str:
 
 def _digest_field(value: Any, key: str) -> str:
     hexpart = value[len(_DIGEST_PREFIX) :] if isinstance(value, str) else ""
-    if not (isinstance(value, str) and value.startswith(_DIGEST_PREFIX) and _is_hex64(hexpart)):
+    if not (isinstance(value, str) and value.startswith(_DIGEST_PREFIX) and is_sha256_hex(hexpart)):
         raise RegistryIndexError(f"{key!r} must be 'sha256:<64 hex>', got {value!r}")
     return value
-
-
-def _is_hex64(text: str) -> bool:
-    return _HEX64.fullmatch(text) is not None
 
 
 def _kind_field(value: Any) -> str:

@@ -30,6 +30,7 @@ import re
 import semver
 
 from registry_index.errors import LayoutError, RegistryIndexError
+from registry_index.pointer import is_sha256_hex
 from registry_index.requirements import validate_name
 from registry_index.versions import format_version, parse_version
 
@@ -67,7 +68,6 @@ GITATTRIBUTES = "\n".join(
     ]
 )
 
-_OID = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _ITEM_TYPE = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\:*?\"<>|]")
 
@@ -167,6 +167,6 @@ def legacy_archive_path(item_type: str, identifier: str) -> str:
 
 def lfs_object_path(oid: str) -> str:
     """``lfs/objects/<aa>/<bb>/<oid>`` inside a bare shelf repository, as the git-lfs client lays it out."""
-    if not isinstance(oid, str) or not _OID.fullmatch(oid):
+    if not is_sha256_hex(oid):
         raise LayoutError(f"invalid LFS oid {oid!r}: expected 64 lowercase hex digits")
     return f"lfs/objects/{oid[:2]}/{oid[2:4]}/{oid}"

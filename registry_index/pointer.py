@@ -33,10 +33,18 @@ class LfsPointer:
     size: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.oid, str) or not _OID.fullmatch(self.oid):
+        if not is_sha256_hex(self.oid):
             raise PointerError(f"invalid LFS oid {self.oid!r}: expected 64 lowercase hex digits")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise PointerError(f"invalid LFS object size {self.size!r}: expected a non-negative integer")
+
+
+def is_sha256_hex(text: object) -> bool:
+    """True when ``text`` is exactly 64 lowercase hex digits (no prefix, no whitespace, no newline).
+
+    The one sha256 check of the project: object ids, manifest digests and file hashes all go through it.
+    """
+    return isinstance(text, str) and _OID.fullmatch(text) is not None
 
 
 def format_pointer(pointer: LfsPointer) -> bytes:
@@ -58,7 +66,7 @@ def parse_pointer(data: bytes) -> LfsPointer:
         raise PointerError(f"unsupported LFS pointer version {version[1]!r}", hint=f"only {SPEC_URL}")
     _expect(oid, "oid", 2)
     _expect(size, "size", 3)
-    if not oid[1].startswith("sha256:") or not _OID.fullmatch(oid[1][7:]):
+    if not oid[1].startswith("sha256:") or not is_sha256_hex(oid[1][7:]):
         raise PointerError(f"invalid LFS pointer oid {oid[1]!r}: expected sha256:<64 lowercase hex>")
     if not _SIZE.fullmatch(size[1]):
         raise PointerError(f"invalid LFS pointer size {size[1]!r}: expected a decimal byte count")

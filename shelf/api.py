@@ -12,7 +12,14 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import NotFoundError, OfflineError, ResolutionError, TransportError
+from shelf.errors import (
+    IntegrityError,
+    NotFoundError,
+    OfflineError,
+    ResolutionError,
+    ShelfError,
+    TransportError,
+)
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
@@ -86,12 +93,13 @@ class Shelf:
         for component in components:
             if component.source not in found:
                 # The mirrored .lfsconfig names the LFS server; install_pinned refreshes and retries if stale.
-                source = self._source_for(component.source, refresh=False)
+                source = self.source_for(component.source, refresh=False)
                 progress = Labelled(self.progress, self._labels)
                 found[component.source] = source.transport(jobs=self.jobs, progress=progress)
         return found
 
-    def _source_for(self, public_url: str, refresh: bool = True) -> ShelfSource:
+    def source_for(self, public_url: str, refresh: bool = True) -> ShelfSource:
+        """The shelf a lockfile entry names as its ``source`` (matched against this handle's URLs)."""
         for key in (self._url, *self._sources):
             if key and public_source(normalise_url(key)) == public_url:
                 return self.source(key, refresh=refresh)
@@ -235,12 +243,53 @@ class Shelf:
         path = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published manifest never changes: fetch only if it is not mirrored
             try:
-                source = self._source_for(component.source, refresh=refresh)
+                source = self.source_for(component.source, refresh=refresh)
                 data = source.mirror.read_file(source.head, path)
             except (NotFoundError, OfflineError):
                 continue
             return data if manifest_digest(data) == component.manifest_digest else None
-        return None
+        return self._stored_manifest(component.manifest_digest)
+
+    def _stored_manifest(self, digest: str) -> bytes | None:
+        """A manifest imported into the store from a bundle (stored by its digest, so it is verified)."""
+        oid = digest.removeprefix("sha256:")
+        try:
+            return self.store.path(oid).read_bytes() if self.store.has(oid) else None
+        except (OSError, ShelfError):
+            return None
+
+    def fill_store(self, components: Sequence[LockedComponent]) -> InstallReport:
+        """Fetch into the store every blob ``components`` pin that it lacks (verified), installing nothing."""
+        from shelf.install import _fetch
+
+        self._check_offline(components)
+        report = InstallReport()
+        _fetch(components, self.store, _LazyTransports(self, components), report)
+        return report
+
+    def published_metadata(self, component: LockedComponent) -> dict[str, bytes]:
+        """The manifest and signatures of a pinned version, by their path on its shelf.
+
+        Every file directly in ``components/<name>/<version>/`` is metadata (item files are pointers in
+        subfolders); the manifest must match the lockfile's digest.
+        """
+        from registry_index.manifest import manifest_digest
+
+        folder = layout.component_dir(component.name, component.version)
+        manifest = layout.manifest_path(component.name, component.version)
+        for refresh in (False, True):  # a published version never changes: fetch only if it is missing
+            source = self.source_for(component.source, refresh=refresh)
+            if source.mirror.exists(source.head, manifest):
+                break
+        entries = source.mirror.list_tree(source.head, folder)
+        found = source.mirror.read_many(source.head, [e.path for e in entries if e.kind == "blob"])
+        if manifest_digest(found[manifest]) != component.manifest_digest:
+            raise IntegrityError(
+                f"the manifest of {component.name} {component.version} on {source.url} does not match the "
+                "lockfile's digest",
+                hint="run `cclm-shelf lock` again, or ask the shelf's owner what changed",
+            )
+        return found
 
     def install_pinned(
         self,

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("shelf.commands.publishing:init_cmd", "Create a local shelf (a bare git repository)."),
     "publish": ("shelf.commands.publishing:publish_cmd", "Publish a saved component folder to a shelf."),
     "yank": ("shelf.commands.publishing:yank_cmd", "Mark a published version as not to be used."),
+    "unyank": ("shelf.commands.publishing:unyank_cmd", "Undo a yank: let ranges pick the version again."),
     "install": ("shelf.commands.installing:install_cmd", "Install components by name@version or lockfile."),
     "uninstall": ("shelf.commands.installing:uninstall_cmd", "Remove an installed component."),
     "list": ("shelf.commands.installing:list_cmd", "List installed components."),
@@ -34,7 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("shelf.commands.project:why_cmd", "Show why a component is in the stack."),
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
-    "cache": ("shelf.commands.cache:cache_group", "Inspect, verify and prune the blob store."),
+    "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
+    "export": ("shelf.commands.export:export_cmd", "Write a shelf's web pages (--html) to a folder."),
+    "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
     "serve": ("shelf.commands.serve:serve_cmd", "Serve a shelf to a team: git daemon + LFS server."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
@@ -50,8 +53,67 @@ class Settings:
     verbose: bool
 
 
+# Options of the whole program that may also be written after the command, as pip and uv accept them.
+GLOBAL_FLAGS = frozenset({"--offline", "-v", "--verbose"})
+GLOBAL_WITH_VALUE = frozenset({"--shelf", "--cache-dir"})
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``install X --shelf URL --offline`` -> ``--shelf URL --offline install X``.
+
+    Global options found after the command name (and before a ``--``) move in front of it, in their order;
+    everything else keeps its place.
+    """
+    command_at = _command_position(args)
+    if command_at is None:
+        return list(args)
+    moved: list[str] = []
+    kept: list[str] = []
+    rest = args[command_at + 1 :]
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--":
+            kept += rest[i:]
+            break
+        name = token.split("=", 1)[0]
+        if token in GLOBAL_FLAGS or (name in GLOBAL_WITH_VALUE and "=" in token):
+            moved.append(token)
+        elif token in GLOBAL_WITH_VALUE:
+            moved += rest[i : i + 2]
+            i += 1
+        else:
+            kept.append(token)
+        i += 1
+    return [*args[:command_at], *moved, args[command_at], *kept]
+
+
+def _command_position(args: list[str]) -> int | None:
+    """Where the command name is: the first word that is neither an option nor a global option's value."""
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            return None
+        if token in GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if not token.startswith("-"):
+            return i
+        i += 1
+    return None
+
+
+def wants_json(args: list[str]) -> bool:
+    """``--json`` anywhere before ``--``: errors then go to stdout as one JSON object too."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use; global options may follow the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if _available(name)]
@@ -112,18 +174,37 @@ def cli(ctx: click.Context, shelf: str | None, cache_dir: Path | None, offline: 
     ctx.obj = Settings(shelf=shelf, cache_dir=cache_dir, offline=offline, verbose=verbose)
 
 
-def _error_exit(exc: BaseException, verbose: bool) -> int:
+def _error_exit(exc: BaseException, verbose: bool, as_json: bool) -> int:
     from shelf.errors import ConfigError
 
     code = getattr(exc, "exit_code", 1)
     if isinstance(exc, ConfigError):
         code = 2
-    click.secho(f"error: {exc}", fg="red", err=True)
+    message = getattr(exc, "message", None) or str(exc)
+    _report_error(message, getattr(exc, "hint", None), code, as_json, text=f"error: {exc}")
     if verbose:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
     return code
+
+
+def _report_error(message: str, hint: str | None, code: int, as_json: bool, text: str) -> None:
+    """One line (and its hint) on stderr for people; with --json, also one JSON object on stdout."""
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"error": message, "hint": hint, "exit_code": code}, sort_keys=True))
+    click.secho(text, fg="red", err=True)
+
+
+def _usage_exit(exc: click.ClickException, as_json: bool) -> int:
+    if as_json:
+        hint = "see `cclm-shelf --help`" if isinstance(exc, click.UsageError) else None
+        _report_error(exc.format_message(), hint, exc.exit_code, True, text=f"error: {exc.format_message()}")
+    else:
+        exc.show()
+    return exc.exit_code
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -142,20 +223,21 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     # TensorFlow's C++ start-up notes (CPU features, missing CUDA) would bury the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    as_json = wants_json(args)
     try:
-        cli.main(args=argv, prog_name="cclm-shelf", standalone_mode=False)
+        cli.main(args=args, prog_name="cclm-shelf", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        return _usage_exit(exc, as_json)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
     except _known_errors() as exc:
-        return _error_exit(exc, verbose)
+        return _error_exit(exc, verbose, as_json)
     return 0
 
 

@@ -22,6 +22,7 @@ ENV_LINK_MODE = "CCLM_SHELF_LINK_MODE"  # how installed files point at the store
 
 DEFAULT_TARGET = ".cclm"
 DEFAULT_JOBS = 8
+MAX_JOBS = 256
 PROJECT_FILE = "cclm-shelf.toml"
 PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
@@ -76,10 +77,18 @@ def token() -> str | None:
 
 
 def jobs() -> int:
+    """Parallel transfers: ``$CCLM_SHELF_JOBS`` (a whole number from 1 to 256), else 8."""
     raw = _env(ENV_JOBS)
-    if raw and raw.isdigit() and int(raw) > 0:
+    if raw is None:
+        return DEFAULT_JOBS
+    if raw.isdigit() and 0 < int(raw) <= MAX_JOBS:
         return int(raw)
-    return DEFAULT_JOBS
+    from shelf.errors import ConfigError
+
+    raise ConfigError(
+        f"{ENV_JOBS}={raw!r} is not a number of parallel transfers",
+        hint=f"set {ENV_JOBS} to a whole number from 1 to {MAX_JOBS}, or unset it for {DEFAULT_JOBS}",
+    )
 
 
 def link_mode() -> str | None:

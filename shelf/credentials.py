@@ -1,4 +1,4 @@
-"""Credentials for an LFS endpoint, and scrubbing secrets out of text.
+"""Credentials for an LFS endpoint (scrubbing secrets out of text is ``shelf.redaction``).
 
 Looked up in this order, first match wins:
 
@@ -7,16 +7,15 @@ Looked up in this order, first match wins:
 3. ``git credential fill`` for the endpoint URL, run so that it can never prompt (``GIT_TERMINAL_PROMPT=0``,
    no askpass helper, stdin not a terminal, a timeout): whatever credential helper git is configured with.
 
-Secrets are never printed, logged, or put in exception messages: ``redact`` scrubs a text of
-Authorization values, token-like query parameters, passwords in URLs and any secret passed to it.
+Secrets are never printed, logged, or put in exception messages: ``shelf.redaction.redact`` scrubs a text of
+Authorization values, token-like query parameters, user info in URLs and any secret passed to it
+(``shelf.redaction``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import requests
@@ -26,16 +25,6 @@ from requests.utils import get_netrc_auth
 from shelf import constants
 
 GIT_CREDENTIAL_TIMEOUT = 10.0
-_MASK = "***"
-_PATTERNS = (
-    # "Authorization: Bearer abc", "'Authorization': 'Basic abc'", JSON or header dumps alike.
-    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+|token\s+)?[^\s'\",}]+"),
-    re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(
-        r"(?i)(\b(?:jwt|token|access_token|password|secret|sig|signature|x-amz-signature)=)[^&#\s'\",]+"
-    ),
-    re.compile(r"(://[^/\s:@]+:)[^@/\s]+(@)"),
-)
 
 
 class BearerAuth(AuthBase):
@@ -56,21 +45,6 @@ class BearerAuth(AuthBase):
 
     def __hash__(self) -> int:
         return hash(("bearer", self._token))
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every credential-looking part, and every given secret, replaced by ``***``."""
-    for secret in [*secrets, constants.token() or ""]:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, _MASK)
-    for pattern in _PATTERNS:
-        if pattern.groups == 2:
-            text = pattern.sub(lambda m: f"{m.group(1)}{_MASK}{m.group(2)}", text)
-        elif pattern.groups == 1:
-            text = pattern.sub(lambda m: f"{m.group(1)}{_MASK}", text)
-        else:
-            text = pattern.sub(_MASK, text)
-    return text
 
 
 def auth_for(endpoint: str, *, use_git: bool = True) -> AuthBase | None:

@@ -9,6 +9,7 @@
     │   └── GitError                a git command failed
     │       └── PushRejected        the shelf moved on (or a tag exists): nothing changed, retry
     ├── IntegrityError              bytes do not match their sha256 or size
+    │   └── BundleError             a bundle is damaged, truncated, or not the project's lockfile
     ├── UnsafeContentError          a path, archive member or file would escape or run code
     ├── ResolutionError             no compatible set of components exists
     ├── LockfileError               the lockfile is missing, stale, corrupt or too new
@@ -78,6 +79,10 @@ class PushRejected(GitError):
 
 
 class IntegrityError(ShelfError):
+    pass
+
+
+class BundleError(IntegrityError):
     pass
 
 

@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from filelock import FileLock, Timeout
 
@@ -45,6 +44,9 @@ from shelf.errors import (
     TransportError,
     UnsafeContentError,
 )
+from shelf.fsutil import atomic_write
+from shelf.redaction import redact
+from shelf.remote.url import ShelfURL, is_local
 
 __all__ = [
     "FALLBACK_EMAIL",
@@ -72,9 +74,6 @@ _ZERO_OID = "0" * 40
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
 _TAG_LISTING = "shelf-remote-tags"  # in the mirror: the remote's tags as last listed, for offline use
-_REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh"})
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:(?!//)")
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 _RETRY_HINT = "refresh the shelf (someone else published first) and try again"
 
 
@@ -90,11 +89,6 @@ class TreeEntry:
 
 # --------------------------------------------------------------------------------------------------------
 # Running git
-
-
-def redact(text: str) -> str:
-    """Hide the user:password part of every URL in ``text`` (for errors and logs)."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -145,11 +139,8 @@ def run_git(
 
 
 def is_local_url(url: str) -> bool:
-    """True for a path on this machine or a ``file://`` URL."""
-    text = str(url).strip()
-    if _SCP_LIKE.match(text):
-        return False
-    return urlsplit(text).scheme in ("", "file")
+    """True for a path on this machine or a ``file://`` URL (see ``ShelfURL``)."""
+    return is_local(url)
 
 
 def normalise_url(url: str | os.PathLike[str]) -> str:
@@ -157,35 +148,12 @@ def normalise_url(url: str | os.PathLike[str]) -> str:
 
     Refuses an empty string, an unknown scheme and a local path that is a regular file.
     """
-    text = str(url).strip()
-    if not text:
-        raise ConfigError("the shelf URL is empty", hint="give a folder path or a git URL")
-    if _SCP_LIKE.match(text):
-        return text.rstrip("/")
-    if is_local_url(text):
-        return str(_local_path(text))
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in _REMOTE_SCHEMES or not parts.netloc:
-        raise ConfigError(
-            f"unsupported shelf URL {redact(text)!r}",
-            hint="use a local path or a file://, git://, ssh://, http:// or https:// URL",
-        )
-    userinfo, at, host = parts.netloc.rpartition("@")
-    netloc = f"{userinfo}{at}{host.lower()}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), parts.query, ""))
+    parsed = ShelfURL.parse(url)
+    return str(_local_path(parsed)) if parsed.is_local else parsed.text
 
 
-def _local_path(text: str) -> Path:
-    parts = urlsplit(text)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ConfigError(f"file URL {text!r} names another host", hint="use file:///absolute/path")
-        from urllib.request import url2pathname  # urllib.request costs ~20 ms to import; rarely needed
-
-        path = Path(url2pathname(unquote(parts.path)))
-    else:
-        path = Path(text).expanduser()
-    path = path.resolve()
+def _local_path(parsed: ShelfURL) -> Path:
+    path = parsed.local_path
     if path.is_file():
         raise ConfigError(
             f"{path} is a file, not a shelf",
@@ -194,13 +162,9 @@ def _local_path(text: str) -> Path:
     return path
 
 
-def _without_credentials(url: str) -> str:
-    return _CREDENTIALS.sub(r"\g<scheme>", url)
-
-
 def mirror_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the bare mirror of ``url`` lives: one folder per normalised URL, credentials left out."""
-    key = _without_credentials(normalise_url(url))
+    key = ShelfURL.parse(normalise_url(url)).mirror_key
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     stem = re.split(r"[/:]", key.rstrip("/"))[-1].removesuffix(".git")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")[:40] or "shelf"
@@ -591,9 +555,9 @@ class ShelfMirror:
     def _save_listing(self, tags: Mapping[str, str]) -> None:
         """Keep the listing in the mirror (written whole, then renamed) so offline reads know the tags."""
         with contextlib.suppress(OSError):  # a read-only cache only costs offline mode this knowledge
-            with tempfile.NamedTemporaryFile("w", dir=self.path, delete=False, encoding="utf-8") as out:
-                out.write("".join(f"{commit}\t{name}\n" for name, commit in tags.items()))
-            os.replace(out.name, self.path / _TAG_LISTING)
+            atomic_write(
+                self.path / _TAG_LISTING, "".join(f"{commit}\t{name}\n" for name, commit in tags.items())
+            )
 
     def _saved_listing(self) -> dict[str, str]:
         try:
@@ -765,11 +729,10 @@ def init_shelf(
 
     An existing shelf is returned unchanged; any other non-empty folder is refused.
     """
-    target = _local_path(str(path)) if is_local_url(str(path)) else None
-    if target is None:
-        raise ConfigError(
-            f"{redact(str(path))} is not a local path", hint="shelves are created on this machine"
-        )
+    parsed = ShelfURL.parse(path)
+    if not parsed.is_local:
+        raise ConfigError(f"{parsed.display} is not a local path", hint="shelves are created on this machine")
+    target = _local_path(parsed)
     if target.is_dir() and any(target.iterdir()):
         if _is_shelf(target):
             return str(target)

@@ -22,8 +22,6 @@ it. The target stays one stack: a component whose base disagrees with what stays
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +29,11 @@ from typing import Protocol
 
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
+from shelf.fsutil import hash_file, new_staging, remove_tree
 from shelf.linking import choose_link_mode
 from shelf.stack import check_stack, disagreements, installed_members, member
 from shelf.store import BlobStore
-from shelf.target import STAGING_PREFIX, InstallTarget, file_stat, remove_tree, safe_relative
+from shelf.target import InstallTarget, file_stat, safe_relative
 
 
 class FileSpec(Protocol):
@@ -89,8 +88,7 @@ def materialize(
     Returns the file stats to record and where the old folder was moved aside to (None when it was
     removed, or there was none).
     """
-    staging = target.root / f"{STAGING_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    staging = new_staging(target.component_dir(spec.name))
     try:
         files = []
         for f in spec.files:
@@ -277,15 +275,12 @@ def installed_file_count(target: Path) -> int:
 
 
 def _check_file(path: Path, expected: str) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(constants.CHUNK_SIZE), b""):
-                digest.update(chunk)
+        actual, _ = hash_file(path)
     except FileNotFoundError:
         return "missing"
-    if digest.hexdigest() != expected:
-        return f"sha256 {digest.hexdigest()[:12]}… does not match {expected[:12]}…"
+    if actual != expected:
+        return f"sha256 {actual[:12]}… does not match {expected[:12]}…"
     return None
 
 

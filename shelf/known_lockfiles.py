@@ -6,11 +6,11 @@ Kept as one JSON list in the cache folder; paths that no longer exist are droppe
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 from filelock import FileLock
+
+from shelf.fsutil import atomic_write
 
 FILE_NAME = "known-lockfiles.json"
 
@@ -32,6 +32,4 @@ def remember_lockfile(cache_dir: Path, lockfile: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         paths = {str(p) for p in known_lockfiles(cache_dir)} | {str(Path(lockfile).resolve())}
-        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(sorted(paths), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(sorted(paths), indent=1) + "\n")

@@ -9,14 +9,12 @@ FIFOs are refused before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
-import uuid
 from pathlib import Path, PurePosixPath
 
-from shelf import constants
 from shelf.errors import UnsafeContentError
+from shelf.fsutil import copy_hashing, new_staging, swap_dir
 
 MAX_MEMBERS = 10_000
 # A legacy item is one preprocessor or model; far more than this unpacked is a decompression bomb.
@@ -45,17 +43,10 @@ def check_member(member: tarfile.TarInfo, archive: str) -> PurePosixPath | None:
 
 def extract_archive(archive: Path, dest: Path, label: str) -> dict[str, str]:
     """Extract a legacy tarball into ``dest`` atomically; returns each written file's sha256 by path."""
-    staging = dest.parent / f".staging-{dest.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    staging = new_staging(dest)
     try:
         written = _extract_into(archive, staging, label)
-        if dest.exists():
-            trash = dest.parent / f".trash-{dest.name}-{uuid.uuid4().hex[:8]}"
-            dest.rename(trash)
-            staging.rename(dest)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            staging.rename(dest)
+        swap_dir(staging, dest)
         return written
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -89,17 +80,11 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> 
     source = tar.extractfile(member)
     if source is None:
         raise UnsafeContentError(f"archive member {member.name!r} has no content")
-    digest = hashlib.sha256()
     with source, dest.open("xb") as out:
-        remaining = member.size
-        while remaining > 0:
-            chunk = source.read(min(constants.CHUNK_SIZE, remaining))
-            if not chunk:
-                raise UnsafeContentError(f"archive member {member.name!r} is truncated")
-            out.write(chunk)
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest.hexdigest()
+        digest, size = copy_hashing(source, out, limit=member.size)
+    if size != member.size:
+        raise UnsafeContentError(f"archive member {member.name!r} is truncated")
+    return digest
 
 
 def check_archive(archive: Path, label: str) -> list[str]:

@@ -10,18 +10,15 @@ live in ``<repo>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>``: where the real git-l
 when it pushes to a local path, so both tools share one folder.
 
 No message built here contains a credential: URLs are shown without query strings or user info, and
-server text goes through ``credentials.redact``.
+server text goes through ``shelf.redaction.redact``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,14 +27,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3
 from requests.auth import AuthBase
 
+from registry_index.layout import lfs_object_path
 from shelf import constants
-from shelf.credentials import auth_for, redact
+from shelf.credentials import auth_for
 from shelf.errors import (
     AuthError,
     ConfigError,
@@ -48,15 +46,16 @@ from shelf.errors import (
     StoreError,
     TransportError,
 )
+from shelf.fsutil import atomic_file, copy_hashing
 from shelf.progress import NullProgress, Progress
+from shelf.redaction import redact
+from shelf.remote.url import ShelfURL
 from shelf.store import BlobStore, BlobWriter, check_oid, hash_file
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 EXPIRY_MARGIN = 5.0  # seconds: an action this close to expiring is treated as expired (as git-lfs does)
 REBATCH_LIMIT = 3  # how often one object may be re-batched because its action expired
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^/:]+):(?P<path>.*)$")
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 T = TypeVar("T")
 
 
@@ -158,53 +157,30 @@ def safe_url(url: str) -> str:
 
 def is_local(url: str) -> bool:
     """Whether a git remote is a path on this machine (a plain path or ``file://``)."""
-    if url.startswith("file://"):
-        return True
-    if "://" in url:
-        return False
-    return bool(_WINDOWS_DRIVE.match(url)) or not _SCP_LIKE.match(url) or "/" in url.split(":", 1)[0]
+    return ShelfURL.parse(url).is_local
 
 
 def local_path(url: str) -> Path:
     """The folder a local remote names."""
-    if url.startswith("file://"):
-        return Path(unquote(urlsplit(url).path))
-    return Path(url).expanduser()
+    return ShelfURL.parse(url).local_path
 
 
 def endpoint_for(remote_url: str, lfs_url: str | None = None) -> str | None:
     """The LFS endpoint for a git remote, by git-lfs's rules; None for a local remote (local objects).
 
-    ``lfs_url`` (``lfs.url`` from ``.lfsconfig``) wins. An http(s) remote gets ``.git`` if missing and
-    ``/info/lfs``; ssh, scp-like and git:// remotes map to https on the same host and path.
+    ``lfs_url`` (``lfs.url`` from ``.lfsconfig``) wins; see ``ShelfURL.lfs_endpoint`` for the rest.
     """
     if lfs_url:
         return None if is_local(lfs_url) else lfs_url.rstrip("/")
-    url = remote_url.strip()
-    if not url:
+    if not remote_url.strip():
         raise ConfigError("the shelf URL is empty", hint="give a git URL or a path to a shelf")
-    if is_local(url):
-        return None
-    parts = urlsplit(url)
-    if parts.scheme in {"http", "https"}:
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    elif parts.scheme in {"ssh", "git", "git+ssh", "ssh+git"}:
-        # The ssh or git port says nothing about the https one, so it is dropped (git-lfs does the same).
-        base = f"https://{parts.hostname}{parts.path}"
-    elif "://" not in url and (scp := _SCP_LIKE.match(url)):
-        base = f"https://{scp['host']}/{scp['path'].lstrip('/')}"
-    else:
+    try:
+        return ShelfURL.parse(remote_url).lfs_endpoint()
+    except ConfigError as e:
         raise ConfigError(
-            f"cannot find the LFS server for the remote {safe_url(url)!r}",
+            f"cannot find the LFS server for the remote {safe_url(remote_url)!r}",
             hint="use an http(s), ssh or git:// URL or a local path, or set lfs.url in .lfsconfig",
-        )
-    base = base.rstrip("/")
-    if not base.endswith(".git"):
-        base += ".git"
-    return base + "/info/lfs"
-
-
-# Small helpers -------------------------------------------------------------------------------------------
+        ) from e
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -728,8 +704,7 @@ class LocalLfsObjects:
         return f"LocalLfsObjects({str(self.repo_path)!r})"
 
     def object_path(self, oid: str) -> Path:
-        check_oid(oid)
-        return self.objects_dir / oid[0:2] / oid[2:4] / oid
+        return self.repo_path / lfs_object_path(check_oid(oid))
 
     def has(self, obj: LfsObject) -> bool:
         path = self.object_path(obj.oid)
@@ -770,25 +745,13 @@ class LocalLfsObjects:
             raise NotFoundError(f"cannot upload object {obj.oid}: {source} is not a file")
         dest = self.object_path(obj.oid)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{obj.oid[:12]}.", suffix=".tmp")
-        try:
-            digest, size = hashlib.sha256(), 0
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                while chunk := src.read(constants.CHUNK_SIZE):
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += len(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            if size != obj.size or digest.hexdigest() != obj.oid:
+        with open(source, "rb") as src, atomic_file(dest) as dst:
+            digest, size = copy_hashing(src, dst, limit=obj.size + 1)
+            if size != obj.size or digest != obj.oid:
                 raise IntegrityError(
                     f"{source} does not match object {obj.oid} ({obj.size} bytes)",
                     hint="the file changed after it was hashed; hash it again before publishing",
                 )
-            os.replace(tmp_name, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
 
 
 def transport_for(remote_url: str, lfs_url: str | None = None, **options: Any) -> LfsClient | LocalLfsObjects:

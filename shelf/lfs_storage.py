@@ -8,33 +8,32 @@ sha256 matches the object id it claims. This module is imported only inside the 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from giftless.storage import StreamingStorage, exc
 
-_OID = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 1 << 20
+from registry_index.layout import lfs_object_path
+from registry_index.pointer import is_sha256_hex
+from shelf import constants
+from shelf.fsutil import atomic_file, copy_hashing
 
 
 class GitLfsLayoutStorage(StreamingStorage):
     """Objects of one shelf repository, in the git-lfs folder layout; ``prefix`` (org/repo) is ignored."""
 
     def __init__(self, path: str, **_: Any) -> None:
-        self.root = Path(path) / "lfs" / "objects"
+        self.repo = Path(path)
+        self.root = self.repo / "lfs" / "objects"
         self.tmp = Path(path) / "lfs" / "tmp"
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def _path(self, oid: str) -> Path:
-        if not _OID.fullmatch(oid):
+        if not is_sha256_hex(oid):
             raise exc.InvalidObjectError(f"{oid!r} is not a sha256 object id")
-        return self.root / oid[0:2] / oid[2:4] / oid
+        return self.repo / lfs_object_path(oid)
 
     def get(self, prefix: str, oid: str) -> Iterable[bytes]:
         path = self._path(oid)
@@ -44,21 +43,11 @@ class GitLfsLayoutStorage(StreamingStorage):
 
     def put(self, prefix: str, oid: str, data_stream: BinaryIO) -> int:
         dest = self._path(oid)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=f"{oid}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := data_stream.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            if digest.hexdigest() != oid:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(dest, tmp_dir=self.tmp) as out:
+            digest, size = copy_hashing(data_stream, out)
+            if digest != oid:
                 raise exc.InvalidObjectError(f"the uploaded bytes do not hash to {oid}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, dest)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
         return size
 
     def exists(self, prefix: str, oid: str) -> bool:
@@ -73,5 +62,5 @@ class GitLfsLayoutStorage(StreamingStorage):
 
 def _chunks(path: Path) -> Iterable[bytes]:
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
+        while chunk := fh.read(constants.CHUNK_SIZE):
             yield chunk

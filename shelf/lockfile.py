@@ -45,6 +45,7 @@ import tomli_w
 from registry_index.manifest import Base
 from registry_index.requirements import Requirement, parse_requirement
 from shelf.errors import LockfileError
+from shelf.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from registry_index.index import IndexEntry
@@ -184,9 +185,7 @@ def dump_lockfile(lock: Lockfile) -> str:
 def write_lockfile(lock: Lockfile, path: Path) -> Path:
     """Write ``lock`` to ``path`` through a temporary file, so a reader never sees half a lockfile."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_lockfile(lock), encoding="utf-8", newline="\n")
-    tmp.replace(path)
+    atomic_write(path, dump_lockfile(lock))
     return path
 
 

@@ -25,6 +25,8 @@ from registry_index.errors import RegistryIndexError
 from registry_index.requirements import Requirement, parse_requirement
 from shelf.constants import DEFAULT_TARGET, PROJECT_FILE, PYPROJECT_FILE
 from shelf.errors import ConfigError, NotFoundError
+from shelf.fsutil import atomic_write
+from shelf.remote.url import ShelfURL
 
 TOOL_KEY = "cclm-shelf"
 _KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target", "link-mode"})
@@ -172,15 +174,11 @@ def _read_target(path: Path, value: Any) -> str:
 
 
 def _absolute_shelf(shelf: str, root: Path) -> str:
-    if "://" in shelf or _looks_scp_like(shelf):
+    """A relative local path counts from the project file's folder; URLs and absolute paths stay as given."""
+    parsed = ShelfURL.parse(shelf)
+    if not parsed.is_local or parsed.scheme == "file":
         return shelf
     return str((root / Path(shelf).expanduser()).resolve())
-
-
-def _looks_scp_like(shelf: str) -> bool:
-    """``git@host:path``: a colon before the first slash, and not a Windows drive letter."""
-    head = shelf.split("/", 1)[0]
-    return ":" in head and len(head.split(":", 1)[0]) > 1
 
 
 # --- editing -------------------------------------------------------------------------------------------
@@ -240,7 +238,7 @@ def _write_requires(project: Project, requires: list[str]) -> None:
             f"could not edit 'requires' in {project.path} safely",
             hint=f"edit the file by hand, or write the settings as a [tool.{TOOL_KEY}] table",
         )
-    project.path.write_text(new_text, encoding="utf-8")
+    atomic_write(project.path, new_text)
 
 
 def format_requires(requires: list[str]) -> str:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry_index import layout
-from registry_index.index import IndexEntry, entry_from_manifest, format_index_file, with_yanked
+from registry_index.index import IndexEntry, entry_from_manifest, format_index_file
 from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
-from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import NotFoundError, OfflineError, PublishError, UnsafeContentError
+from shelf.errors import OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
@@ -470,31 +469,3 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         branch=source.branch,
         tags=[layout.release_tag(name, version)],
     )
-
-
-def yank(source: ShelfSource, name: str, version: str, reason: str) -> str:
-    """Mark a published version as yanked in the index; the resolver skips it from then on."""
-    _check_online(source, "yanking on")
-    version = format_version(parse_version(version))
-    for _attempt in range(MAX_PUSH_ATTEMPTS):
-        source.refresh()
-        entries = source.index.entries(name)
-        if not any(e.version == version for e in entries):
-            raise NotFoundError(
-                f"{name} {version} is not published on {source.url}", hint=f"cclm-shelf show {name}"
-            )
-        updated = with_yanked(entries, version, reason)
-        try:
-            commit = source.mirror.commit_and_push(
-                {layout.index_path(name): format_index_file(updated)},
-                f"Yank {name} {version}: {reason}",
-                parent=source.head,
-                branch=source.branch,
-            )
-        except PushRejected as e:
-            _retry_or_raise(e, f"yanking {name} {version}")
-            source.mark_stale()
-            continue
-        source.reread()
-        return commit
-    raise PublishError(f"gave up yanking {name} {version}: the shelf kept moving", hint="try again")

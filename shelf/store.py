@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import stat
 import tempfile
 import time
@@ -37,10 +36,11 @@ from typing import BinaryIO
 
 import filelock
 
+from registry_index.pointer import is_sha256_hex
 from shelf import constants
 from shelf.errors import IntegrityError, StoreError
+from shelf.fsutil import atomic_write, beside, copy_hashing, fsync_dir, hash_file
 
-_OID = re.compile(r"^[0-9a-f]{64}$")
 _INCOMPLETE = ".incomplete"
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # 2000-01-01T00:00:00Z: the mtime of every verified blob; any write through a link changes it.
@@ -73,7 +73,7 @@ class Problem:
 
 def check_oid(oid: str) -> str:
     """Return ``oid`` if it is a lowercase sha256 hex digest, else raise ``StoreError``."""
-    if not isinstance(oid, str) or not _OID.match(oid):
+    if not is_sha256_hex(oid):
         raise StoreError(
             f"{oid!r} is not a sha256 object id",
             hint="object ids are 64 lowercase hexadecimal characters",
@@ -81,38 +81,10 @@ def check_oid(oid: str) -> str:
     return oid
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not every platform lets a folder be opened.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    """The sha256 hex digest and size of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(constants.CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _seal(path: Path) -> None:
     """Make a verified file read-only and stamp its mtime, the mark ``revalidate`` trusts."""
     os.chmod(path, _READ_ONLY)
     os.utime(path, ns=(time.time_ns(), VERIFIED_MTIME_NS))
-
-
-def _next_read(done: int, limit: int | None) -> int:
-    """How many bytes to read next: a chunk, or what is left before ``limit`` (0 ends the copy)."""
-    if limit is None:
-        return constants.CHUNK_SIZE
-    return max(0, min(constants.CHUNK_SIZE, limit - done))
 
 
 def _size_on_disk(path: Path, fallback: int) -> int:
@@ -208,7 +180,7 @@ class BlobWriter:
         self._close()
         _seal(self._partial)
         os.replace(self._partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def _close(self) -> None:
         if self._handle is not None:
@@ -239,7 +211,7 @@ class BlobStore:
                 folder.mkdir(parents=True, exist_ok=True)
             tag = self.root / "CACHEDIR.TAG"
             if not tag.exists():
-                tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
+                atomic_write(tag, _CACHEDIR_TAG)
         except OSError as exc:
             raise StoreError(
                 f"cannot create the blob store at {self.root}: {exc.strerror}",
@@ -357,7 +329,8 @@ class BlobStore:
         try:
             # A source longer than ``size`` is wrong whatever follows: read one byte past it, not to its end.
             limit = None if size is None else size + 1
-            actual, actual_size = self._copy_hashing(path, fd, limit)
+            with open(path, "rb") as src:
+                actual, actual_size = self._copy_hashing(src, fd, limit)
             self._expect(path, oid, size, actual, actual_size)
             self._place(tmp, actual)
         finally:
@@ -365,19 +338,41 @@ class BlobStore:
                 tmp.unlink()
         return actual
 
+    def stage(self, stream: BinaryIO, oid: str, size: int, label: str) -> Path:
+        """Copy ``stream`` into a temporary file of the store, checked against ``oid`` and ``size``.
+
+        For content that must be verified as a whole before any of it is kept (a bundle): the caller
+        moves each staged file into place with ``adopt`` once everything checked out, or deletes them.
+        ``label`` names the content in errors.
+        """
+        check_oid(oid)
+        self._ensure()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, suffix=_INCOMPLETE)
+        tmp = Path(tmp_name)
+        try:
+            actual, actual_size = self._copy_hashing(stream, fd, size + 1)
+            self._expect(Path(label), oid, size, actual, actual_size)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def adopt(self, staged: Path, oid: str) -> None:
+        """Move a file made by ``stage`` to its final name (dropping it when the blob is already there)."""
+        try:
+            self._place(staged, oid)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+
     @staticmethod
-    def _copy_hashing(source: Path, fd: int, limit: int | None = None) -> tuple[str, int]:
-        """Copy ``source`` into ``fd`` while hashing it; stop after ``limit`` bytes when one is given."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while chunk := src.read(_next_read(size, limit)):
-                digest.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
+    def _copy_hashing(src: BinaryIO, fd: int, limit: int | None = None) -> tuple[str, int]:
+        """Copy ``src`` into ``fd`` while hashing it; stop after ``limit`` bytes when one is given."""
+        with os.fdopen(fd, "wb") as dst:
+            found = copy_hashing(src, dst, limit)
             dst.flush()
             os.fsync(dst.fileno())
-        return digest.hexdigest(), size
+        return found
 
     @staticmethod
     def _expect(path: Path, oid: str | None, size: int | None, actual: str, actual_size: int) -> None:
@@ -399,7 +394,7 @@ class BlobStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             _seal(tmp)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     # Using blobs ---------------------------------------------------------------------------------------
 
@@ -454,7 +449,7 @@ class BlobStore:
             raise StoreError(f"object {oid} is not in the store", hint="download it first")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        tmp = beside(dest)
         try:
             method = place(source, tmp, mode)
             os.replace(tmp, dest)
@@ -475,7 +470,7 @@ class BlobStore:
             if reason is None:
                 continue
             with self._lock_or_skip(blob.oid) as locked:
-                if locked or not _OID.match(blob.oid):
+                if locked or not is_sha256_hex(blob.oid):
                     with contextlib.suppress(FileNotFoundError):
                         blob.path.unlink()
             problems.append(Problem(oid=blob.oid, path=blob.path, reason=reason))
@@ -483,7 +478,7 @@ class BlobStore:
 
     @staticmethod
     def _blob_problem(blob: BlobInfo) -> str | None:
-        if not _OID.match(blob.oid):
+        if not is_sha256_hex(blob.oid):
             return "the file name is not a sha256 object id"
         if blob.path.parent.name != blob.oid[:2]:
             return "the blob is in the wrong folder"
@@ -495,7 +490,7 @@ class BlobStore:
     @contextlib.contextmanager
     def _lock_or_skip(self, oid: str) -> Iterator[bool]:
         """Hold the object's lock if nobody else does; yield whether it is held."""
-        if not _OID.match(oid):
+        if not is_sha256_hex(oid):
             yield False
             return
         lock = self._lock_file(oid)
@@ -516,7 +511,7 @@ class BlobStore:
             if blob.oid in keep:
                 continue
             with self._lock_or_skip(blob.oid) as locked:
-                if locked or not _OID.match(blob.oid):
+                if locked or not is_sha256_hex(blob.oid):
                     blob.path.unlink(missing_ok=True)
                     count += 1
                     freed += blob.size

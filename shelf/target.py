@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path, PurePosixPath
@@ -26,10 +25,9 @@ from filelock import FileLock
 
 from shelf import constants
 from shelf.errors import ConfigError, TargetError, UnsafeContentError
+from shelf.fsutil import STAGING_PREFIX, TRASH_PREFIX, atomic_write, discard, remove_tree
 
 RECORD_VERSION = 1
-STAGING_PREFIX = ".staging-"
-TRASH_PREFIX = ".trash-"
 
 
 def safe_relative(*parts: str) -> PurePosixPath:
@@ -79,9 +77,7 @@ class InstallTarget:
         return data
 
     def write_record(self, record: dict) -> None:
-        tmp = self.record_path.with_name(f"{self.record_path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.record_path)
+        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     def component_dir(self, name: str) -> Path:
         return self.root / safe_relative(name)
@@ -129,9 +125,7 @@ class InstallTarget:
         if not (final.exists() or final.is_symlink()):
             return None
         if entry is not None and not final.is_symlink() and _as_installed(final, entry, new):
-            old = self.root / f"{TRASH_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, old)
-            remove_tree(old)
+            discard(final)
             return None
         self.trash.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -182,11 +176,3 @@ def _unedited(path: Path, recorded: list[int], placed: Path | None) -> bool:
         return file_stat(path) == recorded
     except OSError:
         return False
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a folder, or a link or file in its place (a link is removed, never followed)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)

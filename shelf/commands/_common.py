@@ -58,6 +58,20 @@ def open_shelf(ctx: click.Context, proj: Project | None = None, progress=None):
     return Shelf(pick_shelf_url(opts.shelf), cache_dir=opts.cache_dir, offline=offline, progress=progress)
 
 
+def source_of(shelf, proj: Project | None, name: str):
+    """The shelf ``name`` is read from: the one the project's lockfile pinned it from, else the first of
+    ``shelf``'s shelves that publishes it (the first shelf when none does)."""
+    if proj is not None:
+        lock_file = proj.root / constants.LOCK_FILE
+        if lock_file.is_file():
+            from shelf.lockfile import load_lockfile
+
+            for component in load_lockfile(lock_file).components:
+                if component.name == name:
+                    return shelf.source_for(component.source)
+    return shelf.index.source_of(name)
+
+
 def install_target(explicit: Path | None, proj: Project | None) -> Path:
     if explicit is not None:
         return explicit

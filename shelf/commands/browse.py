@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shelf.commands._common import emit, json_option, open_shelf, project
+from shelf.commands._common import emit, json_option, open_shelf, project, source_of
 
 
 def _entry_dict(entry) -> dict:
@@ -39,10 +39,13 @@ def show_cmd(ctx, spec, as_json):
     from shelf.errors import NotFoundError
 
     name, _, version = spec.partition("@")
-    source = open_shelf(ctx, project()).source()
+    proj = project()
+    shelf = open_shelf(ctx, proj)
+    source = source_of(shelf, proj, name)
     entries = source.index.entries(name)
     if not entries:
-        raise NotFoundError(f"no component named {name!r} on {source.url}", hint="cclm-shelf search TEXT")
+        where = ", ".join(shelf.urls)
+        raise NotFoundError(f"no component named {name!r} on {where}", hint="cclm-shelf search TEXT")
     if not version:
         rows = [_entry_dict(e) for e in entries]
         lines = [f"{name} on {source.url}"] + [
@@ -83,18 +86,26 @@ def _manifest_lines(entry, manifest) -> list[str]:
 @json_option
 @click.pass_context
 def search_cmd(ctx, text, as_json):
-    """List the components whose name contains TEXT, with their newest version."""
-    source = open_shelf(ctx, project()).source()
+    """List the components whose name contains TEXT on every shelf in use, with their newest version.
+
+    With several shelves, each name is shown from the first shelf that publishes it (as installs read it).
+    """
+    shelf = open_shelf(ctx, project())
+    index = shelf.index
     needle = text.lower()
     rows = []
-    for name in source.index.names():
+    for name in index.names():
         if needle in name.lower():
-            newest = _newest(source.index.entries(name))
-            rows.append({"name": name, "version": newest.version, "kind": newest.kind})
-    lines = [f"{r['name']:<32} {r['version']:<14} {r['kind']}" for r in rows]
-    emit(
-        as_json, {"query": text, "shelf": source.url, "results": rows}, lines or [f"nothing matches {text!r}"]
-    )
+            newest = _newest(index.entries(name))
+            url = index.source_of(name).url
+            rows.append({"name": name, "version": newest.version, "kind": newest.kind, "shelf": url})
+    several = len(shelf.urls) > 1
+    lines = [
+        f"{r['name']:<32} {r['version']:<14} {r['kind']}" + (f"  {r['shelf']}" if several else "")
+        for r in rows
+    ]
+    data = {"query": text, "shelf": shelf.url, "shelves": shelf.urls, "results": rows}
+    emit(as_json, data, lines or [f"nothing matches {text!r}"])
 
 
 def _newest(entries):

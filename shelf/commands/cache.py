@@ -19,7 +19,22 @@ def _store(ctx):
 
 @click.group("cache")
 def cache_group():
-    """Inspect, verify and prune the blob store shared by every install on this machine."""
+    """Inspect, verify, prune and fill the blob store shared by every install on this machine."""
+
+
+@cache_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def import_cmd(ctx, file, as_json):
+    """Fill the store from a bundle (`cclm-shelf bundle`), for later offline installs.
+
+    The whole bundle is verified before anything is kept. Then `cclm-shelf --offline install` installs
+    the lockfile it was made from without a network.
+    """
+    from shelf.commands.bundling import import_bundle
+
+    import_bundle(ctx, file, as_json)
 
 
 @cache_group.command("info")
@@ -69,7 +84,10 @@ def prune_cmd(ctx, keep_lockfiles, dry_run, as_json):
 
     store = _store(ctx)
     locks = [*known_lockfiles(store.root), *keep_lockfiles]
-    keep = {f.sha256 for path in locks for c in load_lockfile(path).components for f in c.files}
+    pinned = [c for path in locks for c in load_lockfile(path).components]
+    # Manifests imported from bundles are stored by their digest: keep them with their files.
+    keep = {f.sha256 for c in pinned for f in c.files}
+    keep |= {c.manifest_digest.removeprefix("sha256:") for c in pinned}
     if dry_run:
         doomed = [b for b in store.iter_blobs() if b.oid not in keep]
         emit(

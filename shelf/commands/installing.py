@@ -23,6 +23,12 @@ from shelf.commands._common import (
 @target_option
 @click.option("--pre", is_flag=True, help="Allow pre-release versions.")
 @click.option("--frozen", is_flag=True, help="Install the lockfile as it is; fail if it is missing or stale.")
+@click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Install from a file made by `cclm-shelf bundle`, with no network (checked against the lockfile).",
+)
 @link_mode_option
 @click.option(
     "--force",
@@ -31,7 +37,7 @@ from shelf.commands._common import (
 )
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, link_mode, force, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, link_mode, force, as_json):
     """Install components and everything they need into the install folder.
 
     \b
@@ -46,6 +52,7 @@ def install_cmd(ctx, requirements, target, pre, frozen, link_mode, force, as_jso
       cclm-shelf install en_wiki_clm_1@v0.2.1
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
+      cclm-shelf install --bundle stack.cclm-bundle   # no network: the lockfile's bytes from a bundle
     """
     from shelf.linking import choose_link_mode
     from shelf.progress import make_progress
@@ -53,6 +60,12 @@ def install_cmd(ctx, requirements, target, pre, frozen, link_mode, force, as_jso
     proj = project()
     dest = install_target(target, proj)
     options = {"link_mode": choose_link_mode(link_mode, proj.link_mode if proj else None), "force": force}
+    if bundle is not None:
+        if requirements:
+            raise click.UsageError("give either REQUIREMENTS or --bundle: a bundle installs its lockfile")
+        from shelf.commands.bundling import install_bundle
+
+        return install_bundle(ctx, bundle, dest, as_json, **options)
     progress = make_progress(False if as_json else None)  # bars on a terminal only
     try:
         if requirements:
@@ -100,9 +113,10 @@ def _size(n: int) -> str:
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @target_option
+@json_option
 @click.pass_context
-def uninstall_cmd(ctx, names, target):
-    """Remove installed components from the install folder.
+def uninstall_cmd(ctx, names, target, as_json):
+    """Remove installed components from the install folder (the project file is not changed).
 
     Only what cclm-shelf installed is removed; a component folder holding edited or added files is moved
     to <target>/.cclm-shelf-trash instead.
@@ -110,11 +124,14 @@ def uninstall_cmd(ctx, names, target):
     from shelf.install import uninstall
 
     dest = install_target(target, project())
+    removed, lines = [], []
     for name in names:
         version, kept = uninstall(dest, name)
-        click.echo(f"removed {name} {version} from {dest}")
+        removed.append({"name": name, "version": version, "moved_to": str(kept) if kept else None})
+        lines.append(f"removed {name} {version} from {dest}")
         if kept is not None:
-            click.echo(f"  it held edited or added files: moved to {kept}")
+            lines.append(f"  it held edited or added files: moved to {kept}")
+    emit(as_json, {"target": str(dest), "removed": removed}, lines)
 
 
 @click.command("list")

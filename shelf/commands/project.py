@@ -11,6 +11,7 @@ import click
 
 from shelf import constants
 from shelf.commands._common import emit, json_option, note, open_shelf, project, settings
+from shelf.fsutil import atomic_write
 
 
 def lock_path(proj) -> Path:
@@ -62,8 +63,9 @@ def ensure_lock(ctx, frozen: bool = False):
 @click.command("add")
 @click.argument("requirements", nargs=-1, required=True)
 @click.option("--no-install", is_flag=True, help="Only edit the project file and the lockfile.")
+@json_option
 @click.pass_context
-def add_cmd(ctx, requirements, no_install):
+def add_cmd(ctx, requirements, no_install, as_json):
     """Add requirements to the project, lock, and install.
 
     \b
@@ -86,11 +88,23 @@ def add_cmd(ctx, requirements, no_install):
         installed = (
             [] if no_install else shelf.install_locked(lock, target=proj.target, link_mode=mode).installed
         )
-    click.echo(
+    lines = [
         f"added {', '.join(requirements)} to {proj.path.name}; locked {len(lock.components)} component(s)"
-    )
-    for name, version in installed:
-        click.echo(f"installed {name} {version} -> {proj.target / name}")
+    ]
+    lines += [f"installed {name} {version} -> {proj.target / name}" for name, version in installed]
+    data = {
+        "added": list(requirements),
+        "project": str(proj.path),
+        "lockfile": str(lock_path(proj)),
+        "locked": _pin_rows(lock.pins()),
+        "installed": _pin_rows(dict(installed)),
+        "target": str(proj.target),
+    }
+    emit(as_json, data, lines)
+
+
+def _pin_rows(pins: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "version": version} for name, version in sorted(pins.items())]
 
 
 def _link_mode(proj) -> str:
@@ -128,7 +142,7 @@ def _restore(path: Path, data: bytes | None) -> None:
     if data is None:
         path.unlink(missing_ok=True)
     else:
-        path.write_bytes(data)
+        atomic_write(path, data)
 
 
 def _start_project(ctx):
@@ -142,7 +156,7 @@ def _start_project(ctx):
 
         lines.append(f"shelves = [{json.dumps(shelf)}]\n")
     lines.append("requires = []\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    atomic_write(path, "".join(lines))
     note(f"started {path}")
     return Project.load(path)
 
@@ -150,8 +164,9 @@ def _start_project(ctx):
 @click.command("remove")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--no-install", is_flag=True, help="Keep the install folder as it is.")
+@json_option
 @click.pass_context
-def remove_cmd(ctx, names, no_install):
+def remove_cmd(ctx, names, no_install, as_json):
     """Remove requirements from the project, re-lock, and uninstall what is no longer needed."""
     from shelf.install import InstallTarget, uninstall
     from shelf.project import remove_requirement
@@ -162,14 +177,24 @@ def remove_cmd(ctx, names, no_install):
             proj = remove_requirement(proj.path, name)
         shelf = open_shelf(ctx, proj)
         lock, _ = resolve_and_lock(shelf, proj, previous=read_lock(proj))
-    click.echo(f"removed {', '.join(names)}; locked {len(lock.components)} component(s)")
-    if no_install:
-        return
-    keep = set(lock.pins())
-    for name in sorted(InstallTarget(proj.target).read_record()["components"]):
-        if name not in keep:
-            _, kept = uninstall(proj.target, name)
-            click.echo(f"uninstalled {name}" + (f" (edited files moved to {kept})" if kept else ""))
+    lines = [f"removed {', '.join(names)}; locked {len(lock.components)} component(s)"]
+    uninstalled = []
+    if not no_install:
+        keep = set(lock.pins())
+        for name in sorted(InstallTarget(proj.target).read_record()["components"]):
+            if name not in keep:
+                version, kept = uninstall(proj.target, name)
+                uninstalled.append({"name": name, "version": version})
+                lines.append(f"uninstalled {name}" + (f" (edited files moved to {kept})" if kept else ""))
+    data = {
+        "removed": list(names),
+        "project": str(proj.path),
+        "lockfile": str(lock_path(proj)),
+        "locked": _pin_rows(lock.pins()),
+        "uninstalled": uninstalled,
+        "target": str(proj.target),
+    }
+    emit(as_json, data, lines)
 
 
 @click.command("lock")
@@ -214,8 +239,7 @@ def _change(name: str, old: str | None, new: str) -> str:
 def _locked_entries(ctx):
     """The project's lock and the index entries of what it pins (read, never re-resolved)."""
     shelf, lock = ensure_lock(ctx)
-    source = shelf.source()
-    return lock, {c.name: source.entry(c.name, c.version) for c in lock.components}
+    return lock, {c.name: shelf.source_for(c.source).entry(c.name, c.version) for c in lock.components}
 
 
 def _children(entry, entries) -> list[str]:

@@ -12,8 +12,9 @@ from shelf.commands._common import emit, json_option, note, open_shelf, project,
 @click.command("init")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--lfs-url", metavar="URL", help="LFS server for the shelf's blobs (written to .lfsconfig).")
+@json_option
 @click.pass_context
-def init_cmd(ctx, path, lfs_url):
+def init_cmd(ctx, path, lfs_url, as_json):
     """Create a shelf: a bare git repository with an empty index.
 
     Without PATH, creates the local shelf on disk that commands use when no shelf is configured.
@@ -26,8 +27,11 @@ def init_cmd(ctx, path, lfs_url):
     created = create_shelf(where, lfs_url=lfs_url)
     if existed and lfs_url:
         _check_lfs_url(ctx, created, lfs_url)
-    click.echo(f"shelf {'already there' if existed else 'ready'} at {created}")
-    click.echo(f"publish to it:  cclm-shelf --shelf {created} publish FOLDER --name NAME --version 0.1.0")
+    lines = [
+        f"shelf {'already there' if existed else 'ready'} at {created}",
+        f"publish to it:  cclm-shelf --shelf {created} publish FOLDER --name NAME --version 0.1.0",
+    ]
+    emit(as_json, {"shelf": created, "created": not existed, "lfs_url": lfs_url}, lines)
 
 
 def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
@@ -135,17 +139,55 @@ def package_info(folder: Path, name, version, summary, license_, requires):
 @click.command("yank")
 @click.argument("spec", metavar="NAME@VERSION")
 @click.option("--reason", required=True, help="Why the version must not be used (shown to installers).")
+@json_option
 @click.pass_context
-def yank_cmd(ctx, spec, reason):
-    """Mark a published version as yanked: the resolver skips it unless a lockfile pins it."""
+def yank_cmd(ctx, spec, reason, as_json):
+    """Mark a published version as yanked.
+
+    \b
+    Ranges never pick a yanked version; an exact pin (NAME@VERSION, NAME==VERSION) or a lockfile pin
+    still installs it, with a warning that names the reason. Yanking again keeps the earlier reason.
+    """
+    _set_yanked(ctx, spec, reason, as_json)
+
+
+@click.command("unyank")
+@click.argument("spec", metavar="NAME@VERSION")
+@json_option
+@click.pass_context
+def unyank_cmd(ctx, spec, as_json):
+    """Undo a yank: ranges may pick the version again."""
+    _set_yanked(ctx, spec, None, as_json)
+
+
+def _set_yanked(ctx, spec: str, reason: str | None, as_json: bool) -> None:
+    from shelf.yanking import set_yanked
+
+    verb = "yank" if reason is not None else "unyank"
+    name, version = _name_at_version(spec, verb)
+    shelf = open_shelf(ctx, project())
+    outcome = set_yanked(shelf.source(), name, version, reason)
+    data = {
+        "name": name,
+        "version": outcome.version,
+        "shelf": shelf.url,
+        "yanked": outcome.yanked,
+        "yank_reason": outcome.reason,
+        "changed": outcome.commit is not None,
+        "commit": outcome.commit,
+    }
+    emit(as_json, data, [outcome.describe(name, shelf.url)])
+
+
+def _name_at_version(spec: str, verb: str) -> tuple[str, str]:
     from shelf.errors import ConfigError
-    from shelf.publish import yank
 
     name, sep, version = spec.partition("@")
     if not sep or not name or not version:
-        raise ConfigError(
-            f"{spec!r} is not NAME@VERSION", hint="e.g. cclm-shelf yank en_wiki_clm_1@0.2.1 --reason ..."
+        example = (
+            "cclm-shelf yank en_wiki_clm_1@0.2.1 --reason ..."
+            if verb == "yank"
+            else ("cclm-shelf unyank en_wiki_clm_1@0.2.1")
         )
-    shelf = open_shelf(ctx, project())
-    yank(shelf.source(), name, version, reason)
-    click.echo(f"yanked {name} {version.lstrip('v')} on {shelf.url}: {reason}")
+        raise ConfigError(f"{spec!r} is not NAME@VERSION", hint=f"e.g. {example}")
+    return name, version

@@ -147,7 +147,9 @@ def test_show_and_search(cli, stocked_shelf):
     text = cli("--shelf", stocked_shelf, "show", "mlm@0.1.0").out
     assert "requires  base==0.1.0" in text and "component/component.weights.h5" in text
     found = cli("--shelf", stocked_shelf, "search", "ml", "--json").json()
-    assert found["results"] == [{"name": "mlm", "version": "0.1.0", "kind": "component"}]
+    assert found["results"] == [
+        {"name": "mlm", "version": "0.1.0", "kind": "component", "shelf": str(stocked_shelf)}
+    ]
     assert "nothing matches" in cli("--shelf", stocked_shelf, "search", "zebra").out
     missing = cli("--shelf", stocked_shelf, "show", "zebra")
     assert missing.code == 1 and "error: no component named 'zebra'" in missing.err
@@ -160,7 +162,7 @@ def test_search_shows_the_version_an_install_would_pick(cli, stocked_shelf, save
     publish_folder(stocked_shelf, saved_models / BASE, "base", "0.2.0")
     assert cli("--shelf", stocked_shelf, "yank", "base@0.2.0", "--reason", "bad").code == 0
     rows = cli("--shelf", stocked_shelf, "search", "base", "--json").json()["results"]
-    assert rows == [{"name": "base", "version": "0.1.0", "kind": "embedder"}]
+    assert [(r["name"], r["version"], r["kind"]) for r in rows] == [("base", "0.1.0", "embedder")]
 
 
 def test_pyproject_table_is_a_project(cli, stocked_shelf, project_dir):

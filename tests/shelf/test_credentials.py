@@ -11,9 +11,10 @@ import pytest
 import requests
 from requests.auth import HTTPBasicAuth
 
-from shelf.credentials import BearerAuth, auth_for, git_credential_fill, redact
+from shelf.credentials import BearerAuth, auth_for, git_credential_fill
 from shelf.lfs import LfsClient, LfsObject, transport_for
 from shelf.progress import NullProgress, RichProgress, make_progress
+from shelf.redaction import redact
 from shelf.store import BlobStore
 from tests.support.giftless import GiftlessServer, jwt_giftless_fixture
 
@@ -47,7 +48,7 @@ def test_redact_scrubs_every_kind_of_secret() -> None:
     clean = redact(text, secrets=["my-own-secret"])
     for secret in ("eyJ.abc.def", "s3cr3t", "hunter22", "dXNlcjpwdw==", "abcdef", "my-own-secret"):
         assert secret not in clean
-    assert "filename=a" in clean and "https://user:***@h/p" in clean
+    assert "filename=a" in clean and "https://***@h/p" in clean  # the user name may itself be a token
 
 
 def test_redact_knows_the_environment_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,7 +117,7 @@ def test_a_blob_with_wrong_bytes_is_refused_and_nothing_is_kept(shelf_path: Path
 
 
 class _CountingHashlib(SimpleNamespace):
-    """Stands in for ``hashlib`` in the install modules and counts sha256 objects made."""
+    """Stands in for ``hashlib`` in the modules that hash and counts sha256 objects made."""
 
     def __init__(self) -> None:
         super().__init__(calls=0)
@@ -134,7 +134,7 @@ def test_warm_install_into_a_new_target_reads_no_blob_and_hashes_nothing(
     # The shelf's blobs are gone: only metadata can still come from it.
     (shelf_path / "lfs").rename(tmp_path / "lfs-away")
     counter = _CountingHashlib()
-    for module in ("shelf.store", "shelf.lfs", "shelf.install"):
+    for module in ("shelf.store", "shelf.fsutil"):  # every sha256 the install path could make
         monkeypatch.setattr(f"{module}.hashlib", counter)
     report = Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "two")
     assert sorted(report.installed) == [(BASE, VERSION), (CHARS, VERSION), (MLM, VERSION)]
@@ -209,7 +209,7 @@ def test_install_without_arguments_follows_the_lockfile_only(
         (BASE, VERSION),
         (MLM, VERSION),
     }
-    from shelf.publish import yank
+    from shelf.yanking import yank
 
     yank(Shelf(str(shelf_path)).source(), MLM, VERSION, "superseded")
     lock = load_lockfile(project / "cclm-shelf.lock")

@@ -17,7 +17,15 @@ import pytest
 import requests
 
 from shelf.credentials import BearerAuth
-from shelf.errors import AuthError, IntegrityError, NotFoundError, OfflineError, StoreError, TransportError
+from shelf.errors import (
+    AuthError,
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+    OfflineError,
+    StoreError,
+    TransportError,
+)
 from shelf.lfs import (
     Action,
     LfsClient,
@@ -104,7 +112,7 @@ def test_lfs_url_wins_and_bad_remotes_are_refused() -> None:
     assert (
         endpoint_for("https://example.com/a/b", "https://lfs.example.com/x/") == "https://lfs.example.com/x"
     )
-    with pytest.raises(Exception, match="cannot find the LFS server"):
+    with pytest.raises(ConfigError, match="cannot find the LFS server"):
         endpoint_for("ftp://example.com/shelf")
 
 

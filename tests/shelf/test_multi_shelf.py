@@ -50,3 +50,46 @@ def test_priority_order_matters(two_shelves, tmp_path: Path) -> None:
     assert shelf.resolve([BASE]).versions() == {BASE: "9.0.0"}
     with pytest.raises(ResolutionError):
         shelf.resolve([f"{BASE}==0.1.0"])  # the public shelf owns the name now; team's 0.1.0 is not mixed in
+
+
+def _project(folder: Path, shelves: list[Path], requires: list[str]) -> Path:
+    import json
+
+    folder.mkdir()
+    (folder / "cclm-shelf.toml").write_text(
+        f"shelves = {json.dumps([str(s) for s in shelves])}\nrequires = {json.dumps(requires)}\n"
+    )
+    return folder
+
+
+def test_show_and_search_read_every_shelf_without_a_lockfile(two_shelves, tmp_path, cli, monkeypatch):
+    team, public = two_shelves
+    monkeypatch.chdir(_project(tmp_path / "p", [team, public], []))
+    shown = cli("show", "public_only_base", "--json")
+    assert shown.code == 0, shown.err
+    assert shown.json()["shelf"] == str(public)
+    one = cli("show", "public_only_base@1.0.0")
+    assert one.code == 0 and "public_only_base 1.0.0" in one.out
+    assert cli("show", BASE, "--json").json()["shelf"] == str(team)  # the first shelf owns the name
+    found = cli("search", "base", "--json").json()["results"]
+    assert {(r["name"], r["version"], r["shelf"]) for r in found} == {
+        (BASE, "0.1.0", str(team)),
+        ("public_only_base", "1.0.0", str(public)),
+    }
+    missing = cli("show", "nowhere")
+    assert missing.code == 1 and f"on {team}, {public}" in missing.err
+
+
+def test_tree_why_and_show_read_each_name_from_its_locked_shelf(two_shelves, tmp_path, cli, monkeypatch):
+    team, public = two_shelves
+    monkeypatch.chdir(_project(tmp_path / "p", [team, public], [MLM, "public_only_base"]))
+    assert cli("lock").code == 0
+    tree = cli("tree", "--json")
+    assert tree.code == 0, tree.err
+    components = tree.json()["components"]
+    assert components["public_only_base"]["version"] == "1.0.0" and components[MLM]["requires"] == [BASE]
+    why = cli("why", "public_only_base", "--json")
+    assert why.code == 0, why.err
+    assert why.json()["chains"] == [["public_only_base"]]
+    assert cli("why", BASE, "--json").json()["chains"] == [[MLM, BASE]]
+    assert cli("show", "public_only_base", "--json").json()["shelf"] == str(public)

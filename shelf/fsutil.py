@@ -1,0 +1,148 @@
+"""One way to write to disk: beside the destination, flushed, renamed into place.
+
+- ``atomic_write(path, data)`` writes a whole small file (lockfile, project file, install record);
+- ``atomic_file(path)`` yields a handle for a streamed file and renames it into place on a clean exit;
+- ``copy_hashing(src, dst)`` copies a stream while hashing it (sha256, bytes), ``hash_file`` only hashes;
+- ``new_staging(final)`` + ``swap_dir(staging, final)`` build a folder aside and replace the old one with
+  it; ``discard`` removes a folder by first renaming it aside.
+
+Temporary names are unique (``.<name>.<random>.tmp`` beside the destination), so two writers never share
+one, and a crash leaves debris under a name nobody trusts, never a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from shelf import constants
+
+TMP_SUFFIX = ".tmp"
+STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".trash-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable; not every platform lets a folder be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def beside(path: Path, suffix: str = TMP_SUFFIX) -> Path:
+    """A unique, not yet existing name in the folder of ``path`` (for a link or rename made elsewhere)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, *, tmp_dir: Path | None = None, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary handle; on a clean exit flush, fsync and rename it to ``path``.
+
+    The temporary file lives beside ``path`` (or in ``tmp_dir``, which must be on the same file system).
+    An exception removes it and leaves ``path`` as it was. ``mode`` sets the permissions before the rename.
+    """
+    path = Path(path)
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(name, mode)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> None:
+    """Write ``data`` (text is encoded, newlines kept as given) to ``path`` all at once or not at all."""
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    with atomic_file(path) as handle:
+        handle.write(payload)
+
+
+def copy_hashing(src: BinaryIO, dst: BinaryIO | None = None, limit: int | None = None) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` (None: only read) while hashing; return (sha256 hex, bytes read).
+
+    With ``limit`` it stops after that many bytes, so a caller expecting N bytes passes N + 1 to learn that a
+    source is too long without reading all of it.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    while True:
+        want = constants.CHUNK_SIZE if limit is None else min(constants.CHUNK_SIZE, limit - size)
+        if want <= 0:
+            break
+        chunk = src.read(want)
+        if not chunk:
+            break
+        digest.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The sha256 hex digest and size of a file, read in chunks."""
+    with open(path, "rb") as handle:
+        return copy_hashing(handle)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder, or a link or file in its place (a link is removed, never followed)."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def discard(path: Path, trash_prefix: str = TRASH_PREFIX) -> None:
+    """Rename ``path`` aside (atomic: it is gone at once), then remove it; nothing there is fine."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    trash = path.with_name(f"{trash_prefix}{path.name}-{uuid.uuid4().hex[:8]}")
+    os.replace(path, trash)
+    remove_tree(trash)
+
+
+def new_staging(final: Path) -> Path:
+    """Create and return an empty staging folder beside ``final``, to be filled and then ``swap_dir``-ed."""
+    final = Path(final)
+    staging = final.with_name(f"{STAGING_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    return staging
+
+
+def swap_dir(staging: Path, final: Path, trash_prefix: str = TRASH_PREFIX) -> None:
+    """Put the finished folder ``staging`` at ``final``, moving what was there aside first, then removing it.
+
+    Readers see the old folder or the new one, never a mix; a crash between the two renames leaves the old
+    one under a trash name that the next run's debris cleaning removes.
+    """
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        trash = final.with_name(f"{trash_prefix}{final.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(final, trash)
+        os.replace(staging, final)
+        remove_tree(trash)
+    else:
+        os.replace(staging, final)

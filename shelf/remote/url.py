@@ -1,0 +1,129 @@
+"""``ShelfURL``: a shelf's address, parsed once.
+
+A shelf is named by one of
+
+- a local path (``/srv/shelf``, ``rel/dir``, ``~/shelf``, ``C:/shelves/a``) or a ``file://`` URL;
+- an scp-like address, ``[user@]host:path`` (a colon before the first slash, as git reads it; a single
+  letter before the colon is a Windows drive, so a local path);
+- a URL with a scheme in ``REMOTE_SCHEMES`` (``git://``, ``ssh://``, ``http(s)://``).
+
+``sparse+http(s)://`` (an index served over plain HTTP, no git) has its place reserved in ``SPARSE_SCHEMES``
+and is refused until a transport reads it. Parsing touches no file and no network; ``local_path`` resolves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from shelf.errors import ConfigError
+from shelf.redaction import redact
+
+REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh", "ssh+git"})
+SPARSE_SCHEMES = frozenset({"sparse+http", "sparse+https"})  # reserved: not read yet
+_SSH_LIKE = frozenset({"ssh", "git+ssh", "ssh+git", "git"})
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+_SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+_SCP_LIKE = re.compile(r"(?:(?P<user>[^@/]+)@)?(?P<host>[^/:]+):(?P<path>.*)", re.DOTALL)
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_HINT = "use a local path, an scp-like user@host:path, or a file://, git://, ssh://, http:// or https:// URL"
+
+
+@dataclass(frozen=True)
+class ShelfURL:
+    """A parsed shelf address. ``kind`` is ``"local"``, ``"scp"`` or ``"url"``.
+
+    ``text`` is the address tidied (stripped; for URLs the scheme and host lower-cased and the trailing
+    ``/`` dropped), credentials included: it is what git is given. Show ``display``, never ``text``.
+    """
+
+    text: str
+    kind: str
+    scheme: str = ""  # lower-case URL scheme; "" for local paths and scp-like addresses
+    host: str = ""
+    path: str = ""  # the remote path, or the local path as written (``file://`` decoded)
+
+    @classmethod
+    def parse(cls, url: str | os.PathLike[str]) -> ShelfURL:
+        """Read a shelf address; ``ConfigError`` (with a hint) when it is empty or has an unknown scheme."""
+        text = os.fspath(url).strip()
+        if not text:
+            raise ConfigError("the shelf URL is empty", hint="give a folder path or a git URL")
+        if _WINDOWS_DRIVE.match(text):
+            return cls(text, "local", path=text)
+        if found := _SCHEME.match(text):
+            return cls._parse_url(text, found["scheme"].lower())
+        if scp := _SCP_LIKE.fullmatch(text):
+            return cls(text.rstrip("/"), "scp", host=scp["host"], path=scp["path"].rstrip("/"))
+        return cls(text, "local", path=text)
+
+    @classmethod
+    def _parse_url(cls, text: str, scheme: str) -> ShelfURL:
+        parts = urlsplit(text)
+        if scheme == "file":
+            if parts.netloc not in ("", "localhost"):
+                raise ConfigError(
+                    f"file URL {redact(text)!r} names another host", hint="use file:///absolute/path"
+                )
+            from urllib.request import url2pathname  # ~20 ms to import; only file:// URLs need it
+
+            return cls(text, "local", scheme="file", path=url2pathname(unquote(parts.path)))
+        if scheme in SPARSE_SCHEMES:
+            raise ConfigError(f"{scheme}:// shelves are not supported yet", hint=_HINT)
+        if scheme not in REMOTE_SCHEMES or not parts.hostname:
+            raise ConfigError(f"unsupported shelf URL {redact(text)!r}", hint=_HINT)
+        userinfo, at, host = parts.netloc.rpartition("@")
+        tidy = urlunsplit((scheme, f"{userinfo}{at}{host.lower()}", parts.path.rstrip("/"), parts.query, ""))
+        return cls(tidy, "url", scheme=scheme, host=parts.hostname, path=parts.path.rstrip("/"))
+
+    # What callers ask ------------------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+    @property
+    def local_path(self) -> Path:
+        """The absolute folder of a local shelf (``~`` expanded, links resolved); ConfigError if remote."""
+        if not self.is_local:
+            raise ConfigError(f"{self.display} is not a local path", hint="give a folder on this machine")
+        return Path(self.path).expanduser().resolve()
+
+    @property
+    def display(self) -> str:
+        """The address fit for messages and logs: credentials replaced by ``***``."""
+        return redact(self.text)
+
+    @property
+    def mirror_key(self) -> str:
+        """What names the shelf's mirror: local shelves by absolute path, remotes without credentials."""
+        if self.is_local:
+            return str(self.local_path)
+        return _USERINFO.sub(r"\g<scheme>", self.text)
+
+    def lfs_endpoint(self) -> str | None:
+        """The Git LFS endpoint git-lfs would use for this remote; None for a local shelf (local objects).
+
+        http(s) gets ``.git`` if missing and ``/info/lfs``; ssh, scp-like and git:// map to https on the same
+        host and path (their port says nothing about the https one, so it is dropped, as git-lfs does).
+        """
+        if self.is_local:
+            return None
+        if self.scheme in ("http", "https"):
+            parts = urlsplit(self.text)
+            base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        else:
+            base = f"https://{self.host}/{self.path.lstrip('/')}"
+        base = base.rstrip("/")
+        return (base if base.endswith(".git") else base + ".git") + "/info/lfs"
+
+
+def is_local(url: str | os.PathLike[str]) -> bool:
+    """Whether ``url`` names a shelf on this machine (a path or ``file://``); False for unparsable text."""
+    try:
+        return ShelfURL.parse(url).is_local
+    except ConfigError:
+        return False

@@ -1,0 +1,119 @@
+"""The shelf's web pages: exported through the CLI from a real shelf, read by a real headless Chromium."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.shelf.conftest import MLM, publish_folder
+from tests.support.browser import dump_dom, screenshot
+
+TOKEN = "s3cr3t-token-for-site-tests"
+REASON = "trained on the wrong split"
+
+
+@pytest.fixture
+def browsed_shelf(cli, stocked_shelf, saved_models, monkeypatch) -> Path:
+    """base 0.1.0, mlm 0.1.0 (yanked with a reason) and mlm 0.2.0 on a real local shelf."""
+    publish_folder(stocked_shelf, saved_models / MLM, "mlm", "0.2.0", ["base==0.1.0"])
+    result = cli("--shelf", stocked_shelf, "yank", "mlm@0.1.0", "--reason", REASON)
+    assert result.code == 0, result.err
+    monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
+    return stocked_shelf
+
+
+def export(cli, shelf: Path, dest: Path, *extra: str):
+    result = cli("--shelf", shelf, "export", dest, "--html", *extra)
+    assert result.code == 0, result.err
+    return result
+
+
+def embedder_of(shelf_site: Path) -> str:
+    pages = sorted((shelf_site / "bases").glob("*.html"))
+    assert len(pages) == 1, pages
+    return pages[0].stem
+
+
+def test_export_writes_a_page_per_component_and_base(cli, browsed_shelf, tmp_path):
+    site = tmp_path / "site"
+    export(cli, browsed_shelf, site)
+    written = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    key = embedder_of(site)
+    pages = ["components/base.html", "components/mlm.html", "index.html", "style.css"]
+    assert written == sorted([f"bases/{key}.html", *pages])
+    component = (site / "components" / "mlm.html").read_text(encoding="utf-8")
+    assert "cclm-shelf install mlm@v0.2.0" in component and "cclm-shelf install mlm@v0.1.0" in component
+    assert REASON in component and "<script" not in component
+    base_page = (site / "bases" / f"{key}.html").read_text(encoding="utf-8")
+    assert "base 0.1.0" in base_page and "mlm 0.1.0" in base_page and "mlm 0.2.0" in base_page
+
+
+def test_pages_in_a_real_browser(cli, browsed_shelf, tmp_path):
+    site = tmp_path / "site"
+    export(cli, browsed_shelf, site)
+    profile = tmp_path / "browser"
+    front = dump_dom((site / "index.html").as_uri(), profile)
+    assert 'href="components/mlm.html"' in front and 'href="components/base.html"' in front
+    assert 'mlm</a> <span class="version">0.2.0</span>' in front  # the latest version, not the yanked one
+    page = dump_dom((site / "components" / "mlm.html").as_uri(), profile)
+    assert '<pre class="install" id="install"><code>cclm-shelf install mlm@v0.2.0</code></pre>' in page
+    assert f'<p class="yank-reason">Yanked: {REASON}</p>' in page
+    assert '<section class="version is-yanked" id="v0.1.0">' in page
+    assert '<section class="version" id="v0.2.0">' in page
+    shot = screenshot((site / "components" / "mlm.html").as_uri(), tmp_path / "mlm-phone.png", profile)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (412, 915)
+
+
+def test_same_shelf_same_bytes_and_nothing_else_touched(cli, browsed_shelf, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "README.txt").write_text("mine\n")
+    export(cli, browsed_shelf, site)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in site.rglob("*") if p.is_file()}
+    mtimes = {p: p.stat().st_mtime_ns for p in before}
+    result = export(cli, browsed_shelf, site, "--json")
+    assert result.json()["changed"] == []
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in site.rglob("*") if p.is_file()}
+    assert after == before and {p: p.stat().st_mtime_ns for p in before} == mtimes
+    assert (site / "README.txt").read_text() == "mine\n"
+    other = tmp_path / "elsewhere" / "site"
+    export(cli, browsed_shelf, other)
+    assert {p.relative_to(other): hashlib.sha256(p.read_bytes()).hexdigest() for p in other.rglob("*.*")} == {
+        p.relative_to(site): h for p, h in before.items() if p.name != "README.txt"
+    }
+
+
+def test_pages_carry_no_token_and_no_local_path(cli, browsed_shelf, tmp_path):
+    plain, public = tmp_path / "plain", tmp_path / "public"
+    export(cli, browsed_shelf, plain)
+    url = f"https://alice:{TOKEN}@models.example.org/shelf.git?token={TOKEN}"
+    export(cli, browsed_shelf, public, "--shelf-url", url)
+    page = (public / "components" / "mlm.html").read_text(encoding="utf-8")
+    assert "cclm-shelf --shelf https://models.example.org/shelf.git install mlm@v0.2.0" in page
+    for folder in (plain, public):
+        for path in folder.rglob("*"):
+            data = path.read_bytes() if path.is_file() else b""
+            for secret in (TOKEN, str(tmp_path), str(browsed_shelf), str(Path.home()), "alice"):
+                assert secret.encode() not in data, (path, secret)
+
+
+def test_export_mistakes_say_what_to_do(cli, browsed_shelf, tmp_path):
+    result = cli("--shelf", browsed_shelf, "export", tmp_path / "site")
+    assert result.code == 2 and "--html writes the web pages" in result.err
+    assert not (tmp_path / "site").exists()
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    result = cli("--shelf", browsed_shelf, "export", a_file, "--html")
+    assert result.code == 2 and "is a file" in result.err
+    assert a_file.read_text() == "x"
+
+
+def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
+    site = tmp_path / "site"
+    export(cli, shelf_path, site)
+    assert "Nothing is published on this shelf yet." in (site / "index.html").read_text(encoding="utf-8")
