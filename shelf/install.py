@@ -30,7 +30,7 @@ from typing import Protocol
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
 from shelf.fsutil import hash_file, new_staging, remove_tree
-from shelf.linking import choose_link_mode
+from shelf.linking import DEFAULT_LINK_MODE, choose_link_mode
 from shelf.stack import check_stack, disagreements, installed_members, member
 from shelf.store import BlobStore
 from shelf.target import InstallTarget, file_stat, safe_relative
@@ -63,12 +63,18 @@ class InstallReport:
     link_mode: str = ""
 
 
-def is_current(target: InstallTarget, spec: ComponentSpec, record: dict, mode: str) -> bool:
+def mode_for(spec: ComponentSpec, record: dict, chosen: str | None) -> str:
+    """The link mode for ``spec``: the one chosen, else the one it was installed with, else the default."""
+    entry = record["components"].get(spec.name) or {}
+    return chosen or entry.get("link_mode") or DEFAULT_LINK_MODE
+
+
+def is_current(target: InstallTarget, spec: ComponentSpec, record: dict, mode: str | None) -> bool:
     """True when the component is installed at this digest and link mode and no file changed (stats only)."""
     entry = record["components"].get(spec.name)
     if not entry or entry.get("manifest_digest") != spec.manifest_digest:
         return False
-    if entry.get("link_mode", "hardlink") != mode:
+    if entry.get("link_mode", DEFAULT_LINK_MODE) != mode_for(spec, record, mode):
         return False
     folder = target.component_dir(spec.name)
     for rel, stat in entry.get("files", {}).items():
@@ -131,9 +137,10 @@ def install_components(
     ``force`` moves a folder cclm-shelf did not install into the target's trash instead of refusing it.
     """
     _check_paths(components)
+    # None (nothing chosen): each installed component keeps the mode it has, new ones get the default.
     mode = link_mode or choose_link_mode()
     manifests = manifests or {}
-    report = InstallReport(link_mode=mode)
+    report = InstallReport(link_mode=mode or DEFAULT_LINK_MODE)
     install_target = InstallTarget(target)
     # Refuse and download before touching the target: a refusal or a failed download leaves it as it was.
     _check_target(install_target, components, manifests, force)
@@ -147,9 +154,10 @@ def install_components(
         _fetch(todo, store, transports, report)
         for spec in todo:
             manifest = manifests.get(spec.name)
-            stats, kept = materialize(install_target, spec, store, manifest, mode)
+            spec_mode = mode_for(spec, install_target.read_record(), mode)
+            stats, kept = materialize(install_target, spec, store, manifest, spec_mode)
             record = install_target.read_record()
-            record["components"][spec.name] = _record_entry(spec, stats, mode, manifest)
+            record["components"][spec.name] = _record_entry(spec, stats, spec_mode, manifest)
             install_target.write_record(record)
             report.installed.append((spec.name, spec.version))
             if kept is not None:
@@ -179,7 +187,7 @@ def _check_paths(components: Sequence[ComponentSpec]) -> None:
 
 
 def _outdated(
-    components: Sequence[ComponentSpec], install_target: InstallTarget, store: BlobStore, mode: str
+    components: Sequence[ComponentSpec], install_target: InstallTarget, store: BlobStore, mode: str | None
 ) -> list[ComponentSpec]:
     """The components that must be (re)linked; the store evicts their blobs that changed since verified."""
     record = install_target.read_record()

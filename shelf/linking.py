@@ -7,8 +7,9 @@
     symlink   a symbolic link to the blob's path: no extra space, visible as a link; edits reach the store
               as with hardlinks, and are caught the same way.
 
-The mode comes from ``--link-mode``, else ``CCLM_SHELF_LINK_MODE``, else the project file's ``link-mode``,
-else ``hardlink``. A hardlink the file system refuses (another device, no link support) becomes a copy.
+The mode comes from ``--link-mode``, else ``CCLM_SHELF_LINK_MODE``, else the project file's ``link-mode``;
+with none of them, installed components keep the mode they have and new ones are hardlinked. A hardlink
+the file system refuses (another device, no link support) becomes a copy.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ def check_link_mode(value: str, where: str) -> str:
     return value
 
 
-def choose_link_mode(explicit: str | None = None, project_setting: str | None = None) -> str:
-    """The link mode in force: the option, else the environment, else the project file, else hardlink."""
+def choose_link_mode(explicit: str | None = None, project_setting: str | None = None) -> str | None:
+    """The link mode asked for: the option, else the environment, else the project file; None if none.
+
+    With none, an install keeps each installed component in the mode it has and links new ones with
+    ``DEFAULT_LINK_MODE``.
+    """
     if explicit:
         return check_link_mode(explicit, "--link-mode")
     from_env = constants.link_mode()
@@ -46,7 +51,7 @@ def choose_link_mode(explicit: str | None = None, project_setting: str | None = 
         return check_link_mode(from_env, constants.ENV_LINK_MODE)
     if project_setting:
         return check_link_mode(project_setting, "the project file's link-mode")
-    return DEFAULT_LINK_MODE
+    return None
 
 
 def place(source: Path, dest: Path, mode: str) -> str:

@@ -127,9 +127,10 @@ def uninstall_cmd(ctx, names, target, as_json):
     removed, lines = [], []
     for name in names:
         version, kept = uninstall(dest, name)
-        removed.append({"name": name, "version": version, "moved_to": str(kept) if kept else None})
+        removed.append({"name": name, "version": version})
         lines.append(f"removed {name} {version} from {dest}")
-        if kept is not None:
+        if kept is not None:  # only then: scripts reading "removed" see what they always saw
+            removed[-1]["moved_to"] = str(kept)
             lines.append(f"  it held edited or added files: moved to {kept}")
     emit(as_json, {"target": str(dest), "removed": removed}, lines)
 

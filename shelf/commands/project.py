@@ -107,7 +107,7 @@ def _pin_rows(pins: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(pins.items())]
 
 
-def _link_mode(proj) -> str:
+def _link_mode(proj) -> str | None:
     from shelf.linking import choose_link_mode
 
     return choose_link_mode(None, proj.link_mode)

@@ -143,7 +143,7 @@ def test_a_folder_not_installed_by_cclm_shelf_is_refused_and_kept(team: Team, tm
         "folder, file or link not installed by cclm-shelf: refused, kept",
         count,
         ok,
-        f"{RERUN} -k refused",
+        f"{RERUN} -k refused_and_kept",
     )
 
 

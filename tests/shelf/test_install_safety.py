@@ -116,6 +116,10 @@ def test_copy_mode_keeps_an_edit_in_its_own_target(shelf_path: Path, tmp_path: P
     report = Shelf(str(shelf_path)).install(MLM, target=copied, link_mode="copy")
     assert report.installed == [(MLM, VERSION)] and sha256_of(copied / WEIGHTS) == good
     assert len(_trash(copied)) == 1
+    # With no mode chosen, installed components keep theirs (and new ones are hardlinked).
+    report = Shelf(str(shelf_path)).install(MLM, target=copied)
+    assert report.installed == [] and (MLM, VERSION) in report.unchanged
+    assert (copied / WEIGHTS).stat().st_ino != _store().path(good).stat().st_ino
 
 
 def test_the_link_mode_comes_from_the_environment_and_the_project_file(
