@@ -97,13 +97,16 @@ def _size_on_disk(path: Path, fallback: int) -> int:
 def _check_folder(root: Path) -> None:
     """Refuse a cache path that is (or lies under) a file, in one line, before anything uses it."""
     for folder in (root, *root.parents):
-        if folder.is_dir():
+        try:
+            found = folder.stat()  # one stat: a folder created meanwhile by another process is fine
+        except OSError:
+            continue  # not there (yet), or under a file: the parent tells
+        if stat.S_ISDIR(found.st_mode):
             return
-        if folder.exists():
-            raise StoreError(
-                f"the cache folder {root} cannot be used: {folder} is a file, not a folder",
-                hint=f"point {constants.ENV_CACHE_DIR} (or --cache-dir) at a folder",
-            )
+        raise StoreError(
+            f"the cache folder {root} cannot be used: {folder} is a file, not a folder",
+            hint=f"point {constants.ENV_CACHE_DIR} (or --cache-dir) at a folder",
+        )
 
 
 class BlobWriter:
