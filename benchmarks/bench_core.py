@@ -5,8 +5,10 @@
     generator (``tf.data.Dataset.from_generator`` converting and masking one example at a time, as the
     original library did). Also the rate of each pipeline alone, without training.
 (2) Inference time of a ``ComposedModel`` against the same layer objects wired into one flat Keras model.
+(3) What the padding mask costs: the same ``ComposedModel`` (same weights) with the mask and without it.
 
-Run: ``python benchmarks/bench_core.py [--quick]``; figures go to ``benchmarks/CORE_FIGURES.md``.
+Run: ``python benchmarks/bench_core.py [--quick] [--masking]``; figures go to ``benchmarks/CORE_FIGURES.md``
+(``--masking`` measures (3) alone and rewrites only its section there).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import tensorflow as tf
 
 from cclm_core.masking import mask_example_python
 from cclm_core.models import ComposedModel, Embedder
+from cclm_core.networks import ComposedNetwork, EmbedderNetwork
 from cclm_core.preprocessing import Preprocessor
 from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer
 
@@ -116,6 +119,14 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_seconds(fn: Callable[[], object]) -> float:
+    """CPU time of this process (all its threads) spent in ``fn``: steadier than wall time when other
+    processes load the machine, since time spent waiting for a core is not counted."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
 def drain(dataset: tf.data.Dataset) -> None:
     for _ in dataset:
         pass
@@ -131,10 +142,14 @@ MODELS = {
 
 
 def best_rate(chars: int, runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Characters/second of each run, best of ``repeats``, the runs interleaved so load hits all alike."""
+    """Characters/second of each run, best of ``repeats``, the runs interleaved so load hits all alike.
+
+    The order flips every round (A B, B A, ...): on a busy machine whichever runs first in a round was
+    seen to gain up to 10%, and flipping cancels that.
+    """
     best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
+    for i in range(repeats):
+        for name, run in list(runs.items())[:: 1 if i % 2 == 0 else -1]:
             best[name] = min(best[name], timed(run))
     return {name: chars / seconds for name, seconds in best.items()}
 
@@ -212,6 +227,75 @@ def bench_inference(s: Settings) -> dict[str, float]:
     return {name: 1 / rate for name, rate in rates.items()} | ops
 
 
+MASKING_ROUNDS = 25
+
+
+def bench_masking(s: Settings) -> dict[str, float]:
+    """Best seconds of ``predict`` of one composition with the padding mask and without it (same weights)."""
+    texts = corpus(s.n_texts, s.max_len, seed=2)
+    prep = Preprocessor(max_example_len=s.max_len).fit(texts)
+    embedder = Embedder(s.max_len, prep.n_chars)
+    a = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep)
+    b = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep)
+    masked = ComposedModel(embedder, [a.model, b.model]).model
+    hyper = embedder.model.get_config() | {"mask_padding": False}
+    plain_embedder = EmbedderNetwork(**hyper)
+    plain_embedder.set_weights(embedder.model.get_weights())
+    plain = ComposedNetwork(plain_embedder, [a.model, b.model])
+    x = prep.strings_to_array(texts, s.max_len)
+    full = x[(x != 0).all(axis=1)][:8]  # rows without padding: both models must agree exactly there
+    assert np.allclose(masked.predict(full, verbose=0), plain.predict(full, verbose=0), atol=1e-5)
+    masked.predict(x, batch_size=s.batch_size, verbose=0)  # traced, untimed
+    plain.predict(x, batch_size=s.batch_size, verbose=0)
+    ratios, best = [], {"masked": float("inf"), "plain": float("inf")}
+    for i in range(MASKING_ROUNDS):  # paired rounds, order flipped each time; the median ratio resists load
+        pair = [("masked", masked), ("plain", plain)][:: 1 if i % 2 == 0 else -1]
+        took = {
+            name: cpu_seconds(lambda m=m: m.predict(x, batch_size=s.batch_size, verbose=0))
+            for name, m in pair
+        }
+        ratios.append(took["masked"] / took["plain"])
+        best = {name: min(best[name], took[name]) for name in best}
+    ops = {f"ops_{name}": graph_ops(model, x.shape) for name, model in (("masked", masked), ("plain", plain))}
+    extra = {"median_ratio": float(np.median(ratios)), "padding": float((x == 0).mean())}
+    return best | ops | extra
+
+
+def masking_report(s: Settings, quick: bool, m: dict[str, float]) -> str:
+    overhead = (m["median_ratio"] - 1) * 100
+    command = "python benchmarks/bench_core.py --masking" + (" --quick" if quick else "")
+    return "\n".join(
+        [
+            "## Padding mask",
+            "",
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run  ",
+            f"Data: {s.n_texts} synthetic sentences padded to {s.max_len} ({m['padding']:.0%} of positions "
+            f"are padding), batch {s.batch_size}; an Embedder with an MLM and a reconstruction component, "
+            f"the same weights with and without the mask, run in {MASKING_ROUNDS} back-to-back pairs "
+            "(order flipped each pair) and timed in CPU seconds of this process; the cost is the median "
+            "of the pairs' ratios (goal: <= 5%).",
+            "",
+            "| inference over the corpus | with the padding mask | without | cost of the mask |",
+            "|---|---:|---:|---:|",
+            f"| CPU seconds of predict (best; cost: median ratio) | {m['masked']:.3f} | {m['plain']:.3f} | "
+            f"{overhead:+.1f}% |",
+            f"| operations in the traced graph | {m['ops_masked']:.0f} | {m['ops_plain']:.0f} "
+            f"| {m['ops_masked'] - m['ops_plain']:+.0f} |",
+            "",
+        ]
+    )
+
+
+def write_section(text: str) -> None:
+    """Replace the section of CORE_FIGURES.md that starts with the same heading (append if absent)."""
+    heading = text.splitlines()[0]
+    old = FIGURES.read_text(encoding="utf-8") if FIGURES.exists() else ""
+    parts = [p for p in ("\n" + old).split("\n## ") if p.strip()]
+    kept = ["## " + p.strip("\n") + "\n" for p in parts if "## " + p.splitlines()[0] != heading]
+    FIGURES.write_text("\n".join([*kept, text]), encoding="utf-8")
+
+
 def graph_ops(model: keras.Model, shape: tuple[int, ...]) -> int:
     """Operations in the traced inference graph: nesting that cost anything would show up here."""
     fn = tf.function(lambda t: model(t, training=False), autograph=False)
@@ -278,14 +362,20 @@ def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller corpus and fewer repeats")
+    parser.add_argument("--masking", action="store_true", help="measure only what the padding mask costs")
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
+    masking = masking_report(settings, args.quick, bench_masking(settings))
+    print(masking)
+    write_section(masking)
+    if args.masking:
+        return
     results = {"pipelines": bench_pipelines(settings), "inference": bench_inference(settings)}
     for model in MODELS:
         results[f"train_{model}"] = bench_pretraining(settings, model)
     text = report(settings, args.quick, results)
     print(text)
-    FIGURES.write_text(text, encoding="utf-8")
+    write_section(text)
 
 
 if __name__ == "__main__":

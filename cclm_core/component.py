@@ -1,8 +1,8 @@
 """A ``Component``: a model that sits on an embedder, ``(B, L, D_emb)`` -> ``(B, L, D_out)``.
 
-Saved as ``component.json`` (task, output_dim, the Keras config and the ``base`` it was trained on:
-embedder fingerprint, vocabulary fingerprint or null, max_input_length, n_chars) and
-``component.weights.h5``.
+Saved as ``component.json`` (task, output_dim, the core's description of its architecture, see
+``cclm_core.networks``, and the ``base`` it was trained on: embedder fingerprint, vocabulary fingerprint
+or null, max_input_length, n_chars) and ``component.weights.h5``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from cclm_core.formats import (
     require_keys,
     write_json,
 )
-from cclm_core.serialization import load_weights, model_from_config, model_to_config, save_weights
+from cclm_core.networks import describe_model, model_from_saved_config
+from cclm_core.serialization import load_weights, save_weights
 
 BASE_KEYS = ("embedder", "vocab", "max_input_length", "n_chars")
 
@@ -54,7 +55,7 @@ class Component:
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "base": {key: base.get(key) for key in BASE_KEYS},
-            "model": model_to_config(self.model),
+            "architecture": describe_model(self.model),
             "meta": {"keras_version": keras.__version__},
         }
 
@@ -79,10 +80,10 @@ def load_component(folder: str | Path) -> Component:
     path = folder / COMPONENT_CONFIG
     config = read_json(path)
     check_format(config, path)
-    require_keys(config, ("base", "model", "output_dim"), path)
+    require_keys(config, ("base", "output_dim"), path)
     if not isinstance(config["base"], dict):
         raise FormatError(f"{path}: 'base' must be an object")
     require_keys(config["base"], BASE_KEYS, path)
-    model = model_from_config(config["model"], str(path))
+    model = model_from_saved_config(config, path)
     load_weights(model, folder / COMPONENT_WEIGHTS)
     return Component(model, task=config.get("task"), base=config["base"])

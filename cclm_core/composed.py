@@ -1,7 +1,9 @@
 """``ComposedModel``: one embedder feeding several components, outputs concatenated.
 
-``model`` maps ids ``(B, L)`` to ``(B, L, sum of the components' output_dim)``; the embedder and the
-components keep their weights (they are nested, not copied). Saved as ``composed.json`` + ``embedder/``
+``model`` maps ids ``(B, L)`` to ``(B, L, sum of the components' output_dim)`` and carries the padding
+mask (a ``keras.layers.GlobalAveragePooling1D`` on it pools real characters only); the embedder and the
+components keep their weights (they are nested, not copied). ``Embedder(max_len, n_chars, model=composed)``
+makes a composition the base of further components. Saved as ``composed.json`` + ``embedder/``
 + ``components/<i>/`` (+ ``preprocessor/`` when one is attached).
 """
 
@@ -17,7 +19,7 @@ from cclm_core.compat import check_compatible, short
 from cclm_core.component import Component, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import IncompatibleComponentError
-from cclm_core.fingerprint import embedder_fingerprint, vocab_fingerprint_of
+from cclm_core.fingerprint import embedder_fingerprint
 from cclm_core.formats import (
     COMPOSED_COMPONENTS_DIR,
     COMPOSED_CONFIG,
@@ -29,6 +31,7 @@ from cclm_core.formats import (
     require_keys,
     write_json,
 )
+from cclm_core.networks import ComposedNetwork
 from cclm_core.preprocessing import Preprocessor
 
 PREPROCESSOR_DIR = "preprocessor"
@@ -106,15 +109,10 @@ class ComposedModel:
             )
 
     def _build(self) -> keras.Model:
-        ids = keras.Input((self.embedder.max_len,), dtype="int32", name="char_ids")
-        hidden = self.embedder.model(ids)
-        outputs = [c.model(hidden) for c in self.components]
-        if len(outputs) > 1:
-            return keras.Model(ids, keras.layers.Concatenate(name="concat")(outputs), name="composed")
-        return keras.Model(ids, outputs[0], name="composed")
+        return ComposedNetwork(self.embedder.model, [c.model for c in self.components])
 
     def _base(self, embedder_fp: str) -> dict[str, Any]:
-        vocab = vocab_fingerprint_of(self.preprocessor.char_dict) if self.preprocessor else None
+        vocab = self.preprocessor.fingerprint if self.preprocessor else None
         return {
             "embedder": embedder_fp,
             "vocab": vocab,

@@ -1,8 +1,13 @@
 """The ``Embedder``: the shared base that turns character ids into vectors.
 
-A character embedding, a Conv1D projection and a stack of residual Conv1D blocks (the original cclm
-embedder was a char embedding followed by conv blocks). ``model`` maps int ids ``(B, L)`` to
-``(B, L, n_filters)``. Saved as ``embedder.json`` + ``embedder.weights.h5``.
+By default a character embedding (id 0, the padding, masked), a Conv1D projection and a stack of
+residual Conv1D blocks (the original cclm embedder was a char embedding followed by conv blocks); it may
+also be built on a ``ComposedModel`` (nested composition). ``model`` maps int ids ``(B, L)`` to
+``(B, L, output_dim)`` and carries the padding mask. Saved as ``embedder.json`` (the core's own
+description of the architecture, see ``cclm_core.networks``) + ``embedder.weights.h5``.
+
+``freeze()`` makes the whole embedder untrainable, so every pretrainer that shares it trains only its own
+component; the fingerprint never depends on it.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from cclm_core.formats import (
     require_keys,
     write_json,
 )
-from cclm_core.layers import ResidualConvBlock
-from cclm_core.serialization import load_weights, model_from_config, model_to_config, save_weights
+from cclm_core.networks import EmbedderNetwork, describe_model, model_from_saved_config
+from cclm_core.serialization import load_weights, save_weights
 
 
 def _positive(name: str, value: Any) -> int:
@@ -34,20 +39,12 @@ def _positive(name: str, value: Any) -> int:
     return value
 
 
-def build_embedder_model(
-    max_len: int, n_chars: int, char_emb_size: int, n_filters: int, n_blocks: int, filter_len: int
-) -> keras.Model:
-    """The embedder's layers; names are fixed so configs (and fingerprints) do not depend on call order."""
-    ids = keras.Input((max_len,), dtype="int32", name="char_ids")
-    x = keras.layers.Embedding(n_chars, char_emb_size, name="char_embedding")(ids)
-    x = keras.layers.Conv1D(n_filters, filter_len, padding="same", activation="relu", name="projection")(x)
-    for i in range(n_blocks):
-        x = ResidualConvBlock(n_filters, filter_len, name=f"conv_block_{i}")(x)
-    return keras.Model(ids, x, name="embedder")
-
-
 class Embedder:
-    """The base model shared by every component: ids ``(B, max_len)`` -> ``(B, max_len, output_dim)``."""
+    """The base model shared by every component: ids ``(B, max_len)`` -> ``(B, max_len, output_dim)``.
+
+    ``model`` may be given instead of the hyperparameters: a Keras model or a ``ComposedModel`` (whose
+    embedder and components then form this embedder, saved and frozen as a whole).
+    """
 
     def __init__(
         self,
@@ -57,32 +54,59 @@ class Embedder:
         n_filters: int = 64,
         n_blocks: int = 2,
         filter_len: int = 5,
-        model: keras.Model | None = None,
+        model: Any = None,
     ) -> None:
         self.max_len = _positive("max_len", max_len)
         self.n_chars = _positive("n_chars", n_chars)
-        self.hyperparameters = {
-            "char_emb_size": _positive("char_emb_size", char_emb_size),
-            "n_filters": _positive("n_filters", n_filters),
-            "n_blocks": _positive("n_blocks", n_blocks) if n_blocks else 0,
-            "filter_len": _positive("filter_len", filter_len),
-        }
-        self.model = model or build_embedder_model(max_len, n_chars, **self.hyperparameters)
+        if model is None:
+            model = EmbedderNetwork(
+                max_len,
+                n_chars,
+                _positive("char_emb_size", char_emb_size),
+                _positive("n_filters", n_filters),
+                n_blocks if n_blocks == 0 else _positive("n_blocks", n_blocks),
+                _positive("filter_len", filter_len),
+            )
+        self.model: keras.Model = getattr(model, "model", model)  # a ComposedModel gives its Keras model
+        if not isinstance(self.model, keras.Model) or tuple(self.model.input_shape[1:]) != (max_len,):
+            raise DataError(
+                f"the embedder's model must be a Keras model taking ids of shape (batch, {max_len})",
+                hint="pass a keras.Model or a ComposedModel built for this max_len",
+            )
 
     @property
     def output_dim(self) -> int:
         return int(self.model.output_shape[-1])
 
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The core's description of the architecture (class and its hyperparameters)."""
+        return describe_model(self.model)
+
+    @property
+    def frozen(self) -> bool:
+        """True when no weight of the embedder is trained (by any pretrainer that shares it)."""
+        return not self.model.trainable
+
+    def freeze(self) -> Embedder:
+        """Stop training the embedder: pretrainers on it train only their own component. Returns self."""
+        self.model.trainable = False
+        return self
+
+    def unfreeze(self) -> Embedder:
+        """Train the embedder again with the next ``fit`` of any pretrainer on it. Returns self."""
+        self.model.trainable = True
+        return self
+
     def to_config(self) -> dict[str, Any]:
-        """The content of ``embedder.json``."""
+        """The content of ``embedder.json``; nothing in it depends on the Keras version or on freezing."""
         return {
             "format": FORMAT_VERSION,
             "class": "Embedder",
             "max_len": self.max_len,
             "n_chars": self.n_chars,
             "output_dim": self.output_dim,
-            "hyperparameters": dict(self.hyperparameters),
-            "model": model_to_config(self.model),
+            "architecture": describe_model(self.model),
             "meta": {"keras_version": keras.__version__},
         }
 
@@ -101,12 +125,12 @@ class Embedder:
         path = folder / EMBEDDER_CONFIG
         config = read_json(path)
         check_format(config, path)
-        require_keys(config, ("max_len", "n_chars", "hyperparameters", "model"), path)
+        require_keys(config, ("max_len", "n_chars"), path)
         if config.get("class") != "Embedder":
             raise FormatError(f"{path} describes a {config.get('class')!r}, not an Embedder")
-        model = model_from_config(config["model"], str(path))
+        model = model_from_saved_config(config, path)
         load_weights(model, folder / EMBEDDER_WEIGHTS)
-        return cls(config["max_len"], config["n_chars"], model=model, **config["hyperparameters"])
+        return cls(config["max_len"], config["n_chars"], model=model)
 
     def fingerprint(self) -> str:
         """The fingerprint the saved form of this embedder has right now (weights change it)."""

@@ -35,6 +35,7 @@ from cclm_core.formats import (
     read_json,
     require_keys,
 )
+from cclm_core.preprocessing import id_scheme
 
 PREFIX = "sha256:"
 _SLICE_BYTES = 16 << 20  # how much of one weight is read at a time
@@ -110,25 +111,38 @@ def _preprocessor_path(path: str | Path) -> Path:
 
 
 def vocab_fingerprint(path: str | Path) -> str:
-    """Fingerprint of the char->id mapping in a ``cclm_config.json`` (or the folder holding it).
+    """Fingerprint of a preprocessor: a ``cclm_config.json`` (or the folder holding one).
 
-    Only ``char_dict`` is hashed, so this core's format and the original cclm format of the same
-    vocabulary give the same value.
+    It covers everything that changes the ids (see ``vocab_fingerprint_of``), so this core's format and
+    the original cclm format give the same value exactly when they map every text to the same ids.
     """
     path = _preprocessor_path(path)
     config = read_json(path)
     check_format(config, path, required=False)
-    require_keys(config, ("char_dict",), path)
+    return vocab_fingerprint_of(config, path)
+
+
+def vocab_fingerprint_of(config: dict[str, Any], where: str | Path = "the preprocessor config") -> str:
+    """Fingerprint of a preprocessor config (``Preprocessor.to_config()`` or a saved file's content).
+
+    Hashed: the character map, the input length, the reserved ids and how they are used (unknown id,
+    CLS slot) and the tokenizer's JSON form (null without one). ``char_rev`` and ``n_chars`` follow from
+    these; ``vocab_size`` only bounded the tokenizer's training, so neither enters the hash.
+    """
+    require_keys(config, ("char_dict", "max_example_len"), Path(where))
     char_dict = config["char_dict"]
     if not isinstance(char_dict, dict):
-        raise FormatError(f"{path}: 'char_dict' must be an object mapping characters to ids")
-    return vocab_fingerprint_of(char_dict)
-
-
-def vocab_fingerprint_of(char_dict: dict[str, int]) -> str:
-    """Fingerprint of an in-memory char->id mapping; equals ``vocab_fingerprint`` of its saved file."""
-    pairs = sorted((str(ch), int(i)) for ch, i in char_dict.items())
-    return PREFIX + hashlib.sha256(canonical_json(pairs)).hexdigest()
+        raise FormatError(f"{where}: 'char_dict' must be an object mapping characters to ids")
+    try:
+        parts = {
+            "chars": sorted((str(ch), int(i)) for ch, i in char_dict.items()),
+            "max_example_len": int(config["max_example_len"]),
+            "specials": id_scheme(config, where),
+            "tokenizer": config.get("tokenizer"),
+        }
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{where} has a malformed vocabulary: {e}") from e
+    return PREFIX + hashlib.sha256(canonical_json(parts)).hexdigest()
 
 
 def composed_fingerprint(folder: str | Path) -> str:

@@ -31,23 +31,46 @@ class MaskingConfig:
     keep_rate: float = 0.1
 
 
-def mask_batch(ids: tf.Tensor, n_chars: int, config: MaskingConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Return ``(inputs, targets, weights)`` for a batch of ids ``(B, L)``; weights mark chosen positions."""
+def mask_batch(
+    ids: tf.Tensor,
+    n_chars: int,
+    config: MaskingConfig,
+    targets: tf.Tensor | None = None,
+    seed: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Return ``(inputs, targets, weights)`` for a batch of ids ``(B, L)``; weights mark chosen positions.
+
+    ``targets`` (default: ``ids``) are what the model should predict: an augmented batch passes the
+    clean text here, and every position where input and target differ is scored too. ``seed`` (two
+    integers) makes the draws deterministic (stateless random ops); without it they are not.
+    """
     ids = tf.cast(ids, tf.int32)
+    targets = ids if targets is None else tf.cast(targets, tf.int32)
+    uniform = _uniform(seed)
     real = ids >= N_SPECIAL
-    starts = tf.cast(tf.random.uniform(tf.shape(ids)) < config.rate / config.span_len, tf.float32)
+    starts = tf.cast(uniform(tf.shape(ids), 0) < config.rate / config.span_len, tf.float32)
     if config.span_len > 1:
         # a max-pool over the start marks widens each start into a span of span_len characters
         starts = tf.nn.max_pool1d(starts[..., tf.newaxis], config.span_len, 1, "SAME")[..., 0]
     chosen = (starts > 0) & real
-    draw = tf.random.uniform(tf.shape(ids))
+    draw = uniform(tf.shape(ids), 1)
     to_mask = chosen & (draw < 1.0 - config.random_rate - config.keep_rate)
     to_random = (
         chosen & (draw >= 1.0 - config.random_rate - config.keep_rate) & (draw < 1.0 - config.keep_rate)
     )
-    noise = tf.random.uniform(tf.shape(ids), N_SPECIAL, max(n_chars, N_SPECIAL + 1), dtype=tf.int32)
-    inputs = tf.where(to_mask, MASK_ID, tf.where(to_random, noise, ids))
-    return inputs, ids, tf.cast(chosen, tf.float32)
+    high = max(n_chars, N_SPECIAL + 1)
+    noise = N_SPECIAL + tf.cast(uniform(tf.shape(ids), 2) * (high - N_SPECIAL), tf.int32)
+    inputs = tf.where(to_mask, MASK_ID, tf.where(to_random, tf.minimum(noise, high - 1), ids))
+    scored = (chosen | (ids != targets)) & (targets >= N_SPECIAL)
+    return inputs, targets, tf.cast(scored, tf.float32)
+
+
+def _uniform(seed: tf.Tensor | None):
+    """Uniform [0, 1) draws, the ``k``-th of a batch from its own stream of ``seed`` when one is given."""
+    if seed is None:
+        return lambda shape, k: tf.random.uniform(shape)
+    seed = tf.cast(seed, tf.int64)
+    return lambda shape, k: tf.random.stateless_uniform(shape, seed + tf.constant([0, k], tf.int64))
 
 
 def mask_example_python(

@@ -6,6 +6,8 @@ Our layout (one folder per published version, pointer files for every item file,
     index/config.json                                   {"format": 1}
     index/<prefix>/<name>                               one JSON line per version (see index.py)
     components/<name>/<version>/cclm-manifest.json
+    components/<name>/<version>/cclm-manifest.sig       optional: the signature (a model-signing bundle)
+    components/<name>/<version>/cclm-manifest.pub       optional: the signer's public key (PEM)
     components/<name>/<version>/<item_type>/<rel_path>  Git LFS pointer files
 
 ``<prefix>`` follows Cargo's index: ``1/`` for one-character names, ``2/`` for two, ``3/<c>/`` for three
@@ -14,6 +16,13 @@ folder grows past a few thousand entries.
 
 A local shelf is a bare repository whose LFS objects sit where git-lfs puts them when it pushes to a local
 path: ``lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` (``lfs_object_path``).
+
+A static (sparse) export of a shelf, read over plain HTTP (``sparse+http(s)://``), holds the same index and
+manifest paths without git, plus::
+
+    config.json                                         SPARSE_CONFIG_PATH: format, where blobs come from
+    index/names.txt                                     NAMES_PATH: every component name, one a line
+    blobs/sha256/<oid[0:2]>/<oid>                       optional: the blobs themselves (``blob_path``)
 
 The original cclm shelf (read-only here) kept one tarball per item at a shelf-wide tag ``vX.Y.Z``:
 ``<item_type>/<identifier>.tar.gz``.
@@ -35,12 +44,17 @@ from registry_index.requirements import validate_name
 from registry_index.versions import format_version, parse_version
 
 MANIFEST_NAME = "cclm-manifest.json"
+SIGNATURE_NAME = "cclm-manifest.sig"
+PUBLIC_KEY_NAME = "cclm-manifest.pub"
 GITATTRIBUTES_PATH = ".gitattributes"
 LFSCONFIG_PATH = ".lfsconfig"  # optional: lfs.url, the git-lfs convention
 INDEX_DIR = "index"
 COMPONENTS_DIR = "components"
 INDEX_CONFIG_PATH = "index/config.json"
 INDEX_FORMAT = 1
+SPARSE_CONFIG_PATH = "config.json"
+NAMES_PATH = "index/names.txt"
+BLOBS_DIR = "blobs/sha256"
 
 _LFS = "filter=lfs diff=lfs merge=lfs -text"
 GITATTRIBUTES = "\n".join(
@@ -129,6 +143,12 @@ def manifest_path(name: str, version: str | semver.Version) -> str:
     return f"{component_dir(name, version)}/{MANIFEST_NAME}"
 
 
+def signature_paths(name: str, version: str | semver.Version) -> tuple[str, str]:
+    """Where a signed version keeps its signature and its signer's public key (plain git files)."""
+    folder = component_dir(name, version)
+    return f"{folder}/{SIGNATURE_NAME}", f"{folder}/{PUBLIC_KEY_NAME}"
+
+
 def file_path(name: str, version: str | semver.Version, item_type: str, rel_path: str) -> str:
     """Where the pointer file of one item file lives."""
     item = validate_item_type(item_type)
@@ -170,3 +190,10 @@ def lfs_object_path(oid: str) -> str:
     if not is_sha256_hex(oid):
         raise LayoutError(f"invalid LFS oid {oid!r}: expected 64 lowercase hex digits")
     return f"lfs/objects/{oid[:2]}/{oid[2:4]}/{oid}"
+
+
+def blob_path(oid: str) -> str:
+    """``blobs/sha256/<aa>/<oid>`` in a static export (the blob store's own layout)."""
+    if not is_sha256_hex(oid):
+        raise LayoutError(f"invalid blob id {oid!r}: expected 64 lowercase hex digits")
+    return f"{BLOBS_DIR}/{oid[:2]}/{oid}"

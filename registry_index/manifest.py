@@ -89,6 +89,7 @@ class Manifest:
     requires: tuple[str, ...] = ()
     framework: Mapping[str, str] = field(default_factory=dict)
     training: Mapping[str, Any] | None = None
+    probes: Mapping[str, Any] | None = None  # behaviour probes recorded at publish (cclm_core.probes)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -127,6 +128,7 @@ class Manifest:
             requires=tuple(data.get("requires", ())),
             framework=dict(data.get("framework", {})),
             training=dict(data["training"]) if data.get("training") is not None else None,
+            probes=dict(data["probes"]) if data.get("probes") is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +146,7 @@ class Manifest:
         }
         optional = {"license": self.license, "base": self.base and self.base.to_dict()}
         optional["training"] = dict(self.training) if self.training is not None else None
+        optional["probes"] = dict(self.probes) if self.probes is not None else None
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
 

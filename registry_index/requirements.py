@@ -189,6 +189,18 @@ class Requirement:
             return self.exact.build is None or version.build == self.exact.build
         return self.specifier.contains(version, prereleases=prereleases)
 
+    def pins_exactly(self) -> bool:
+        """``name@1.2.3`` or ``name==1.2.3``: only one published version can ever satisfy it."""
+        if self.exact is not None:
+            return True
+        clauses = self.specifier.specifiers
+        return (
+            len(clauses) == 1
+            and clauses[0].operator == "=="
+            and not clauses[0].is_wildcard
+            and clauses[0].text.count(".") >= 2
+        )
+
     def __str__(self) -> str:
         if self.exact is not None:
             return f"{self.name}@{self.exact}"

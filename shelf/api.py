@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,16 +21,23 @@ from shelf.errors import (
     ResolutionError,
     ShelfError,
     TransportError,
+    TrustError,
 )
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
+from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
-from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
 from shelf.store import BlobStore
+from shelf.trust import TrustPolicy, check_component, policy_for
+from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
+    # Pinned components, their manifests, and the index entries they came from (for yank warnings).
+    _Pinned = tuple[list[LockedComponent], dict[str, bytes], list[tuple["IndexEntry", ShelfSource]]]
     from registry_index.index import IndexEntry
+    from shelf.resolution.provider import EntrySource
     from shelf.resolver import Resolution
 
 
@@ -48,6 +57,7 @@ class Shelf:
         offline: bool | None = None,
         jobs: int | None = None,
         progress: Progress | None = None,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if url and shelves:
             raise ValueError("give either url or shelves, not both")
@@ -60,6 +70,8 @@ class Shelf:
         self._sources: dict[str, ShelfSource] = {}
         self.progress: Progress = progress or NullProgress()
         self._labels: dict[str, str] = {}  # object id -> "name/item/path", for progress bars
+        # Trusted signers; by default the keys CCLM_SHELF_TRUSTED_KEYS names (see shelf.trust).
+        self.trust = trust if trust is not None else policy_for()
 
     @property
     def url(self) -> str:
@@ -71,7 +83,7 @@ class Shelf:
         """The shelf at ``url`` (default: this shelf's), mirrored, and refreshed once per ``Shelf``."""
         key = url or self.url
         if key not in self._sources:
-            self._sources[key] = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+            self._sources[key] = open_source(key, cache_dir=self.cache_dir, offline=self.offline)
         if refresh:
             self._sources[key].refresh()
         return self._sources[key]
@@ -113,14 +125,15 @@ class Shelf:
         locked: dict[str, str] | None = None,
         upgrade: bool | set[str] = False,
         allow_prereleases: bool = False,
+        index: EntrySource | None = None,
     ) -> Resolution:
-        """Resolve requirements against this shelf's index (``locked`` pins are preferred)."""
+        """Resolve requirements against this shelf's index, or ``index`` (``locked`` pins are preferred)."""
         from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         return resolve(
             reqs,
-            self.index,
+            index or self.index,
             locked=locked or {},
             upgrade=upgrade,
             allow_prereleases=allow_prereleases,
@@ -134,8 +147,10 @@ class Shelf:
         components, manifests = [], {}
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
-            manifest, data = source.manifest(entry)
-            components.append(LockedComponent.from_manifest(entry, manifest, source.url))
+            manifest, data, signature = source.signed_manifest(entry)
+            component = LockedComponent.from_manifest(entry, manifest, source.url)
+            signer = check_component(component, data, signature, self.trust)
+            components.append(dataclasses.replace(component, signer=signer))
             manifests[entry.name] = data
         return components, manifests
 
@@ -160,14 +175,14 @@ class Shelf:
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         if not self.offline and not all(mirror_path(url, self.cache_dir).exists() for url in self.urls):
             _warm_up_in_background()
-        components, manifests = self._pin_with_stack(reqs, Path(target), allow_prereleases)
-        return self.install_pinned(
+        components, manifests, found = self._pin_with_stack(reqs, Path(target), allow_prereleases)
+        report = self.install_pinned(
             components, target=target, manifests=manifests, link_mode=link_mode, force=force
         )
+        report.warnings += yank_warnings(found)
+        return report
 
-    def _pin_with_stack(
-        self, reqs: list[Requirement], target: Path, allow_prereleases: bool
-    ) -> tuple[list[LockedComponent], dict[str, bytes]]:
+    def _pin_with_stack(self, reqs: list[Requirement], target: Path, allow_prereleases: bool) -> _Pinned:
         """Pin ``reqs`` plus the installed stack: at its versions first, else free to move together."""
         installed = _installed_versions(target, {r.name for r in reqs})
         pinned = [*reqs, *(parse_requirement(f"{n}=={v}") for n, v in sorted(installed.items()))]
@@ -178,21 +193,28 @@ class Shelf:
                 raise
         known = [n for n in sorted(installed) if self.index.entries(n)]
         together = [*reqs, *(parse_requirement(n) for n in known)]
+        index = StoredVersions(self.index, self.store) if self.offline else None
         try:
-            resolution = self.resolve(together, locked=installed, allow_prereleases=allow_prereleases)
+            resolution = self.resolve(
+                together, locked=installed, allow_prereleases=allow_prereleases, index=index
+            )
         except ResolutionError as conflict:
             # Told in model terms from what the request alone needs (its own error, if it has one).
             alone = self._pin_requirements(reqs, allow_prereleases)
             raise _stack_conflict(target, alone, conflict) from None
-        return self.pin(resolution)
+        return self._pinned(resolution, self.index)
 
-    def _pin_requirements(
-        self, reqs: list[Requirement], allow_prereleases: bool
-    ) -> tuple[list[LockedComponent], dict[str, bytes]]:
+    def _pin_requirements(self, reqs: list[Requirement], allow_prereleases: bool) -> _Pinned:
+        """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
-        if mirrored is not None:
-            return self.pin(*mirrored)
-        return self.pin(self.resolve(reqs, allow_prereleases=allow_prereleases))
+        if mirrored is None:
+            index = StoredVersions(self.index, self.store) if self.offline else None
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=index), self.index
+        return self._pinned(*mirrored)
+
+    def _pinned(self, resolution: Resolution, index: PriorityIndex) -> _Pinned:
+        components, manifests = self.pin(resolution, index)
+        return components, manifests, [(e, index.source_of(e.name)) for e in resolution.components.values()]
 
     def _resolve_from_mirror(
         self, reqs: Sequence[Requirement], allow_prereleases: bool
@@ -205,16 +227,22 @@ class Shelf:
         from shelf.errors import ShelfError
         from shelf.resolver import resolve
 
-        if len(self.urls) > 1 or not all(_pins_one_version(r) for r in reqs):
+        if len(self.urls) > 1 or not all(r.pins_exactly() for r in reqs):
             # With several shelves, which one owns a name can change: only a fresh look can tell.
             return None
-        index = PriorityIndex([self.source(url, refresh=False) for url in self.urls])
+        sources = [self.source(url, refresh=False) for url in self.urls]
+        for source in sources:
+            # A yank since the last fetch must be seen; a shelf that does not answer leaves the mirror,
+            # whose yank status the warnings then date ("as of").
+            with contextlib.suppress(TransportError):
+                source.ensure_fresh()
+        index = PriorityIndex(sources)
         try:
             resolution = resolve(reqs, index, allow_prereleases=allow_prereleases)
         except (ShelfError, RegistryIndexError):
             return None  # something is not mirrored yet (or not published): fetch and resolve again
         deps = [r for entry in resolution.components.values() for r in entry.requires]
-        if not all(_pins_one_version(parse_requirement(r)) for r in deps):
+        if not all(parse_requirement(r).pins_exactly() for r in deps):
             return None
         return resolution, index
 
@@ -226,29 +254,55 @@ class Shelf:
         link_mode: str | None = None,
         force: bool = False,
     ) -> InstallReport:
-        """Install exactly what a lockfile pins; never re-resolves (a target whose other components
-        disagree with the locked base is refused)."""
+        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning;
+        a target whose other components disagree with the locked base is refused."""
         manifests = {}
         for component in lock.components:
-            data = self._locked_manifest(component)
+            data, signature = self._locked_manifest(component)
+            # Checked before anything is fetched or written; the signature must cover the locked files.
+            check_component(component, data, signature, self.trust, locked_signer=component.signer)
             if data is not None:
                 manifests[component.name] = data
-        return self.install_pinned(
+        warnings = self.locked_yank_warnings(lock.components)
+        report = self.install_pinned(
             list(lock.components), target=target, manifests=manifests, link_mode=link_mode, force=force
         )
+        report.warnings += warnings
+        return report
 
-    def _locked_manifest(self, component: LockedComponent) -> bytes | None:
+    def locked_yank_warnings(self, components: Sequence[LockedComponent]) -> list[str]:
+        """A warning per locked version that its shelf has yanked (read no older than the index max age)."""
+        by_source: dict[str, list[LockedComponent]] = {}
+        for component in components:
+            by_source.setdefault(component.source, []).append(component)
+        found = []
+        for url, pinned in by_source.items():
+            try:
+                source = self.source_for(url, refresh=False)
+            except (OfflineError, TransportError, NotFoundError):
+                continue  # never mirrored here (a bundle's lockfile): there is no yank status to read
+            # An unreachable shelf leaves the mirrored status, which the warning then dates ("as of").
+            with contextlib.suppress(TransportError):
+                source.ensure_fresh()
+            source.index.preload([c.name for c in pinned])
+            for c in pinned:
+                found += [(e, source) for e in source.index.entries(c.name) if e.version == c.version]
+        return yank_warnings(found)
+
+    def _locked_manifest(self, component: LockedComponent):
+        """``(manifest bytes or None, signature or None)`` of a locked version, from the mirror."""
         from registry_index.manifest import manifest_digest
 
-        path = layout.manifest_path(component.name, component.version)
         for refresh in (False, True):  # a published manifest never changes: fetch only if it is not mirrored
             try:
                 source = self.source_for(component.source, refresh=refresh)
-                data = source.mirror.read_file(source.head, path)
+                data, signature = source.published(component.name, component.version)
             except (NotFoundError, OfflineError):
                 continue
-            return data if manifest_digest(data) == component.manifest_digest else None
-        return self._stored_manifest(component.manifest_digest)
+            if manifest_digest(data) != component.manifest_digest:
+                return None, None
+            return data, signature
+        return self._stored_manifest(component.manifest_digest), None
 
     def _stored_manifest(self, digest: str) -> bytes | None:
         """A manifest imported into the store from a bundle (stored by its digest, so it is verified)."""
@@ -277,13 +331,11 @@ class Shelf:
 
         folder = layout.component_dir(component.name, component.version)
         manifest = layout.manifest_path(component.name, component.version)
-        for refresh in (False, True):  # a published version never changes: fetch only if it is missing
-            source = self.source_for(component.source, refresh=refresh)
-            if source.mirror.exists(source.head, manifest):
-                break
+        # Refreshed once per handle (not offline): a signature may have been added since the mirror's fetch.
+        source = self.source_for(component.source)
         entries = source.mirror.list_tree(source.head, folder)
         found = source.mirror.read_many(source.head, [e.path for e in entries if e.kind == "blob"])
-        if manifest_digest(found[manifest]) != component.manifest_digest:
+        if manifest_digest(found.get(manifest, b"")) != component.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {component.name} {component.version} on {source.url} does not match the "
                 "lockfile's digest",
@@ -353,8 +405,9 @@ class Shelf:
     ) -> str:
         """Install one item of a component and return its folder ``cache_dir/identifier/item_type``.
 
-        ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or a
-        shelf-wide tag on a shelf of the original cclm layout. A different tag is a different install.
+        ``tag`` is the component's version (``v0.2.1`` or ``0.2.1``) on a shelf of our layout, or any ref
+        (a shelf-wide tag, a branch, a commit) on a shelf of the original cclm layout. A different tag is a
+        different install; a branch that moved installs its new content.
         """
         source = self.index.source_of(identifier)
         entry = self._find_version(source, identifier, tag)
@@ -386,22 +439,24 @@ class Shelf:
     ) -> str:
         from shelf.legacy import install_legacy_item
 
-        if tag is None or tag not in source.mirror.tags():
-            raise NotFoundError(
-                f"{identifier} {tag or ''} is not on {source.url}".replace("  ", " "),
-                hint=f"cclm-shelf show {identifier}",
+        if self.trust.active:
+            raise TrustError(
+                f"{identifier} {tag or ''} is an item of the original cclm layout, which carries no "
+                "signature, and only components signed by a trusted key may be installed",
+                hint="install it without a trust policy, or ask for it to be published signed",
             )
+        commit = self._legacy_commit(source, identifier, tag)
         path = layout.legacy_archive_path(item_type, identifier)
-        if not source.mirror.exists(tag, path):
-            raise NotFoundError(f"{path} is not in {source.url} at tag {tag}")
-        pointer = parse_pointer(source.mirror.read_file(tag, path))
+        if not source.mirror.exists(commit, path):
+            raise NotFoundError(f"{path} is not in {source.url} at {tag}")
+        pointer = parse_pointer(source.mirror.read_file(commit, path))
         if self.offline and not self.store.has(pointer.oid, pointer.size):
             raise OfflineError(
-                f"offline, and the store lacks {path} of {source.url} at tag {tag}",
+                f"offline, and the store lacks {path} of {source.url} at {tag}",
                 hint="run the same call once with the network to fill the store",
             )
         labels = {pointer.oid: f"{identifier}/{item_type}.tar.gz"}
-        transport = source.transport(ref=tag, jobs=self.jobs, progress=Labelled(self.progress, labels))
+        transport = source.transport(ref=commit, jobs=self.jobs, progress=Labelled(self.progress, labels))
         return str(
             install_legacy_item(
                 InstallTarget(cache_dir),
@@ -414,6 +469,28 @@ class Shelf:
                 source=public_source(source.url),
             )
         )
+
+    @staticmethod
+    def _legacy_commit(source: ShelfSource, identifier: str, ref: str | None) -> str:
+        """The commit a ref names on a shelf of the original layout: a tag, a branch or a commit.
+
+        The original shelf keeps some items on branches (``en_wiki_clm_1``), so any ref is accepted; the
+        mirror is refreshed first for a name that is not a tag, since a branch may have moved.
+        """
+        if not ref:
+            raise NotFoundError(
+                f"{identifier} is on {source.url} in the original cclm layout, which needs tag=",
+                hint="pass tag= a tag, branch or commit of that shelf",
+            )
+        if ref.removeprefix("refs/tags/") not in source.mirror.tags():
+            source.refresh()
+        try:
+            return source.mirror.head(ref)
+        except NotFoundError:
+            raise NotFoundError(
+                f"{identifier} {ref} is not on {source.url}: no tag, branch or commit {ref!r}",
+                hint=f"cclm-shelf show {identifier}",
+            ) from None
 
 
 def _warm_up_in_background() -> None:
@@ -433,13 +510,11 @@ def _warm_up_in_background() -> None:
     threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
 
 
-def _stack_conflict(
-    target: Path, alone: tuple[list[LockedComponent], dict[str, bytes]], conflict: ResolutionError
-) -> ResolutionError:
+def _stack_conflict(target: Path, alone: _Pinned, conflict: ResolutionError) -> ResolutionError:
     """Why a request cannot join the stack in ``target``: the bases that disagree, else the versions."""
     from shelf.stack import check_stack, installed_members, member
 
-    components, manifests = alone
+    components, manifests, _ = alone
     record = InstallTarget(target).read_record()["components"]
     incoming = {c.name: member(c, manifests.get(c.name)) for c in components}
     try:
@@ -461,19 +536,6 @@ def _installed_versions(target: Path, asked: set[str]) -> dict[str, str]:
         for name, entry in record.items()
         if name not in asked and isinstance(entry, dict) and entry.get("version")
     }
-
-
-def _pins_one_version(req: Requirement) -> bool:
-    """``name@1.2.3`` or ``name==1.2.3``: a requirement only one published version can ever satisfy."""
-    if req.exact is not None:
-        return True
-    clauses = req.specifier.specifiers
-    return (
-        len(clauses) == 1
-        and clauses[0].operator == "=="
-        and not clauses[0].is_wildcard
-        and clauses[0].text.count(".") >= 2
-    )
 
 
 class _Single:

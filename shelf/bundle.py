@@ -183,10 +183,11 @@ def _read(raw: BinaryIO, path: Path, store: BlobStore, bundle: VerifiedBundle, c
         with tarfile.open(fileobj=raw, mode="r|") as tar:
             members = iter(tar)
             toc = _read_toc(tar, next(members, None), path)
+            end = 0
             for expected in toc:
-                info = next(members, None)
-                _check_header(info, expected, path)
+                info = _check_header(next(members, None), expected, path)
                 _read_member(tar, info, expected, path, store, bundle)
+                end = info.offset_data + info.size
                 if expected.path == LOCK_NAME:
                     bundle.staged.pop(expected.sha256).unlink()  # the lockfile is not for the store
                     bundle.lock = _read_lock(bundle, toc, path)
@@ -195,7 +196,7 @@ def _read(raw: BinaryIO, path: Path, store: BlobStore, bundle: VerifiedBundle, c
             extra = next(members, None)
             if extra is not None:
                 raise _damaged(path, f"it holds {extra.name!r}, which its table of contents does not list")
-        _check_end(raw, info.offset_data + info.size, path)
+        _check_end(raw, end, path)
     except (tarfile.TarError, EOFError) as e:
         raise _damaged(path, f"it is truncated or not a bundle ({e})") from e
 
@@ -211,7 +212,7 @@ def _check_end(raw: BinaryIO, end: int, path: Path) -> None:
 
 
 def _damaged(path: Path, what: str) -> BundleError:
-    return BundleError(f"refusing the bundle {path}: {what}; nothing was installed", hint=_HINT)
+    return BundleError(f"refusing the bundle {path}: {what}; nothing was installed or stored", hint=_HINT)
 
 
 def _read_toc(tar: tarfile.TarFile, info: tarfile.TarInfo | None, path: Path) -> list[Member]:
@@ -239,7 +240,7 @@ def _read_all(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> bytes:
     return data
 
 
-def _check_header(info: tarfile.TarInfo | None, expected: Member, path: Path) -> None:
+def _check_header(info: tarfile.TarInfo | None, expected: Member, path: Path) -> tarfile.TarInfo:
     if info is None:
         raise _damaged(path, f"it ends before {expected.path} (truncated?)")
     if info.name != expected.path or not info.isfile():
@@ -248,6 +249,7 @@ def _check_header(info: tarfile.TarInfo | None, expected: Member, path: Path) ->
         raise _damaged(
             path, f"{expected.path} has {info.size} bytes, its table of contents says {expected.size}"
         )
+    return info
 
 
 def _read_member(tar, info, expected: Member, path: Path, store: BlobStore, bundle: VerifiedBundle) -> None:

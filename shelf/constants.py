@@ -19,10 +19,14 @@ ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
 ENV_LINK_MODE = "CCLM_SHELF_LINK_MODE"  # how installed files point at the store: hardlink, copy, symlink
+ENV_TRUSTED_KEYS = "CCLM_SHELF_TRUSTED_KEYS"  # public keys an install trusts, os.pathsep between paths
+ENV_NATIVE_LOGS = "CCLM_SHELF_NATIVE_LOGS"  # "1": keep TensorFlow's native start-up log lines
+ENV_INDEX_MAX_AGE = "CCLM_SHELF_INDEX_MAX_AGE"  # seconds a mirrored index (yank status) is trusted online
 
 DEFAULT_TARGET = ".cclm"
 DEFAULT_JOBS = 8
 MAX_JOBS = 256
+DEFAULT_INDEX_MAX_AGE = 300
 PROJECT_FILE = "cclm-shelf.toml"
 PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
@@ -93,3 +97,18 @@ def jobs() -> int:
 
 def link_mode() -> str | None:
     return _env(ENV_LINK_MODE)
+
+
+def index_max_age() -> int:
+    """Seconds a mirrored index answers without a fetch when online (``$CCLM_SHELF_INDEX_MAX_AGE``, 300)."""
+    raw = _env(ENV_INDEX_MAX_AGE)
+    if raw is None:
+        return DEFAULT_INDEX_MAX_AGE
+    if raw.isdigit():
+        return int(raw)
+    from shelf.errors import ConfigError
+
+    raise ConfigError(
+        f"{ENV_INDEX_MAX_AGE}={raw!r} is not a number of seconds",
+        hint=f"set {ENV_INDEX_MAX_AGE} to a whole number of seconds (0: always fetch), or unset it",
+    )

@@ -10,6 +10,7 @@
     │       └── PushRejected        the shelf moved on (or a tag exists): nothing changed, retry
     ├── IntegrityError              bytes do not match their sha256 or size
     │   └── BundleError             a bundle is damaged, truncated, or not the project's lockfile
+    ├── TrustError                  a signature is missing, by an untrusted key, or does not match
     ├── UnsafeContentError          a path, archive member or file would escape or run code
     ├── ResolutionError             no compatible set of components exists
     ├── LockfileError               the lockfile is missing, stale, corrupt or too new
@@ -76,6 +77,10 @@ class PushRejected(GitError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.reasons = dict(reasons or {})
+
+
+class TrustError(ShelfError):
+    pass
 
 
 class IntegrityError(ShelfError):

@@ -2,6 +2,7 @@
 
 - ``atomic_write(path, data)`` writes a whole small file (lockfile, project file, install record);
 - ``atomic_file(path)`` yields a handle for a streamed file and renames it into place on a clean exit;
+- ``atomic_create(path, data)`` writes a new file that must not replace one (keys);
 - ``copy_hashing(src, dst)`` copies a stream while hashing it (sha256, bytes), ``hash_file`` only hashes;
 - ``new_staging(final)`` + ``swap_dir(staging, final)`` build a folder aside and replace the old one with
   it; ``discard`` removes a folder by first renaming it aside.
@@ -75,6 +76,24 @@ def atomic_write(path: Path, data: bytes | str, *, encoding: str = "utf-8") -> N
     payload = data.encode(encoding) if isinstance(data, str) else data
     with atomic_file(path) as handle:
         handle.write(payload)
+
+
+def atomic_create(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write a new file all at once, never over an existing one (FileExistsError), with ``mode`` from
+    the start: written beside, flushed, then hard-linked into place (for keys, which are never replaced)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+    fsync_dir(path.parent)
 
 
 def copy_hashing(src: BinaryIO, dst: BinaryIO | None = None, limit: int | None = None) -> tuple[str, int]:

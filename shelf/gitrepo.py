@@ -45,6 +45,7 @@ from shelf.errors import (
     UnsafeContentError,
 )
 from shelf.fsutil import atomic_write
+from shelf.gitauth import token_credential_env
 from shelf.redaction import redact
 from shelf.remote.url import ShelfURL, is_local
 
@@ -103,6 +104,7 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", str(int(constants.READ_TIMEOUT)))
     env.update(extra or {})
+    env.update(token_credential_env(env))  # CCLM_SHELF_TOKEN as the password for HTTP pushes
     return env
 
 
@@ -377,9 +379,11 @@ class ShelfMirror:
                 try:
                     self._fetch()
                     self.refreshed = True
-                except TransportError:
+                except TransportError as e:
                     if created:  # leave no empty mirror behind for a URL that does not work
                         shutil.rmtree(self.path, ignore_errors=True)
+                    elif e.hint == UNREACHABLE_HINT:
+                        e.hint += "; or add --offline to work from what this machine has mirrored"
                     raise
         except Timeout as e:
             raise self._lock_timeout() from e
@@ -471,11 +475,30 @@ class ShelfMirror:
         return self.head(ref)
 
     def _resolve(self, ref: str) -> str | None:
-        """``ref`` as a commit, fetching a tag of the remote that the mirror has not fetched yet."""
+        """``ref`` as a commit, fetching a tag or commit of the remote that the mirror has not fetched yet."""
         commit = self._rev(ref)
-        if commit is None and not _FULL_SHA.fullmatch(ref) and self._fetch_tag(ref):
-            commit = self._rev(ref)
+        if commit is None:
+            fetch = self._fetch_commit if _FULL_SHA.fullmatch(ref) else self._fetch_tag
+            commit = self._rev(ref) if fetch(ref) else None
         return commit
+
+    def _fetch_commit(self, sha: str) -> bool:
+        """Fetch one commit by its id (shallow: any commit, not only a branch or tag head).
+
+        False offline or when the remote has no such commit; the original shelf layout is read at any ref.
+        """
+        if self.offline:
+            return False
+        try:
+            with self._lock():
+                fetch = ("fetch", "--quiet", "--no-write-fetch-head", "--depth=1", "--no-tags")
+                done = self._git(*fetch, self.url, sha, check=False)
+        except Timeout as e:
+            raise self._lock_timeout() from e
+        stderr = done.stderr.decode(errors="replace")
+        if done.returncode != 0 and not ("not our ref" in stderr or "remote ref" in stderr):
+            raise _transport_error("fetching a commit from", self.url, stderr)
+        return done.returncode == 0
 
     def head(self, ref: str = "HEAD") -> str:
         """The commit ``ref`` (a branch, tag, sha or ``HEAD`` = the remote's default branch) points at."""
@@ -665,15 +688,39 @@ class ShelfMirror:
 _AUTH_FAILURES = ("Authentication failed", "terminal prompts disabled", "error: 401", "error: 403")
 
 
+# git's words for a server that is not there, and ours.
+_UNREACHABLE = {
+    "Connection refused": "connection refused",
+    "Couldn't connect to server": "connection refused",
+    "unable to connect": "connection refused",
+    "Could not resolve host": "unknown host",
+    "Name or service not known": "unknown host",
+    "timed out": "timed out",
+    "No route to host": "no route to host",
+    "Network is unreachable": "network unreachable",
+}
+UNREACHABLE_HINT = "check the address and that the shelf's server is running"
+
+
 def _transport_error(action: str, url: str, stderr: str) -> TransportError:
-    """An AuthError where the remote wants credentials, a GitError naming git's complaint otherwise."""
+    """An AuthError where the remote wants credentials, one line for a server that does not answer, and a
+    GitError naming git's complaint otherwise."""
+    why = next((ours for marker, ours in _UNREACHABLE.items() if marker in stderr), None)
+    if why is not None:
+        return GitError(f"the shelf {redact(url)} did not answer ({why})", hint=UNREACHABLE_HINT)
     detail = redact(stderr.strip())
     if any(marker in stderr for marker in _AUTH_FAILURES):
         return AuthError(
             f"the shelf {redact(url)} refused access: {detail}",
-            hint="configure a git credential helper, or put credentials in the shelf URL",
+            hint=f"set {constants.ENV_TOKEN} to a token the shelf accepts, or configure a credential helper",
         )
-    return GitError(f"{action} the shelf {redact(url)} failed: {detail}")
+    read_only = "service not enabled" in stderr  # git daemon without receive-pack, as `serve` runs it
+    hint = (
+        "a served shelf's git:// URL is read-only: publish to its http:// URL with a token"
+        if read_only
+        else None
+    )
+    return GitError(f"{action} the shelf {redact(url)} failed: {detail}", hint=hint)
 
 
 def _parse_tag_listing(out: str) -> dict[str, str]:

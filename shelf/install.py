@@ -59,6 +59,7 @@ class InstallReport:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     objects_fetched: int = 0
     bytes_fetched: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. a pinned version that is yanked
     moved_aside: list[tuple[str, Path]] = field(default_factory=list)  # (name, where in the trash)
     link_mode: str = ""
 

@@ -3,7 +3,9 @@
 ``cclm-shelf serve`` runs giftless (a Git LFS server) with this backend, so a served shelf and the same shelf
 used as a local path share one object folder, ``<repo>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>``. Unlike
 giftless's own local storage, an upload is hashed while it is written and only enters that folder when its
-sha256 matches the object id it claims. This module is imported only inside the giftless server process.
+sha256 matches the object id it claims, and an object whose bytes were damaged since counts as absent
+(``shelf.shelf_objects``), so publishing the same content again restores it. This module is imported only
+inside the giftless server process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from registry_index.layout import lfs_object_path
 from registry_index.pointer import is_sha256_hex
 from shelf import constants
 from shelf.fsutil import atomic_file, copy_hashing
+from shelf.shelf_objects import is_intact, mark_verified
 
 
 class GitLfsLayoutStorage(StreamingStorage):
@@ -48,10 +51,14 @@ class GitLfsLayoutStorage(StreamingStorage):
             digest, size = copy_hashing(data_stream, out)
             if digest != oid:
                 raise exc.InvalidObjectError(f"the uploaded bytes do not hash to {oid}")
+        mark_verified(self.repo, oid)
         return size
 
     def exists(self, prefix: str, oid: str) -> bool:
-        return self._path(oid).is_file()
+        """Present with the right bytes: a damaged object counts as absent, so a client uploads it again
+        and a download is answered 404 instead of with bytes known to be wrong."""
+        self._path(oid)  # refuses what is not an object id
+        return is_intact(self.repo, oid)
 
     def get_size(self, prefix: str, oid: str) -> int:
         path = self._path(oid)

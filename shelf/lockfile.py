@@ -13,6 +13,7 @@ Format (TOML, generated, deterministic, sorted)::
     source = "https://example.org/shelf.git"
     manifest_digest = "sha256:..."
     requires = []
+    signer = "sha256:..."          # only for signed versions: the signer's key fingerprint
 
     [component.base]
     embedder = "sha256:..."
@@ -26,7 +27,8 @@ Format (TOML, generated, deterministic, sorted)::
 
 ``requirements_hash`` covers the normalised, sorted requirement strings and the shelves (in priority order),
 so a lockfile goes stale when either changes. ``lock_version`` is checked on read: a lockfile written by a
-newer cclm-shelf is refused rather than half understood.
+newer cclm-shelf is refused rather than half understood. ``signer`` is checked at every install from the
+lockfile: a version re-signed by another key (or no longer signed) is refused.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class LockedComponent:
     base: Base | None = None
     requires: tuple[str, ...] = ()
     files: tuple[LockedFile, ...] = ()
+    signer: str | None = None
 
     @classmethod
     def from_manifest(cls, entry: IndexEntry, manifest: Manifest, source: str) -> LockedComponent:
@@ -198,6 +201,8 @@ def _component_table(component: LockedComponent) -> dict[str, Any]:
         "manifest_digest": component.manifest_digest,
         "requires": list(component.requires),
     }
+    if component.signer:
+        table["signer"] = component.signer
     if component.base is not None:
         # TOML has no null: a missing vocabulary fingerprint is an absent key.
         values = {key: getattr(component.base, key) for key in _BASE_FIELDS}
@@ -281,6 +286,9 @@ def _read_component(table: Any, where: str, index: int) -> LockedComponent:
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise _corrupt(label, "'requires' must be a list of strings")
     files = table.get("files", [])
+    signer = table.get("signer")
+    if signer is not None and (not isinstance(signer, str) or not signer.startswith("sha256:")):
+        raise _corrupt(label, f"'signer' must be a key fingerprint 'sha256:...', got {signer!r}")
     if not isinstance(files, list):
         raise _corrupt(label, "'files' must be an array of tables ([[component.files]])")
     return LockedComponent(
@@ -292,6 +300,7 @@ def _read_component(table: Any, where: str, index: int) -> LockedComponent:
         base=_read_base(table.get("base"), label),
         requires=tuple(requires),
         files=tuple(_read_file(f, label) for f in files),
+        signer=signer,
     )
 
 

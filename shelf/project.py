@@ -29,7 +29,7 @@ from shelf.fsutil import atomic_write
 from shelf.remote.url import ShelfURL
 
 TOOL_KEY = "cclm-shelf"
-_KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target", "link-mode"})
+_KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target", "trusted-keys", "link-mode"})
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,17 @@ class Project:
     requirement_strings: tuple[str, ...] = ()
     shelves: tuple[str, ...] = ()
     target_setting: str = DEFAULT_TARGET
+    trusted_key_settings: tuple[str, ...] = ()
     link_mode: str | None = None
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def trusted_keys(self) -> tuple[Path, ...]:
+        """Public key files whose signatures installs accept (relative paths from the project root)."""
+        return tuple((self.root / Path(p).expanduser()).resolve() for p in self.trusted_key_settings)
 
     @property
     def requirements(self) -> tuple[Requirement, ...]:
@@ -128,6 +134,7 @@ def _from_table(path: Path, table: Mapping[str, Any]) -> Project:
         requirement_strings=_read_requires(path, table.get("requires", [])),
         shelves=_read_shelves(path, table),
         target_setting=_read_target(path, table.get("target", DEFAULT_TARGET)),
+        trusted_key_settings=_read_trusted_keys(path, table.get("trusted-keys", [])),
         link_mode=_read_link_mode(path, table.get("link-mode")),
     )
 
@@ -165,6 +172,15 @@ def _read_shelves(path: Path, table: Mapping[str, Any]) -> tuple[str, ...]:
             hint='e.g. shelves = ["https://example.org/shelf.git"]',
         )
     return tuple(v.strip() for v in value)
+
+
+def _read_trusted_keys(path: Path, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f"{path}: 'trusted-keys' must be a list of public key files",
+            hint='e.g. trusted-keys = ["keys/team.pub"] (see `cclm-shelf keygen`)',
+        )
+    return tuple(value)
 
 
 def _read_target(path: Path, value: Any) -> str:

@@ -2,10 +2,11 @@
 
 A publish is all or nothing. The folder is snapshotted into the blob store first (hashed while copied), so
 what is uploaded is exactly what was hashed even if the folder changes meanwhile; a file that changed
-during the snapshot is refused. Then the manifest is built and validated, the blobs are uploaded (objects
-the server has are skipped), and ONE commit with the pointer files, the manifest and the updated index
-entry is pushed together with the release tag ``<name>/v<version>``. If someone else pushed first, the
-push is rejected, nothing changed on the shelf, and the publish retries on top of the new head.
+during the snapshot is refused. Then the manifest is built and validated (and signed, given a key), the
+blobs are uploaded (objects the server has are skipped), and ONE commit with the pointer files, the
+manifest (its signature) and the updated index entry is pushed together with the release tag
+``<name>/v<version>``. If someone else pushed first, the push is rejected, nothing changed on the shelf,
+and the publish retries on top of the new head.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.index import IndexEntry, entry_from_manifest, format_index_file
@@ -22,10 +24,15 @@ from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.pointer import LfsPointer, format_pointer
 from registry_index.requirements import parse_requirement
 from shelf import constants
+from shelf.basefind import with_base_requirement
 from shelf.errors import OfflineError, PublishError, UnsafeContentError
 from shelf.gitrepo import PushRejected
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
+
+if TYPE_CHECKING:
+    from shelf.progress import Progress
+    from shelf.signing import Signature
 
 METADATA_FILE = "cclm-publish.toml"
 MAX_PUSH_ATTEMPTS = 5
@@ -51,6 +58,8 @@ class PublishReport:
     skipped: int = 0
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
+    requires_added: str | None = None  # the base requirement publish found and added
+    signer: str | None = None  # the signing key's fingerprint, for a signed publish
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -250,7 +259,9 @@ def _check_same(what: str, item_value, package_value) -> None:
         )
 
 
-def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequence[SnapshotFile]) -> Manifest:
+def build_manifest(
+    info: PackageInfo, described: dict[str, dict], files: Sequence[SnapshotFile], probes: dict | None = None
+) -> Manifest:
     base, provides = base_and_provides(described)
     items: dict[str, dict] = {}
     for f in files:
@@ -272,6 +283,8 @@ def build_manifest(info: PackageInfo, described: dict[str, dict], files: Sequenc
     }
     if info.training:
         data["training"] = info.training
+    if probes:
+        data["probes"] = probes
     if base is None:
         data.pop("base")
     return Manifest.from_dict(data)
@@ -315,23 +328,59 @@ class Prepared:
     data: bytes
     entry: IndexEntry
     files: tuple[SnapshotFile, ...]
+    signature: Signature | None = None
 
 
 def prepare(
-    folder: Path, info: PackageInfo, store: BlobStore, progress: Callable[[str], None] = lambda _m: None
+    folder: Path,
+    info: PackageInfo,
+    store: BlobStore,
+    progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
+    probes: bool = False,
 ) -> Prepared:
-    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf."""
+    """Check the folder, snapshot it into the store and build the validated manifest; touches no shelf.
+
+    ``sign_key`` is only checked here (a bad key is refused before anything is hashed): the manifest is
+    signed by ``signed`` once it is final. With ``probes`` the items that compute are run on the probe
+    set and their outputs recorded in the manifest (TensorFlow).
+    """
+    if sign_key is not None:
+        from shelf.signing import signer_fingerprint
+
+        signer_fingerprint(sign_key)
     items = find_items(Path(folder))
     before = folder_state(items)
     described = describe_items(items)
     base_and_provides(described)  # refuse items that disagree on their base before hashing anything
+    recorded = _probes(items, progress) if probes else None
     progress(f"hashing {len(items)} item(s) of {folder}")
     files = snapshot(items, store)
     # The manifest's fingerprints come from the folder, the uploads from the snapshot: both must agree.
     check_unchanged(items, before)
-    manifest = build_manifest(info, described, files)
+    manifest = build_manifest(info, described, files, recorded)
     data = dump_manifest(manifest)
-    return Prepared(manifest, data, entry_from_manifest(manifest, manifest_digest(data)), tuple(files))
+    entry = entry_from_manifest(manifest, manifest_digest(data))
+    return Prepared(manifest, data, entry, tuple(files))
+
+
+def _probes(items: dict[str, Path], progress) -> dict | None:
+    from cclm_core.probes import record
+
+    progress(f"running the behaviour probes on {', '.join(k for k in sorted(items) if k != 'preprocessor')}")
+    return record(items)
+
+
+def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) -> Prepared:
+    """``prepared`` with a signature over its final manifest and every file's digest (when given a key)."""
+    if sign_key is None:
+        return prepared
+    from shelf.signing import sign, signed_digests
+
+    manifest = prepared.manifest
+    progress(f"signing {manifest.name} {manifest.version} with {sign_key}")
+    digests = signed_digests(prepared.data, [(item, f.path, f.sha256) for item, f in manifest.files()])
+    return replace(prepared, signature=sign(manifest.name, digests, Path(sign_key)))
 
 
 def publish(
@@ -340,13 +389,24 @@ def publish(
     source: ShelfSource,
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
+    sign_key: Path | None = None,
+    bars: Progress | None = None,
+    probes: bool = False,
 ) -> PublishReport:
-    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
+
+    ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
+    """
     _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress)
+    prepared = prepare(folder, info, store, progress, sign_key, probes)
+    source.refresh()
+    prepared, report_base = with_base_requirement(prepared, source)
+    prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
+    report.requires_added = report_base
+    report.signer = prepared.signature.signer if prepared.signature else None
     for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress):
+        if _publish_once(prepared, source, store, report, progress, bars):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
@@ -360,14 +420,16 @@ def _publish_once(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
     if _already_published(source, prepared.entry, report):
+        _restore(prepared, source, store, report, progress, bars)
         return True
     check_resolves(prepared.entry, source)
     if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress)
+        _upload(prepared.files, source, store, report, progress, bars)
     try:
         report.commit = _push(source, prepared)
     except PushRejected as e:
@@ -434,18 +496,36 @@ def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishRe
     return False
 
 
+def _restore(
+    prepared: Prepared,
+    source: ShelfSource,
+    store: BlobStore,
+    report: PublishReport,
+    progress: Callable[[str], None],
+    bars: Progress | None = None,
+) -> None:
+    """The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
+    local shelf, counts a damaged object as absent); this needs the same write access as publishing."""
+    _upload(prepared.files, source, store, report, progress, bars)
+    if report.uploaded:
+        report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
+
+
 def _upload(
     files: Sequence[SnapshotFile],
     source: ShelfSource,
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     from shelf.lfs import LfsObject
+    from shelf.progress import Labelled, NullProgress
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
-    outcome = source.transport().upload(
+    labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
         [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))
@@ -460,6 +540,10 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         changes[layout.file_path(name, version, f.item, f.path)] = format_pointer(
             LfsPointer(f.sha256, f.size)
         )
+    if prepared.signature is not None:
+        sig_path, key_path = layout.signature_paths(name, version)
+        changes[sig_path] = prepared.signature.bundle
+        changes[key_path] = prepared.signature.public_key
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
     return source.mirror.commit_and_push(

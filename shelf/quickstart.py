@@ -140,10 +140,12 @@ def train_and_save(config: QuickstartConfig, saved: Path, say: Callable[[str], N
         embedder=embedder, preprocessor=prep, output_dim=config.hidden * 2, hidden_dim=config.hidden * 2
     )
     mlm.fit(texts, epochs=config.epochs)
-    say(f"training a character-reconstruction component ({config.epochs} epoch(s))")
+    # The first task trained the base with its component; frozen now, the base is shared unchanged, so
+    # both components record the same embedder fingerprint (a base trained further would not fit mlm).
+    embedder.freeze()
+    say(f"training a character-reconstruction component on the frozen base ({config.epochs} epoch(s))")
     chars = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep, output_dim=config.hidden)
     chars.fit(texts, epochs=config.epochs)
-    # Both components trained the shared embedder; they are saved with the embedder as it is now.
     prep.save(saved / "base" / "preprocessor")
     embedder.save(saved / "base" / "embedder")
     mlm.save(saved / "mlm")

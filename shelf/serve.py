@@ -1,55 +1,59 @@
-"""Serving a local shelf to a team: git over ``git daemon`` and blobs over giftless, a real Git LFS server.
+"""Serving one local shelf to a team: git daemon (read-only) and one HTTP front (git + LFS).
 
-Both serve the same bare repository: git daemon exports its folder, and giftless stores objects in the
-repository's own ``lfs/objects`` (``shelf.lfs_storage``), so the shelf stays usable as a local path too. The
-shelf's ``.lfsconfig`` is pointed at the LFS URL (one commit, only when it changes) so that cclm-shelf and
-git-lfs clients of the git URL find the blobs.
+``start`` serves exactly the bare repository it is given, nothing beside it:
+
+- ``git://host:git_port/<repo>``: git daemon, read-only, this one repository (a whitelist with strict
+  paths; pushes refused even if the repository's config enables them);
+- ``http://host:http_port/<repo>``: git smart HTTP (clone by anyone, push with a token) and the Git LFS API
+  at ``<that>/info/lfs`` (giftless; downloads by anyone, uploads with a token), see ``shelf.serve_front``.
+
+Tokens come from ``token_file`` (``shelf.serve_auth``); without one the shelf is served read-only. giftless
+stores objects in the repository's own ``lfs/objects`` (``shelf.lfs_storage``), so the shelf stays usable as
+a local path. Children die with this process (``shelf.serve_process``). The shelf's ``.lfsconfig`` is pointed
+at the LFS URL (one commit, only when it changes) so that clients of the git:// URL find the blobs.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shelf.errors import ConfigError, TransportError
+from shelf import serve_process
+from shelf.errors import ConfigError
+from shelf.serve_auth import load_tokens
+from shelf.serve_git import git_program
+from shelf.serve_process import check_port_free, free_port
 
-LFS_ORG = "cclm"
-STARTUP_SECONDS = 30.0
-# Sync workers, one request each: giftless sets up its authenticators lazily on a worker's first request,
-# and with threads a concurrent first request can see the list before the pre-authorized action provider
-# is added, then fail a per-object upload or download with 403.
-LFS_WORKERS = 4
+__all__ = ["HTTP_WORKERS", "Servers", "check_port_free", "free_port", "point_lfs_url", "start"]
+
+HTTP_WORKERS = 2  # gunicorn worker processes, each with HTTP_THREADS threads
+HTTP_THREADS = 8
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 @dataclass
 class Servers:
-    git_url: str
-    lfs_url: str
+    """The URLs of a served shelf and the processes serving it."""
+
+    git_url: str  # git://, read-only
+    http_url: str  # git smart HTTP: read, and publish with a token
+    lfs_url: str  # the Git LFS API
+    writable: bool = False  # whether any token may publish
     processes: list[subprocess.Popen] = field(default_factory=list)
-    workdir: Path | None = None
+
+    def roles(self) -> list[tuple[str, str]]:
+        """``(role, url)`` for each URL, in the order ``serve`` prints them."""
+        return [("git", self.git_url), ("http", self.http_url), ("lfs", self.lfs_url)]
 
     def stop(self) -> None:
         """Stop both servers and everything they started (each runs in its own process group)."""
-        for process in self.processes:
-            _signal_group(process, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        serve_process.stop(self.processes)
 
     def __enter__(self) -> Servers:
         return self
@@ -58,150 +62,86 @@ class Servers:
         self.stop()
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    """Signal the process group a server leads, so workers and forked children go with it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def check_port_free(host: str, port: int, option: str) -> None:
-    """Refuse a busy port up front: a readiness probe would otherwise find the other program listening."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as e:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {e.strerror or e}",
-                hint=f"choose another port with {option}",
-            ) from e
-
-
-def giftless_config(shelf: Path) -> str:
-    """giftless settings: anonymous read-write, blobs in the shelf's own git-lfs folder."""
-    key = os.urandom(32).hex()  # signs the short-lived per-object links giftless hands out
-    return f"""AUTH_PROVIDERS:
-  - giftless.auth.allow_anon:read_write
-LEGACY_ENDPOINTS: false
-TRANSFER_ADAPTERS:
-  basic:
-    factory: giftless.transfer.basic_streaming:factory
-    options:
-      storage_class: shelf.lfs_storage:GitLfsLayoutStorage
-      storage_options:
-        path: "{shelf}"
-      action_lifetime: 3600
-PRE_AUTHORIZED_ACTION_PROVIDER:
-  factory: giftless.auth.jwt:factory
-  options:
-    algorithm: HS256
-    private_key: "{key}"
-    default_lifetime: 3600
-"""
-
-
-def _wait_for_port(host: str, port: int, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise TransportError(f"{what} exited at start (code {process.returncode})")
-        with socket.socket() as sock:
-            if sock.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TransportError(f"{what} did not start listening on {host}:{port}")
-
-
-def _gunicorn() -> str:
-    candidate = Path(sys.executable).with_name("gunicorn")
-    found = str(candidate) if candidate.exists() else shutil.which("gunicorn")
+def _python_with_gunicorn() -> str:
     try:
         import giftless  # noqa: F401
+        import gunicorn  # noqa: F401
     except ImportError:
-        found = None
-    if not found:
-        raise ConfigError("serving blobs needs giftless and gunicorn", hint="pip install 'cclm-shelf[serve]'")
-    return found
+        raise ConfigError(
+            "serving a shelf needs giftless and gunicorn", hint="pip install 'cclm-shelf[serve]'"
+        ) from None
+    return sys.executable
 
 
 def start(
-    shelf: Path, host: str = "127.0.0.1", git_port: int = 0, lfs_port: int = 0, url_host: str | None = None
+    shelf: Path,
+    host: str = "127.0.0.1",
+    git_port: int = 0,
+    http_port: int = 0,
+    url_host: str | None = None,
+    *,
+    token_file: Path | None = None,
+    static: Mapping[str, Path] | None = None,
 ) -> Servers:
-    """Start git daemon and giftless for the bare repository ``shelf``; returns once both listen.
+    """Start git daemon and the HTTP front for the bare repository ``shelf``; returns once both listen.
 
     ``url_host`` is the name clients use in the URLs (default: ``host``, or this machine's name when
-    listening on every address, which no client can connect to by name).
+    listening on every address, which no client can connect to by name). ``static`` maps URL prefixes to
+    folders served read-only beside the shelf.
     """
-    shelf = shelf.resolve()
+    shelf = Path(shelf).resolve()
+    if token_file is not None:
+        load_tokens(Path(token_file))  # a bad token file is refused here, in one line, not in the server
     named = url_host or (socket.gethostname() if host in _ANY_ADDRESS else host)
-    for port, option in ((git_port, "--git-port"), (lfs_port, "--lfs-port")):
+    for port, option in ((git_port, "--git-port"), (http_port, "--http-port")):
         if port:
             check_port_free(host, port, option)
+    python = _python_with_gunicorn()
     git_port = git_port or free_port(host)
-    lfs_port = lfs_port or free_port(host)
-    workdir = Path(tempfile.mkdtemp(prefix="cclm-shelf-serve-"))
-    servers = Servers(
-        f"git://{named}:{git_port}/{shelf.name}",
-        f"http://{named}:{lfs_port}/{LFS_ORG}/{shelf.name}/info/lfs",
-        workdir=workdir,
-    )
+    http_port = http_port or free_port(host)
+    http_url = f"http://{named}:{http_port}/{shelf.name}"
+    servers = Servers(f"git://{named}:{git_port}/{shelf.name}", http_url, f"{http_url}/info/lfs")
+    servers.writable = token_file is not None
     try:
         servers.processes.append(_start_git_daemon(shelf, host, git_port))
-        _wait_for_port(host, git_port, servers.processes[-1], "git daemon")
-        servers.processes.append(_start_giftless(shelf, host, lfs_port, workdir))
-        _wait_for_port(host, lfs_port, servers.processes[-1], "the LFS server (giftless)")
+        serve_process.wait_for_port(host, git_port, servers.processes[-1], "git daemon")
+        front = {"repo": str(shelf), "bind": _bind(host, http_port), "workers": HTTP_WORKERS}
+        front.update(threads=HTTP_THREADS, token_file=str(Path(token_file).resolve()) if token_file else None)
+        front["static"] = {prefix: str(Path(folder).resolve()) for prefix, folder in (static or {}).items()}
+        servers.processes.append(_start_front(python, front))
+        serve_process.wait_for_port(host, http_port, servers.processes[-1], "the HTTP server (gunicorn)")
     except BaseException:
         servers.stop()
         raise
     return servers
 
 
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _start_git_daemon(shelf: Path, host: str, port: int) -> subprocess.Popen:
     args = [
-        "git",
-        "daemon",
+        git_program("git-daemon"),
         f"--base-path={shelf.parent}",
+        "--strict-paths",  # with the whitelist below: this repository and nothing else
         "--export-all",
-        "--enable=receive-pack",
+        "--forbid-override=receive-pack",  # read-only, whatever the repository's config says
         "--reuseaddr",
         f"--listen={host}",
         f"--port={port}",
         "--informative-errors",
-        str(shelf.parent),
+        str(shelf),
     ]
     # Readiness probes connect and hang up, which git daemon reports on stderr: keep that out of sight.
-    return subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return serve_process.spawn(args, quiet=True)
 
 
-def _start_giftless(shelf: Path, host: str, port: int, workdir: Path) -> subprocess.Popen:
-    config = workdir / "giftless.yaml"
-    config.write_text(giftless_config(shelf), encoding="utf-8")
-    env = dict(os.environ, GIFTLESS_CONFIG_FILE=str(config))
+def _start_front(python: str, config: dict) -> subprocess.Popen:
+    env = dict(os.environ)
     project_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
-    args = [
-        _gunicorn(),
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(LFS_WORKERS),
-        "--log-level",
-        "warning",
-        "giftless.wsgi_entrypoint:app",
-    ]
-    return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True)
+    return serve_process.spawn([python, "-m", "shelf.serve_front", json.dumps(config)], env=env)
 
 
 def point_lfs_url(source, lfs_url: str) -> bool:

@@ -9,6 +9,7 @@ folder for local ones.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from registry_index.manifest import Manifest, load_manifest, manifest_digest
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
 from shelf.gitrepo import ShelfMirror, init_shelf, is_local_url, normalise_url
+
+# Touched in a mirror's folder each time it fetches: how old its index (and yank status) is.
+FETCHED_MARK = "cclm-shelf-fetched"
 
 
 class MirrorIndex:
@@ -33,6 +37,16 @@ class MirrorIndex:
         if name not in self._cache:
             self._cache[name] = self._load(name)
         return self._cache[name]
+
+    def preload(self, names: list[str]) -> None:
+        """Read the index files of ``names`` with one git process (before asking for each in turn)."""
+        wanted = {layout.index_path(n): n for n in names if n not in self._cache}
+        if not wanted:
+            return
+        found = self._mirror.read_many(self._commit, list(wanted), missing_ok=True)
+        for path, name in wanted.items():
+            self._cache[name] = parse_index_file(found[path], path) if path in found else []
+            self.files_read += path in found
 
     def _load(self, name: str) -> list[IndexEntry]:
         path = layout.index_path(name)
@@ -94,6 +108,8 @@ class ShelfSource:
         self.cache_dir = cache_dir or constants.cache_dir()
         self.mirror = ShelfMirror.open(self.url, cache_dir=self.cache_dir, offline=offline)
         self._refreshed = self.mirror.refreshed  # a new mirror was fetched just now: no second fetch
+        if self._refreshed:
+            self._mark_fetched()
 
     def refresh(self) -> None:
         """Bring the mirror up to date with the remote (once per source until marked stale; never offline)."""
@@ -101,7 +117,47 @@ class ShelfSource:
             return
         self.mirror.refresh()
         self._refreshed = True
+        self._mark_fetched()
         self.reread()
+
+    def _mark_fetched(self) -> None:
+        # A read-only cache only means the next command fetches again.
+        with contextlib.suppress(OSError):
+            (self.mirror.path / FETCHED_MARK).touch()
+
+    def fetched_at(self) -> float | None:
+        """When the mirror last fetched from the remote (seconds since the epoch), if known."""
+        try:
+            return (self.mirror.path / FETCHED_MARK).stat().st_mtime
+        except OSError:
+            return None
+
+    def is_fresh(self) -> bool:
+        """Whether the mirrored index (yank status included) is recent enough to answer without a fetch.
+
+        Offline, what is mirrored is all there is. Online, a mirror older than ``$CCLM_SHELF_INDEX_MAX_AGE``
+        seconds is fetched again before a yank status is trusted.
+        """
+        import time
+
+        if self.offline or self._refreshed:
+            return True
+        fetched = self.fetched_at()
+        return fetched is not None and time.time() - fetched <= constants.index_max_age()
+
+    def ensure_fresh(self) -> None:
+        """Fetch when the mirror is older than the index's maximum age (never offline)."""
+        if not self.is_fresh():
+            self.refresh()
+
+    def as_of(self) -> str:
+        """When the mirrored index was read from the shelf, for "as of" notes offline."""
+        import time
+
+        fetched = self.fetched_at()
+        if fetched is None:
+            return "an unknown time"
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(fetched))
 
     @property
     def refreshed(self) -> bool:
@@ -138,16 +194,37 @@ class ShelfSource:
             f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}"
         )
 
+    def published(self, name: str, version: str):
+        """The manifest bytes of a version and its signature (None when unsigned), read in one go.
+
+        Raises NotFoundError when the manifest is not in the mirror.
+        """
+        path = layout.manifest_path(name, version)
+        sig, pub = layout.signature_paths(name, version)
+        found = self.mirror.read_many(self.head, [path, sig, pub], missing_ok=True)
+        if path not in found:
+            found[path] = self.mirror.read_file(self.head, path)  # raises NotFoundError, naming the shelf
+        return found[path], signature_of(found.get(sig), found.get(pub))
+
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
+        manifest, data, _signature = self.signed_manifest(entry)
+        return manifest, data
+
+    def signed_manifest(self, entry: IndexEntry):
+        """``(manifest, bytes, signature or None)`` of an index entry, checked against the index's digest."""
+        data, signature = self.published(entry.name, entry.version)
+        return self.check_manifest(entry, data), data, signature
+
+    def check_manifest(self, entry: IndexEntry, data: bytes) -> Manifest:
+        """Manifest bytes read for an index entry: checked against its digest, validated once per machine."""
         path = layout.manifest_path(entry.name, entry.version)
-        data = self.mirror.read_file(self.head, path)
         if manifest_digest(data) != entry.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {entry.name} {entry.version} on {self.url} does not match its index entry",
                 hint="the shelf was changed after publishing; ask its owner to rebuild the index",
             )
-        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir), data
+        return _checked_manifest(data, entry.manifest_digest, f"{self.url}:{path}", self.cache_dir)
 
     def transport(self, ref: str | None = None, **options):
         """The shelf's blob transport (local git-lfs objects or an LFS server), as ``ref`` configures it."""
@@ -157,6 +234,26 @@ class ShelfSource:
         if is_local_url(self.url) and (local_path(self.url) / "lfs" / "objects").is_dir():
             lfs_url = None  # the objects are right here; a served shelf's LFS URL would only add a detour
         return transport_for(self.url, lfs_url, **options)
+
+
+def signature_of(bundle: bytes | None, public_key: bytes | None):
+    """The ``Signature`` stored beside a manifest; None when neither file is there (half of one is bad)."""
+    from shelf.signing import Signature
+
+    if bundle is None and public_key is None:
+        return None
+    return Signature(bundle or b"", public_key or b"")
+
+
+def open_source(url: str, *, cache_dir: Path | None = None, offline: bool = False) -> ShelfSource:
+    """The source for any shelf address: a git shelf's mirror, or a sparse+http(s):// export read by GETs."""
+    from shelf.remote.url import ShelfURL
+
+    if ShelfURL.parse(url).is_sparse:
+        from shelf.sparse import SparseSource
+
+        return SparseSource(url, cache_dir=cache_dir, offline=offline)
+    return ShelfSource(url, cache_dir=cache_dir, offline=offline)
 
 
 def _checked_manifest(data: bytes, digest: str, source: str, cache_dir: Path) -> Manifest:
@@ -210,5 +307,7 @@ __all__ = [
     "create_shelf",
     "ensure_embedded_shelf",
     "is_local_url",
+    "open_source",
     "pick_shelf_url",
+    "signature_of",
 ]

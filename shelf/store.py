@@ -5,7 +5,8 @@ Layout under ``root`` (default: ``constants.cache_dir()``)::
     CACHEDIR.TAG                              marks the folder as a cache for backup tools
     blobs/sha256/<oid[:2]>/<oid>              a verified blob, read-only, named by its sha256
     blobs/sha256/<oid[:2]>/<oid>.incomplete   a blob being written (or left by an interrupted run)
-    locks/<oid[:2]>/<oid>.lock                one file lock per object, held while it is written or removed
+    locks/<oid[:3]>.lock                      a file lock per object id prefix (4096 at most, so they never
+                                              pile up), held while an object is written or removed
     tmp/                                      files being added whose sha256 is not known yet
     evicted/<oid>-<time>                      a blob changed through a symlink, kept as someone's edit
 
@@ -45,6 +46,7 @@ _INCOMPLETE = ".incomplete"
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # 2000-01-01T00:00:00Z: the mtime of every verified blob; any write through a link changes it.
 VERIFIED_MTIME_NS = 946_684_800 * 1_000_000_000
+LOCK_PREFIX = 3  # hex digits of an object id that name its lock file
 _LOCK_TIMEOUT = 3600.0  # a writer may hold the lock for a whole large download
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -230,10 +232,11 @@ class BlobStore:
         return self.path(oid).with_name(oid + _INCOMPLETE)
 
     def _lock_file(self, oid: str) -> filelock.FileLock:
+        # One lock per 3-hex-digit prefix, not per object: a lock file cannot be removed safely while
+        # another process may be waiting on it, so per-object files would pile up forever. Two objects
+        # share a lock one time in 4096; they are then written one after the other, never wrongly.
         self._ensure()
-        lock_path = self._locks / oid[:2] / f"{oid}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(str(lock_path))
+        return filelock.FileLock(str(self._locks / f"{oid[:LOCK_PREFIX]}.lock"))
 
     @contextlib.contextmanager
     def _lock(self, oid: str) -> Iterator[None]:

@@ -7,14 +7,17 @@ install it with a warning.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.index import IndexEntry, format_index_file, with_yanked
 from registry_index.versions import format_version, parse_version
 from shelf.errors import NotFoundError, PublishError
 from shelf.gitrepo import PushRejected
-from shelf.publish import MAX_PUSH_ATTEMPTS, _check_online, _retry_or_raise
 from shelf.source import ShelfSource
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ def set_yanked(source: ShelfSource, name: str, version: str, reason: str | None)
     Yanking a yanked version again keeps the earlier reason in front of the new one, so whoever reads
     ``show`` still sees why it was first withdrawn.
     """
+    from shelf.publish import MAX_PUSH_ATTEMPTS, _check_online, _retry_or_raise
+
     _check_online(source, "yanking on" if reason is not None else "unyanking on")
     version = format_version(parse_version(version))
     for _attempt in range(MAX_PUSH_ATTEMPTS):
@@ -86,3 +91,19 @@ def _merged_reason(current: IndexEntry, reason: str | None) -> str | None:
     if reason == current.yank_reason or current.yank_reason.endswith(f"; then: {reason}"):
         return current.yank_reason
     return f"{current.yank_reason}; then: {reason}"
+
+
+def yank_warning(entry: IndexEntry, source: ShelfSource) -> str | None:
+    """``mlm 0.2.0 is yanked: reason`` for a yanked entry (offline: as of when the index was read)."""
+    if not entry.yanked:
+        return None
+    when = ""
+    if source.offline:
+        when = f" (as of {source.as_of()}, offline)"
+    elif not source.is_fresh():
+        when = f" (as of {source.as_of()}; the shelf did not answer)"
+    return f"{entry.name} {entry.version} is yanked{when}: {entry.yank_reason or 'no reason given'}"
+
+
+def yank_warnings(found: Iterable[tuple[IndexEntry, ShelfSource]]) -> list[str]:
+    return [w for entry, source in found if (w := yank_warning(entry, source)) is not None]

@@ -52,10 +52,21 @@ def open_shelf(ctx: click.Context, proj: Project | None = None, progress=None):
 
     opts = settings(ctx)
     offline = opts.offline or None
+    common = {"cache_dir": opts.cache_dir, "offline": offline, "progress": progress}
+    common["trust"] = trust_policy(ctx, proj)
     if not opts.shelf and proj and proj.shelves:  # the project's shelves, in its priority order
-        shelves = list(proj.shelf_locations())
-        return Shelf(shelves=shelves, cache_dir=opts.cache_dir, offline=offline, progress=progress)
-    return Shelf(pick_shelf_url(opts.shelf), cache_dir=opts.cache_dir, offline=offline, progress=progress)
+        return Shelf(shelves=list(proj.shelf_locations()), **common)
+    return Shelf(pick_shelf_url(opts.shelf), **common)
+
+
+TRUST_KEYS = "cclm_shelf.trust_keys"  # ctx.meta key: the command's --trust-key files
+
+
+def trust_policy(ctx: click.Context, proj: Project | None):
+    """The keys a command trusts: its --trust-key options, the project's trusted-keys, the environment."""
+    from shelf.trust import policy_for
+
+    return policy_for(proj.trusted_keys if proj else (), ctx.meta.get(TRUST_KEYS, ()))
 
 
 def source_of(shelf, proj: Project | None, name: str):

@@ -55,16 +55,29 @@ def show_cmd(ctx, spec, as_json):
         emit(as_json, {"name": name, "shelf": source.url, "versions": rows}, lines)
         return
     entry = source.entry(name, format_version(parse_version(version)))
-    manifest, _data = source.manifest(entry)
+    manifest, raw, signature = source.signed_manifest(entry)
+    signed = _signature(ctx, entry, manifest, raw, signature, source.url)
     data = manifest.to_dict() | {"manifest_digest": entry.manifest_digest, "yanked": entry.yanked}
-    emit(as_json, data, _manifest_lines(entry, manifest))
+    emit(as_json, data | {"signature": signed}, _manifest_lines(entry, manifest, signed))
 
 
-def _manifest_lines(entry, manifest) -> list[str]:
+def _signature(ctx, entry, manifest, raw: bytes, signature, url: str) -> dict:
+    """Who signed the version, checked against the key stored with it and the trusted keys."""
+    from shelf.commands._common import trust_policy
+    from shelf.lockfile import LockedComponent
+    from shelf.trust import signature_status
+
+    component = LockedComponent.from_manifest(entry, manifest, url)
+    return signature_status(component, raw, signature, trust_policy(ctx, project()))
+
+
+def _manifest_lines(entry, manifest, signed: dict) -> list[str]:
+    signer = f"signed by {signed['signer']} ({signed['status']})" if signed["signer"] else signed["status"]
     lines = [
         f"{manifest.name} {manifest.version} [{manifest.kind}]  {manifest.summary}".rstrip(),
         f"  licence   {manifest.license}",
         f"  manifest  {entry.manifest_digest}",
+        f"  signature {signer}",
     ]
     if entry.yanked:
         lines.append(f"  YANKED    {entry.yank_reason}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from shelf.commands._common import emit, json_option, note, project, settings
+from shelf.commands._common import emit, json_option, note, project, settings, trust_policy
 
 
 @click.command("bundle")
@@ -62,6 +62,7 @@ def install_bundle(ctx, file: Path, dest: Path, as_json: bool, **options) -> Non
     from shelf.commands.installing import _print_report
     from shelf.commands.project import lock_path, read_lock
     from shelf.install import install_components
+    from shelf.trust import check_published_files
 
     store = _store(ctx)
     proj = project()
@@ -72,6 +73,8 @@ def install_bundle(ctx, file: Path, dest: Path, as_json: bool, **options) -> Non
             check_matches(bundled, ours, lock_path(proj))
 
     with open_bundle(file, store, check) as bundle:
+        # Signatures travel in the bundle: the trust policy applies before anything is kept or installed.
+        check_published_files((ours or bundle.lock).components, bundle.metadata, trust_policy(ctx, proj))
         bundle.keep(store)
     components = list((ours or bundle.lock).components)
     if ours is None:

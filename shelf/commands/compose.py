@@ -18,8 +18,15 @@ from shelf.commands._common import emit, install_target, json_option, note, proj
     type=click.Path(file_okay=False, path_type=Path),
     help="Build the composed model and save it to this folder (loads TensorFlow).",
 )
+@click.option(
+    "--check",
+    "check_behaviour",
+    is_flag=True,
+    help="Also rebuild the stack's models and compare their probe outputs with the publishers' "
+    "(loads TensorFlow).",
+)
 @json_option
-def compose_cmd(names, target, save_to, as_json):
+def compose_cmd(names, target, save_to, check_behaviour, as_json):
     """Check that installed components share one base, and show (or save) what they compose into.
 
     \b
@@ -30,6 +37,7 @@ def compose_cmd(names, target, save_to, as_json):
     Examples:
       cclm-shelf compose                          # check the whole install folder
       cclm-shelf compose en_wiki_ner_1 --save composed/
+      cclm-shelf compose --check                  # also compare behaviour probes (TensorFlow)
     """
     from shelf.compose import check_stack, compose_installed, find_stack
 
@@ -49,10 +57,31 @@ def compose_cmd(names, target, save_to, as_json):
     lines = [f"embedder  {checked['embedder']['fingerprint'][:19]}…  ({stack.embedder.parent.name})"]
     lines += [f"component {c['name']:<40} out {c['provides']['output_dim']}" for c in checked["components"]]
     lines.append(f"composed output shape for one input: {tuple(shape)}; every base matches")
-    if save_to is not None:
+    if save_to is not None or check_behaviour:
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
+    drifted = _check(dest, stack, data, lines) if check_behaviour else 0
+    if save_to is not None and not drifted:  # a stack that drifted is not saved as if it were sound
         note("building the composed model")
         composed = compose_installed(names or None, target=dest)
         composed.save(save_to)
         data["saved"] = str(save_to)
         lines.append(f"saved the composed model to {save_to}")
     emit(as_json, data, lines)
+    if drifted:
+        note(f"{drifted} item(s) behave differently than when published (see DRIFT above)")
+        raise SystemExit(1)
+
+
+def _check(dest: Path, stack, data: dict, lines: list[str]) -> int:
+    """The behaviour check of every package the stack is built from; returns how many items drifted."""
+    from shelf.commands.installing import behaviour_lines
+
+    packages = sorted({stack.embedder.parent.name} | {folder.parent.name for _l, folder in stack.components})
+    drifted = behaviour_lines(dest, packages, data, lines)
+    if not drifted:
+        lines.append(
+            "the stack behaves as published" if data["behaviour"] else "no behaviour probes recorded"
+        )
+    return drifted

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from shelf.commands._common import (
+    TRUST_KEYS,
     emit,
     install_target,
     json_option,
@@ -29,6 +30,14 @@ from shelf.commands._common import (
     type=click.Path(dir_okay=False, path_type=Path),
     help="Install from a file made by `cclm-shelf bundle`, with no network (checked against the lockfile).",
 )
+@click.option(
+    "--trust-key",
+    "trust_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Public key (PEM) whose signatures are trusted; then every component must be signed by a "
+    "trusted key (repeatable; adds to trusted-keys and CCLM_SHELF_TRUSTED_KEYS).",
+)
 @link_mode_option
 @click.option(
     "--force",
@@ -37,15 +46,17 @@ from shelf.commands._common import (
 )
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, bundle, link_mode, force, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, link_mode, force, as_json):
     """Install components and everything they need into the install folder.
 
     \b
     With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf together with
     what the folder already holds (one stack, one base: upgraded together or refused) and install the
     set. With none, install the project's lockfile exactly (locking first if it is missing or stale).
-    Installed files whose bytes changed are repaired; a folder cclm-shelf did not install is never
-    replaced (--force moves it to <target>/.cclm-shelf-trash), and edited files go there too.
+    Ranges skip yanked versions; an exact or lockfile pin of one installs with a warning. Offline, a name
+    or range picks the newest version whose files are already in the store. Installed files whose bytes
+    changed are repaired; a folder cclm-shelf did not install is never replaced (--force moves it to
+    <target>/.cclm-shelf-trash), and edited files go there too.
 
     \b
     Examples:
@@ -53,10 +64,16 @@ def install_cmd(ctx, requirements, target, pre, frozen, bundle, link_mode, force
       cclm-shelf install 'en_wiki_ner_1>=0.3' --target models/
       cclm-shelf install            # from cclm-shelf.lock
       cclm-shelf install --bundle stack.cclm-bundle   # no network: the lockfile's bytes from a bundle
+      cclm-shelf install en_wiki_clm_1@v0.2.1 --trust-key team.pub
+
+    \b
+    Signatures are checked before anything is written: a bad one is always refused, and with trusted keys
+    an unsigned component or one signed by another key is refused too.
     """
     from shelf.linking import choose_link_mode
     from shelf.progress import make_progress
 
+    ctx.meta[TRUST_KEYS] = trust_keys
     proj = project()
     dest = install_target(target, proj)
     options = {"link_mode": choose_link_mode(link_mode, proj.link_mode if proj else None), "force": force}
@@ -89,9 +106,12 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         "unchanged": [{"name": n, "version": v} for n, v in report.unchanged],
         "objects_fetched": report.objects_fetched,
         "bytes_fetched": report.bytes_fetched,
+        "warnings": report.warnings,
         "link_mode": report.link_mode,
         "moved_aside": [{"name": n, "path": str(p)} for n, p in report.moved_aside],
     }
+    for warning in report.warnings:
+        note(f"warning: {warning}")
     lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
     lines += [f"moved the previous {n} (not as installed) to {p}" for n, p in report.moved_aside]
     lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
@@ -169,12 +189,21 @@ def list_cmd(target, as_json):
 
 @click.command("verify")
 @target_option
+@click.option(
+    "--behaviour",
+    is_flag=True,
+    help="Also rebuild the installed models and compare their probe outputs with the publisher's "
+    "(loads TensorFlow).",
+)
 @json_option
-def verify_cmd(target, as_json):
+def verify_cmd(target, behaviour, as_json):
     """Re-hash every installed file against the sha256 its manifest gave, and check the stack's base.
 
+    \b
     Exits 1 when a file does not match, when the installed components disagree on their base, or when
-    nothing is installed.
+    nothing is installed. With --behaviour, also rebuild every installed model whose manifest records
+    behaviour probes (publish --probes), run the probes under the TensorFlow and Keras installed here,
+    and report, per component and item, the probe that deviates most and by how much.
     """
     from shelf.install import installed_file_count, verify_installed
 
@@ -187,11 +216,35 @@ def verify_cmd(target, as_json):
             f"nothing is installed in {dest}: there is nothing to verify", hint="cclm-shelf install NAME"
         )
     problems = verify_installed(dest)
-    emit(
-        as_json,
-        {"target": str(dest), "files": count, "problems": problems},
-        [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"],
-    )
+    data = {"target": str(dest), "files": count, "problems": problems}
+    lines = [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"]
+    drifted = 0
+    if behaviour and not problems:
+        drifted = behaviour_lines(dest, None, data, lines)
+    emit(as_json, data, lines)
     if problems:
         note(f"{len(problems)} problem(s); `cclm-shelf install` repairs changed files")
         raise SystemExit(1)
+    if drifted:
+        note(f"{drifted} item(s) behave differently than when published (see DRIFT above)")
+        raise SystemExit(1)
+
+
+def behaviour_lines(dest: Path, names, data: dict, lines: list[str]) -> int:
+    """Run the behaviour check, add its rows to ``data`` and ``lines``; returns how many items drifted."""
+    from shelf.behaviour import check_behaviour
+    from shelf.native_logs import quiet_native_logs
+
+    quiet_native_logs()  # the check builds models: TensorFlow's start-up chatter stays off the terminal
+
+    report = check_behaviour(dest, names)
+    data["behaviour"] = [
+        {"name": r.name, "version": r.version, "item": r.item, "probe": r.probe}
+        | {"deviation": r.deviation, "tolerance": r.tolerance, "ok": r.ok}
+        for r in report.results
+    ]
+    data["without_probes"] = report.without_probes
+    lines += [r.line() for r in report.results]
+    if report.without_probes:
+        lines.append(f"no probes recorded (published without --probes): {', '.join(report.without_probes)}")
+    return len(report.drifted)

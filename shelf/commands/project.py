@@ -85,9 +85,10 @@ def add_cmd(ctx, requirements, no_install, as_json):
         shelf = open_shelf(ctx, proj)
         lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(saved.lock))
         mode = _link_mode(proj)
-        installed = (
-            [] if no_install else shelf.install_locked(lock, target=proj.target, link_mode=mode).installed
-        )
+        report = shelf.install_locked(lock, target=proj.target, link_mode=mode) if not no_install else None
+    installed = report.installed if report else []
+    for warning in report.warnings if report else shelf.locked_yank_warnings(lock.components):
+        note(f"warning: {warning}")
     lines = [
         f"added {', '.join(requirements)} to {proj.path.name}; locked {len(lock.components)} component(s)"
     ]
@@ -220,20 +221,25 @@ def lock_cmd(ctx, upgrade, upgrade_packages, check, as_json):
         if stale:
             raise SystemExit(1)
         return
+    from shelf import lockdiff
+
     shelf = open_shelf(ctx, proj)
     lock, _ = resolve_and_lock(shelf, proj, previous, upgrade=upgrade or set(upgrade_packages))
     old = previous.pins() if previous else {}
-    changes = [_change(n, old.get(n), v) for n, v in lock.pins().items() if old.get(n) != v]
-    changes += [f"- {n} {v}" for n, v in old.items() if n not in lock.pins()]
-    emit(
-        as_json,
-        {"lockfile": str(lock_path(proj)), "components": lock.pins(), "changes": changes},
-        [f"locked {len(lock.components)} component(s) in {lock_path(proj)}", *changes],
-    )
-
-
-def _change(name: str, old: str | None, new: str) -> str:
-    return f"+ {name} {new}" if old is None else f"~ {name} {old} -> {new}"
+    changes = lockdiff.changes(old, lock.pins(), shelf, upgrading=upgrade or bool(upgrade_packages))
+    if upgrade_packages and not upgrade:
+        changes += lockdiff.kept(shelf, list(proj.requirement_strings), lock.pins(), upgrade_packages)
+    warnings = shelf.locked_yank_warnings(lock.components)
+    for warning in warnings:
+        note(f"warning: {warning}")
+    data = {
+        "lockfile": str(lock_path(proj)),
+        "components": _pin_rows(lock.pins()),
+        "changes": [c.to_dict() for c in changes],
+        "warnings": warnings,
+    }
+    lines = [f"locked {len(lock.components)} component(s) in {lock_path(proj)}", *(c.line() for c in changes)]
+    emit(as_json, data, lines)
 
 
 def _locked_entries(ctx):

@@ -56,27 +56,57 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
 @click.option("--summary", help="One line saying what the component is.")
 @click.option("--license", "license_", help="Licence of the weights, e.g. MIT.")
 @click.option(
-    "--requires", "requires", multiple=True, help="A requirement, e.g. 'base_model==0.1.0' (repeatable)."
+    "--requires",
+    "requires",
+    multiple=True,
+    help="A requirement, e.g. 'base_model==0.1.0' (repeatable). Default for a component: the "
+    "published embedder it was trained on.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key (PEM, elliptic curve) to sign the manifest and every file's digest with.",
+)
+@click.option(
+    "--probes",
+    is_flag=True,
+    help="Run the items on the fixed probe set and record their outputs, for `verify --behaviour` "
+    "(loads TensorFlow).",
 )
 @json_option
 @click.pass_context
-def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json):
+def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, probes, as_json):
     """Publish a folder saved by the core as NAME VERSION.
 
     \b
     FOLDER is one saved item (preprocessor, embedder, component) or a folder of such items. Every file is
     hashed, the manifest is validated, blobs are uploaded, and one commit with the tag NAME/vVERSION is
     pushed. A published version never changes: publishing it again with other content is refused.
+    A component published without --requires requires the published embedder whose fingerprint is its
+    base (the newest such version); when the shelf has none, the publish is refused.
 
     \b
     Example:
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
+      cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
+    from shelf.progress import make_progress
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
+    if probes:  # the probes build models: TensorFlow's start-up chatter stays off the terminal
+        from shelf.native_logs import quiet_native_logs
+
+        quiet_native_logs()
     shelf = open_shelf(ctx, project())
-    report = publish(folder, info, shelf.source(), shelf.store, progress=note)
+    source = shelf.source()
+    bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
+    try:
+        report = publish(
+            folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes, bars=bars
+        )
+    finally:
+        bars.close()
     data = {
         "name": report.name,
         "version": report.version,
@@ -86,16 +116,27 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, as_json
         "shelf": shelf.url,
         "uploaded": report.uploaded,
         "skipped": report.skipped,
+        "requires_added": report.requires_added,
+        "signer": report.signer,
     }
     emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
 
 
 def _report_lines(report, url: str, shelf_option: str) -> list[str]:
+    if report.unchanged and report.uploaded:
+        restored = f"restored {report.uploaded} object(s) it had lost or damaged"
+        return [f"{report.name} {report.version} is already on {url} with identical content; {restored}"]
     if report.unchanged:
         return [f"{report.name} {report.version} is already on {url} with identical content; nothing to do"]
+    added = []
+    if report.requires_added:
+        added = [f"  requires {report.requires_added} (added: the embedder it was trained on)"]
+    if report.signer:
+        added.append(f"  signed by {report.signer}")
     return [
         f"published {report.name} {report.version} to {url}",
         f"  manifest {report.manifest_digest}",
+        *added,
         f"  install it: cclm-shelf {shelf_option}install {report.name}@v{report.version}",
     ]
 

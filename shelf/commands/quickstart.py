@@ -14,9 +14,9 @@ from shelf.commands._common import note, settings
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("cclm-quickstart"),
-    show_default=True,
-    help="Where the trained folders and the install folder go.",
+    default=None,
+    help="Where the trained folders and the install folder go "
+    "(default: quickstart/ in the user data folder, printed at the start).",
 )
 @click.option("--small", is_flag=True, help="A smaller corpus and model (for tests and slow machines).")
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs per component.")
@@ -25,19 +25,26 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     """Train a tiny stack on Python's own documentation, publish it, install it, verify it, compose it.
 
     Needs no network and no server: it publishes to the local shelf on disk (or --shelf), then installs by
-    name@vX.Y.Z into WORKDIR/.cclm exactly as an install from a remote shelf would.
+    name@vX.Y.Z into WORKDIR/.cclm exactly as an install from a remote shelf would. WORKDIR defaults to
+    quickstart/ in the user data folder; the commands it prints at the end run as printed.
     """
     import dataclasses
 
+    from shelf.native_logs import quiet_native_logs
     from shelf.quickstart import SMALL, QuickstartConfig, run
+
+    quiet_native_logs()
 
     config = SMALL if small else QuickstartConfig()
     if epochs:
         config = dataclasses.replace(config, epochs=epochs)
     opts = settings(ctx)
+    workdir = (workdir or default_workdir()).absolute()
+    note(f"working in {workdir}")
     result = run(workdir, opts.shelf, config, note, cache_dir=opts.cache_dir)
     names = " ".join(f"{n}@v{v}" for n, v in result.installed if n != "stdlib_docs_base")
     click.echo("")
+    click.echo(f"folder           {workdir}")
     click.echo(f"shelf            {result.shelf}")
     click.echo(f"trained folders  {result.saved}")
     for name, version in result.installed:
@@ -49,5 +56,27 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     click.echo("next, in any folder:")
     # Name the shelf unless it is the default one, so the command works as printed in any folder.
     shelf_option = f"--shelf {shlex.quote(result.shelf)} " if opts.shelf else ""
-    click.echo(f"  cclm-shelf {shelf_option}install {names}")
-    click.echo("  cclm-shelf compose            # check the bases; --save DIR builds the composed model")
+    program = program_name()
+    click.echo(f"  {program} {shelf_option}install {names}")
+    click.echo(f"  {program} compose            # check the bases; --save DIR builds the composed model")
+
+
+def default_workdir() -> Path:
+    """Quickstart's own folder, under the user data folder (never the current directory)."""
+    from shelf import constants
+
+    return constants.home_dir() / "quickstart"
+
+
+def program_name() -> str:
+    """``cclm-shelf`` when that is what PATH finds, else the path of this one, so printed commands run."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "cclm-shelf"
+    found = shutil.which("cclm-shelf")
+    if found and (not beside.is_file() or Path(found).resolve() == beside.resolve()):
+        return "cclm-shelf"
+    if beside.is_file():
+        return shlex.quote(str(beside))
+    return f"{shlex.quote(sys.executable)} -m shelf.cli"

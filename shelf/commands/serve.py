@@ -14,8 +14,22 @@ from shelf.commands._common import settings
 @click.command("serve")
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon.")
-@click.option("--lfs-port", type=int, default=8080, show_default=True, help="Port of the LFS server.")
+@click.option("--git-port", type=int, default=9418, show_default=True, help="Port of git daemon (read-only).")
+@click.option(
+    "--http-port",
+    "--lfs-port",
+    "http_port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP server: git smart HTTP and the Git LFS API.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of tokens, one per line, that may publish (over HTTP, the token as the password). "
+    "Without it the shelf is served read-only.",
+)
 @click.option(
     "--url-host",
     metavar="NAME",
@@ -23,12 +37,15 @@ from shelf.commands._common import settings
     "machine's name when --host is 0.0.0.0).",
 )
 @click.pass_context
-def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
-    """Serve a local shelf: git over git daemon, blobs over giftless (a Git LFS server).
+def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file):
+    """Serve one local shelf to a team: git:// and HTTP for git, a Git LFS server, and its web pages.
 
-    Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk.
-    Anyone who can reach the address can read and publish: keep it on loopback or a trusted network.
-    Stop with Ctrl-C.
+    Without PATH, serves the shelf named by --shelf (a local path), else the local shelf on disk; nothing
+    beside it is served. Anyone who can reach the address can read (clone, install). Publishing goes to
+    the http URL with a token from --token-file as the password (CCLM_SHELF_TOKEN, netrc or a git
+    credential helper on the publisher's side). Prints one `<role>  <url>` line per URL. Stop with Ctrl-C.
+    The HTTP root serves the shelf's web pages (as `cclm-shelf export --html` writes them), rewritten
+    within seconds of a publish or a yank.
     """
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
@@ -36,23 +53,84 @@ def serve_cmd(ctx, path, host, git_port, lfs_port, url_host):
     shelf_path = Path(path) if path else _local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
+    _check_is_shelf(source, shelf_path)
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
         signal.signal(signum, _stop_on_signal)
     try:
         # start() stops what it started when interrupted; the with block stops both servers otherwise.
-        with serve.start(shelf_path, host, git_port, lfs_port, url_host) as servers:
+        pages = _pages_folder(source)
+        static = {"/": pages}  # the shelf's web pages at the HTTP root
+        with serve.start(
+            shelf_path, host, git_port, http_port, url_host, token_file=token_file, static=static
+        ) as servers:
             if serve.point_lfs_url(source, servers.lfs_url):
-                click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}")
+                click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
+            site = _live_site(source, shelf_path, pages, servers.git_url)
             _announce(shelf_path, servers)
+            _warn_if_readable_by_others(token_file)
+            ticks = 0
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
+                ticks += 1
+                if ticks % PAGE_CHECK_TICKS == 0:
+                    _update_pages(site)
             click.echo("a server stopped; shutting down", err=True)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
 
 
-def _local_shelf(url: str | None) -> Path | None:
-    """The shelf named by --shelf, which must be on this machine to be served."""
+PAGE_CHECK_TICKS = 4  # the pages follow a publish or a yank within about two seconds
+
+
+def _pages_folder(source) -> Path:
+    """Where the pages of a served shelf live: in the cache, beside its mirror (kept across restarts)."""
+    from shelf.gitrepo import mirror_path
+
+    folder = source.cache_dir / "pages" / mirror_path(source.url, source.cache_dir).name.removesuffix(".git")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _live_site(source, shelf_path: Path, pages: Path, git_url: str):
+    from shelf.site.live import LiveSite
+
+    site = LiveSite(source, shelf_path.resolve(), pages, git_url)
+    _update_pages(site)
+    return site
+
+
+def _update_pages(site) -> None:
+    """Rewrite the pages if the shelf moved; a failure is reported and the shelf stays served."""
+    from registry_index.errors import RegistryIndexError
+    from shelf.errors import ShelfError
+
+    try:
+        site.update()
+    except (ShelfError, RegistryIndexError) as e:
+        site.skip_current()
+        click.echo(f"warning: the web pages were not updated: {e}", err=True)
+
+
+def _warn_if_readable_by_others(token_file: Path | None) -> None:
+    """Tokens are passwords: say so when the file is open to the group or everyone."""
+    if token_file is not None and Path(token_file).stat().st_mode & 0o077:
+        click.echo(f"warning: other users can read {token_file}; chmod 600 {token_file}", err=True)
+
+
+def _check_is_shelf(source, shelf_path: Path) -> None:
+    """Refuse a git repository that is not a shelf: serving one would commit an .lfsconfig into it."""
+    from registry_index.layout import INDEX_CONFIG_PATH
+    from shelf.errors import ConfigError
+
+    if not source.mirror.exists(source.head, INDEX_CONFIG_PATH):
+        raise ConfigError(
+            f"{shelf_path} is a git repository but not a shelf: it has no {INDEX_CONFIG_PATH}",
+            hint="serve a shelf made with `cclm-shelf init PATH` (nothing was changed)",
+        )
+
+
+def _local_shelf(url: str | None, command: str = "serve") -> Path | None:
+    """The shelf named by ``url`` (--shelf), which must be on this machine for ``command``."""
     from shelf.errors import ConfigError
     from shelf.gitrepo import is_local_url
     from shelf.lfs import local_path
@@ -61,16 +139,23 @@ def _local_shelf(url: str | None) -> Path | None:
         return None
     if not is_local_url(url):
         raise ConfigError(
-            f"{url} is not a shelf on this machine", hint="serve a local path: cclm-shelf serve PATH"
+            f"{url} is not a shelf on this machine",
+            hint=f"give its path on this machine: cclm-shelf {command} PATH",
         )
     return local_path(url)
 
 
 def _announce(shelf_path: Path, servers) -> None:
-    click.echo(f"serving {shelf_path}")
-    click.echo(f"  git  {servers.git_url}")
-    click.echo(f"  lfs  {servers.lfs_url}")
-    click.echo(f"use it:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION")
+    """The URLs on stdout, one `<role>  <url>` line each; how to use them on stderr."""
+    writes = "publish to the http URL with a token" if servers.writable else "read-only (no --token-file)"
+    click.echo(f"serving {shelf_path}: {writes}", err=True)
+    for role, url in servers.roles():
+        click.echo(f"{role}  {url}")
+    click.echo(f"install:  cclm-shelf --shelf {servers.git_url} install NAME@VERSION", err=True)
+    if servers.writable:
+        click.echo(
+            f"publish:  CCLM_SHELF_TOKEN=... cclm-shelf --shelf {servers.http_url} publish FOLDER", err=True
+        )
 
 
 def _stop_on_signal(_signum, _frame) -> None:

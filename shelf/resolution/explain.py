@@ -102,12 +102,97 @@ class Explainer:
     def no_version(
         self, name: str, requirements: Sequence[Any], parents: Sequence[ComponentCandidate | None]
     ) -> ResolutionError:
+        clash = self.base_clash(name, requirements, parents)
+        if clash is not None:
+            return clash
         asks = _unique(self.asked_by(r, p) for r, p in zip(requirements, parents, strict=True))
         every = self.provider.index.candidates(name)
         published = ", ".join(_labelled(c) for c in every[:_MAX_VERSIONS])
         message = f"no version of {name} satisfies " + " and ".join(asks)
         message += f"; published: {published}" + (", ..." if len(every) > _MAX_VERSIONS else "")
         return ResolutionError(message, hint=self._held_back(name, requirements) or _loosen_hint(name))
+
+    def base_clash(
+        self, name: str, requirements: Sequence[Any], parents: Sequence[ComponentCandidate | None]
+    ) -> ResolutionError | None:
+        """Two asks for versions of an embedder package that stand for different embedders, in model terms.
+
+        Each side is a component (the embedder it was trained on) or the user's own pin of the embedder
+        package (the embedder that version provides). None when every side could share one embedder.
+        """
+        if not any(c.entry.kind == "embedder" for c in self.provider.index.candidates(name)):
+            return None  # only an embedder package stands for a base
+        sides = [(r, p, self._side_embedders(name, r, p)) for r, p in zip(requirements, parents, strict=True)]
+        for i, (req_a, parent_a, a) in enumerate(sides):
+            for req_b, parent_b, b in sides[i + 1 :]:
+                if a and b and not a & b:
+                    left, right = self._side(req_a, parent_a, a), self._side(req_b, parent_b, b)
+                    message = f"{left[0]} and {right[0]} can never share a base: {left[1]}, {right[1]}"
+                    rejected = self._rejected(name, (left[0], a), (right[0], b))
+                    message += f"; versions of {name} rejected: {rejected}"
+                    return ResolutionError(message, hint=self._clash_fix(name, parent_a, parent_b, a, b))
+        return None
+
+    def _side_embedders(self, name: str, requirement: Any, parent: ComponentCandidate | None) -> set[str]:
+        if parent is not None and base_values(parent.entry).get("embedder"):
+            return {base_values(parent.entry)["embedder"]}
+        matching = [
+            c
+            for c in self.provider.index.candidates(name)
+            if requirement.requirement.matches(c.version, True)
+        ]
+        return {v for c in matching if (v := base_values(c.entry).get("embedder"))}
+
+    def _side(
+        self, requirement: Any, parent: ComponentCandidate | None, embedders: set[str]
+    ) -> tuple[str, str]:
+        """(who, what they stand on): ``comp_a 0.1.0`` and ``comp_a 0.1.0 (origin) was trained on ...``."""
+        listed = " or ".join(short(e) for e in sorted(embedders))
+        if parent is None:
+            return f"your {requirement.text}", f"you asked for {requirement.text}, whose embedder is {listed}"
+        story = (
+            f"{parent} ({self.origin(parent)}) needs {requirement.text} and was trained on embedder {listed}"
+        )
+        return str(parent), story
+
+    def _rejected(self, name: str, *sides: tuple[str, set[str]]) -> str:
+        """Each published version of the embedder package, and the side whose embedder it is not."""
+        found = []
+        for candidate in self.provider.index.candidates(name)[:_MAX_VERSIONS]:
+            value = base_values(candidate.entry).get("embedder")
+            misfit = next((who for who, values in sides if value not in values), None)
+            if value is not None and misfit is not None:
+                found.append(f"{candidate.version} (embedder {short(value)}): not the base of {misfit}")
+        return ", ".join(found) or "none published"
+
+    def _clash_fix(
+        self,
+        name: str,
+        parent_a: ComponentCandidate | None,
+        parent_b: ComponentCandidate | None,
+        a: set,
+        b: set,
+    ) -> str:
+        fixes = []
+        for party, wanted in ((parent_b, a), (parent_a, b)):
+            if party is None:
+                continue
+            fits = [
+                c
+                for c in self.provider.allowed(party.name, [])
+                if base_values(c.entry).get("embedder") in wanted
+            ]
+            if fits:
+                versions = ", ".join(str(c.version) for c in fits[:_MAX_VERSIONS])
+                fixes.append(
+                    f"{party.name} {versions} is trained on the other's embedder: allow one of those"
+                )
+        if fixes:
+            return "; ".join(fixes)
+        return (
+            "components trained on different embedders cannot be composed: drop one of them, or publish a "
+            f"version of it trained on the other's version of {name}"
+        )
 
     def _held_back(self, name: str, requirements: Sequence[Any]) -> str | None:
         """A hint naming a yanked or pre-release version that would otherwise have matched."""
@@ -120,8 +205,8 @@ class Explainer:
         if yanked:
             reason = f" ({yanked[0].entry.yank_reason})" if yanked[0].entry.yank_reason else ""
             return (
-                f"{name} {yanked[0].version} matches but is yanked{reason}; "
-                "yanked versions are only installed when cclm-shelf.lock pins them"
+                f"{name} {yanked[0].version} matches but is yanked{reason}; a yanked version is installed "
+                f"only when pinned exactly ({name}@{yanked[0].version}) or by cclm-shelf.lock"
             )
         pre = [c for c in matching if is_prerelease(c.version)]
         if pre:

@@ -1,7 +1,7 @@
 """The resolvelib provider: reads index entries through one ``entries(name)`` interface, nothing else.
 
 Policy lives here: newest versions first, a locked version first when the name is not being upgraded,
-yanked versions only when the lockfile pins them, pre-releases only when asked for.
+yanked versions only when the lockfile or an exact requirement pins them, pre-releases only when asked for.
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ class ShelfProvider(AbstractProvider):
         """The versions of ``name`` the policy allows and every requirement accepts, preferred first."""
         eligible = self._eligible(name, self._prereleases_allowed(wanted))
         accepting = [self._accepting(r) for r in wanted]
-        return [c for c in eligible if all(c in accepted for accepted in accepting)]
+        # PEP 592: a yanked version is still what an exact pin (name@1.2.3, ==1.2.3) names.
+        pinned = [
+            c for r in wanted if r.requirement.pins_exactly() for c in self._accepting(r) if c.entry.yanked
+        ]
+        ordered = dict.fromkeys([*eligible, *pinned])
+        return [c for c in ordered if all(c in accepted for accepted in accepting)]
 
     def _accepting(self, requirement: ComponentRequirement) -> frozenset[ComponentCandidate]:
         """Every published version ``requirement`` accepts (policy aside)."""

@@ -13,9 +13,8 @@ from pathlib import PurePosixPath
 
 from registry_index import layout
 from registry_index.index import IndexEntry
-from registry_index.manifest import Base, Manifest, load_manifest, manifest_digest
+from registry_index.manifest import Base, Manifest
 from registry_index.versions import parse_version
-from shelf.errors import IntegrityError
 
 
 @dataclass(frozen=True)
@@ -88,14 +87,16 @@ def base_key(base: Base) -> str:
 
 
 def read_catalog(source) -> Catalog:
-    """Everything the pages show, from a ``ShelfSource`` (two git processes whatever the shelf's size)."""
-    entries = {name: source.index.entries(name) for name in source.index.names()}
+    """Everything the pages show, from a ``ShelfSource`` (a few git processes whatever the shelf's size)."""
+    names = source.index.names()
+    source.index.preload(names)
+    entries = {name: source.index.entries(name) for name in names}
     paths = [layout.manifest_path(e.name, e.version) for found in entries.values() for e in found]
     blobs = source.mirror.read_many(source.head, paths) if paths else {}
     beside = _metadata_files(source) if paths else {}
     signatures = source.mirror.read_many(source.head, [p for ps in beside.values() for p in ps])
     components = [
-        Component(name, tuple(_version(e, blobs, beside, signatures) for e in reversed(found)))
+        Component(name, tuple(_version(source, e, blobs, beside, signatures) for e in reversed(found)))
         for name, found in sorted(entries.items())
         if found
     ]
@@ -113,19 +114,13 @@ def _metadata_files(source) -> dict[str, list[str]]:
 
 
 def _version(
+    source,
     entry: IndexEntry,
     blobs: Mapping[str, bytes],
     beside: Mapping[str, Sequence[str]],
     signatures: Mapping[str, bytes],
 ) -> VersionPage:
-    path = layout.manifest_path(entry.name, entry.version)
-    data = blobs[path]
-    if manifest_digest(data) != entry.manifest_digest:
-        raise IntegrityError(
-            f"the manifest of {entry.name} {entry.version} does not match its index entry",
-            hint="the shelf was changed after publishing; ask its owner to rebuild the index",
-        )
-    manifest = load_manifest(data, source=path)
+    manifest = source.check_manifest(entry, blobs[layout.manifest_path(entry.name, entry.version)])
     files = tuple(FileRow(item, f.path, f.size, f.sha256) for item, f in manifest.files())
     sig_paths = sorted(beside.get(layout.component_dir(entry.name, entry.version), []))
     signer = next((s for s in (signer_of(signatures[p]) for p in sig_paths) if s), None)
@@ -168,12 +163,17 @@ def _certificate_identity(material) -> str | None:
 
 
 def _bases(components: Sequence[Component]) -> list[BaseRow]:
-    rows: dict[str, tuple[Base, list, list]] = {}
+    """Each base once: the embedders that provide it and the components trained on it."""
+    bases: dict[str, Base] = {}
+    providers: dict[str, list[tuple[str, str]]] = {}
+    users: dict[str, list[tuple[str, str]]] = {}
     for component in components:
         for version in component.versions:
             offered, used = version.entry.provided_base, version.entry.base
-            for base, slot in ((offered, 1), (used if offered is None else None, 2)):
-                if base is not None:
-                    row = rows.setdefault(base_key(base), (base, [], []))
-                    row[slot].append((component.name, version.version))
-    return [BaseRow(base, tuple(p), tuple(u)) for _key, (base, p, u) in sorted(rows.items())]
+            base, found = (offered, providers) if offered is not None else (used, users)
+            if base is not None:
+                bases.setdefault(base_key(base), base)
+                found.setdefault(base_key(base), []).append((component.name, version.version))
+    return [
+        BaseRow(bases[key], tuple(providers.get(key, ())), tuple(users.get(key, ()))) for key in sorted(bases)
+    ]

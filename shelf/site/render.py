@@ -28,7 +28,8 @@ STYLESHEET = "style.css"
 def render_site(catalog: Catalog, shelf_url: str | None = None) -> dict[str, bytes]:
     """Every page of the site, by its path relative to the site's root."""
     env = _environment()
-    common = {"shelf_url": shelf_url, "base_key": base_key, "size": human_size}
+    names = {c.name for c in catalog.components}
+    common = {"shelf_url": shelf_url, "base_key": base_key, "size": human_size, "on_shelf": names}
     pages = {
         "index.html": env.get_template("index.html").render(catalog=catalog, root="", **common),
         STYLESHEET: env.get_template(STYLESHEET).render(),
@@ -36,7 +37,7 @@ def render_site(catalog: Catalog, shelf_url: str | None = None) -> dict[str, byt
     component_page = env.get_template("component.html")
     for component in catalog.components:
         pages[f"components/{component.name}.html"] = component_page.render(
-            component=component, root="../", install=install_command, **common
+            component=component, root="../", install=install_command, required=required_name, **common
         )
     base_page = env.get_template("base.html")
     for row in catalog.bases:
@@ -47,6 +48,13 @@ def render_site(catalog: Catalog, shelf_url: str | None = None) -> dict[str, byt
 def install_command(name: str, version: str, shelf_url: str | None) -> str:
     shelf = f"--shelf {shelf_url} " if shelf_url else ""
     return f"cclm-shelf {shelf}install {name}@v{version}"
+
+
+def required_name(requirement: str) -> str:
+    """The component a requirement names (its page is linked when the shelf has it)."""
+    from registry_index.requirements import parse_requirement
+
+    return parse_requirement(requirement).name
 
 
 def human_size(n: int) -> str:

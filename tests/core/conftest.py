@@ -37,13 +37,15 @@ def prep():
 
 @pytest.fixture(scope="module")
 def trained(prep):
-    """The seed walkthrough's pieces: one embedder, an MLM and a reconstruction pretrainer, 1 epoch each."""
+    """One base, two components: the MLM pretrainer trains the embedder with its component, then the
+    embedder is frozen and the reconstruction pretrainer trains its component on it (1 epoch each)."""
     from cclm_core.models import Embedder
     from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer
 
     embedder = Embedder(prep.max_example_len, prep.n_chars, n_filters=32)
     mlm = MaskedLanguagePretrainer(embedder=embedder, output_dim=24, hidden_dim=32)
     mlm.fit(TEXTS, epochs=1, batch_size=8)
+    embedder.freeze()
     rec = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep, output_dim=16)
     rec.fit(TEXTS, epochs=1, batch_size=8)
     return embedder, mlm, rec

@@ -40,10 +40,30 @@ def test_string_to_array_pads_truncates_and_maps_unknown(prep):
     assert MASK_ID not in prep.char_dict.values()
 
 
-def test_default_length_is_the_longest_example():
-    prep = Preprocessor().fit(["ab", "abcde"])
-    assert prep.max_example_len == 5
-    assert prep.string_to_array("a").shape == (1, 5)
+def test_default_length_is_the_originals_512_not_the_longest_example():
+    prep = Preprocessor().fit(["ab", "abcde"], skip_tokenizer=True)
+    assert prep.max_example_len == 512
+    assert prep.string_to_array("a").shape == (1, 512)
+
+
+def test_add_cls_puts_the_cls_id_in_the_last_slot(tmp_path):
+    prep = Preprocessor(max_example_len=6, add_cls=True).fit(["aab", "c"], skip_tokenizer=True)
+    a, b, c = prep.char_dict["a"], prep.char_dict["b"], prep.char_dict["c"]
+    assert prep.string_to_array("ab")[0].tolist() == [a, b, PAD_ID, PAD_ID, PAD_ID, CLS_ID]
+    # a long text gives up one character to make room for CLS, as the original did
+    assert prep.string_to_array("abcabcabc")[0].tolist() == [a, b, c, a, b, CLS_ID]
+    assert Preprocessor(load_from=prep.save(tmp_path)).add_cls
+    assert Preprocessor(max_example_len=6).fit(["ab"]).string_to_array("ab")[0, -1] == PAD_ID
+
+
+def test_min_char_count_leaves_rare_characters_unknown():
+    prep = Preprocessor(max_example_len=4).fit(["aab", "ac"], min_char_count=2, skip_tokenizer=True)
+    assert prep.char_dict == {"a": 4}
+    assert prep.string_to_array("abc")[0].tolist() == [4, UNKNOWN_ID, UNKNOWN_ID, PAD_ID]
+    with pytest.raises(DataError, match="no character occurs at least 9 times"):
+        Preprocessor(max_example_len=4).fit(["aab"], min_char_count=9)
+    with pytest.raises(DataError, match="min_char_count must be a positive integer"):
+        Preprocessor(max_example_len=4).fit(["aab"], min_char_count=0)
 
 
 def test_save_and_load_round_trip(prep, tmp_path):
@@ -65,14 +85,20 @@ def _legacy_config(chars: str, max_len: int) -> dict:
     return {"char_rev": char_rev, "char_dict": char_dict, "max_example_len": max_len}
 
 
-def test_loads_the_original_cclm_format(tmp_path):
+def test_loads_the_original_cclm_format_with_the_originals_ids(tmp_path):
     path = tmp_path / "cclm_config.json"
     path.write_text(json.dumps(_legacy_config("\t\n !é中ab", 256), ensure_ascii=False), encoding="utf-8")
     prep = Preprocessor(load_from=path)
-    assert prep.n_chars == 12 and prep.max_example_len == 256
-    assert prep.string_to_array("a中?", 4)[0].tolist() == [10, 9, UNKNOWN_ID, PAD_ID]
+    assert prep.n_chars == 12 and prep.max_example_len == 256 and prep.add_cls
+    # the original left unknown characters at its zero fill and put [CLS] in the last slot
+    assert prep.string_to_array("a中?", 5)[0].tolist() == [10, 9, PAD_ID, PAD_ID, CLS_ID]
+    assert prep.string_to_array("ab ab ab", 4)[0].tolist() == [10, 11, 6, CLS_ID]
+    plain = Preprocessor(load_from=path, add_cls=False)
+    assert plain.string_to_array("a中?", 4)[0].tolist() == [10, 9, PAD_ID, PAD_ID]
+    assert plain.fingerprint != prep.fingerprint
     ours = Preprocessor(load_from=prep.save(tmp_path / "ours"))
     assert ours.char_dict == prep.char_dict
+    assert np.array_equal(ours.string_to_array("a中? b", 8), prep.string_to_array("a中? b", 8))
     assert vocab_fingerprint(path) == vocab_fingerprint(tmp_path / "ours" / "cclm_config.json")
     legacy = describe(tmp_path)
     assert legacy["item_type"] == "preprocessor" and legacy["fingerprint"] == vocab_fingerprint(path)
@@ -161,3 +187,72 @@ def test_vectorised_ids_match_a_per_character_lookup(fit_on, texts, length):
         for t in texts
     ]
     assert prep.strings_to_array(texts, length).tolist() == expected
+
+
+def test_the_sample_shape_of_the_original_shelf_preprocessor(tmp_path):
+    """en_wiki_clm_1's file: char_rev with the four specials, ids 4.. in sorted character order."""
+    chars = sorted("\t\n !\"#$%&'()*+,-./0123456789abcdeéz中）")
+    config = _legacy_config("".join(chars), 256)
+    (tmp_path / "cclm_config.json").write_text(json.dumps(config), encoding="utf-8")
+    prep = Preprocessor(load_from=tmp_path)
+    ids = prep.string_to_array("abc ✓", 256)[0]
+    assert ids[:5].tolist() == [config["char_dict"][c] for c in "abc "] + [PAD_ID]
+    assert ids[-1] == CLS_ID and (ids[5:-1] == PAD_ID).all()
+
+
+def test_fit_trains_a_bpe_tokenizer_saved_with_the_preprocessor(texts, tmp_path):
+    prep = Preprocessor(max_example_len=32, vocab_size=200).fit(texts)
+    encoding = prep.tokenize("Résumé number 3 is neat")
+    assert encoding.tokens[:2] == ["resume", "number"]  # lowercased and accents stripped, as the original
+    assert 0 < prep.tokenizer.get_vocab_size() <= 200
+    assert encoding.offsets[0] == (0, 6)
+    loaded = Preprocessor(load_from=prep.save(tmp_path))
+    assert loaded.tokenize("Résumé number 3 is neat").ids == encoding.ids
+    assert loaded.fingerprint == prep.fingerprint == vocab_fingerprint(tmp_path)
+    again = Preprocessor(max_example_len=32, vocab_size=200).fit(texts)
+    assert again.fingerprint == prep.fingerprint  # training is deterministic
+    skipped = Preprocessor(max_example_len=32).fit(texts, skip_tokenizer=True)
+    assert skipped.tokenizer is None and skipped.char_dict == prep.char_dict
+    with pytest.raises(DataError, match="no tokenizer"):
+        skipped.tokenize("abc")
+    assert skipped.fingerprint != prep.fingerprint  # the tokenizer is part of the fingerprint
+    kept = Preprocessor(load_from=tmp_path).fit(texts[:3], skip_tokenizer=True)
+    assert kept.tokenize("number").ids == prep.tokenize("number").ids
+
+
+def test_fingerprint_covers_everything_that_changes_the_ids(texts, tmp_path):
+    base = Preprocessor(max_example_len=32).fit(texts, skip_tokenizer=True)
+    longer = Preprocessor(max_example_len=33).fit(texts, skip_tokenizer=True)
+    cls = Preprocessor(max_example_len=32, add_cls=True).fit(texts, skip_tokenizer=True)
+    fewer = Preprocessor(max_example_len=32).fit(texts, min_char_count=7, skip_tokenizer=True)
+    prints = {p.fingerprint for p in (base, longer, cls, fewer)}
+    assert len(prints) == 4
+    assert vocab_fingerprint(base.save(tmp_path / "a")) == base.fingerprint
+    config = json.loads((tmp_path / "a" / "cclm_config.json").read_text(encoding="utf-8"))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "cclm_config.json").write_text(json.dumps(config | {"unknown_id": 0}))
+    assert vocab_fingerprint(tmp_path / "b") != base.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"unknown_id": 7}, "'unknown_id' must be 0 or 2"),
+        ({"add_cls": "yes"}, "'add_cls' must be true or false"),
+        ({"tokenizer": {"model": "nonsense"}}, "tokenizer that cannot be read"),
+        ({"tokenizer": [1, 2]}, "'tokenizer' must be a JSON object"),
+    ],
+)
+def test_malformed_id_scheme_or_tokenizer_is_a_format_error(prep, tmp_path, change, message):
+    (tmp_path / "cclm_config.json").write_text(json.dumps(prep.to_config() | change), encoding="utf-8")
+    with pytest.raises(FormatError, match=message):
+        Preprocessor(load_from=tmp_path)
+
+
+def test_importing_the_preprocessor_does_not_import_tokenizers():
+    import subprocess
+    import sys
+
+    code = "import sys, cclm_core.preprocessing, cclm_core.fingerprint; print('tokenizers' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from shelf.api import Shelf
-from shelf.errors import IntegrityError, TransportError
+from shelf.errors import IntegrityError, NotFoundError, TransportError
 from shelf.store import BlobStore
 from tests.support.giftless import GiftlessServer
 from tests.support.git_servers import GitDaemon, GitHttpServer
@@ -172,6 +172,37 @@ def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
         oid = next(d for rel, (d, _) in manifest_files(target, MLM).items() if rel.endswith(".h5"))
         BlobStore(_cache()).path(oid).unlink()  # forget it locally, then damage the served copy
         corrupt(lfs_object(shelf_path, oid))
-        with pytest.raises(IntegrityError, match=oid):
+        # serve re-hashes an object whose stat changed and answers 404 rather than send damaged bytes
+        with pytest.raises(NotFoundError, match=oid):
             Shelf(servers.git_url).install(MLM, target=tmp_path / "second")
     assert not (tmp_path / "second").exists()
+
+
+def test_a_shelf_that_does_not_answer_is_one_line_and_exact_pins_install_from_the_mirror(
+    tmp_path_factory, tmp_path: Path
+) -> None:
+    stack = saved_stack(tmp_path_factory)
+    lfs = GiftlessServer(tmp_path / "giftless").start()
+    daemon = GitDaemon(_serve_shelf(tmp_path, lfs).parent).__enter__()
+    try:
+        url = daemon.url("shelf.git")
+        publish_folder(url, stack.base, BASE, cache_dir=tmp_path / "publisher")
+        Shelf(url).install(BASE, target=tmp_path / "one")  # mirrored, and its blobs in the store
+    finally:
+        lfs.stop()
+        daemon.__exit__(None, None, None)
+    always_fetch = {"CCLM_SHELF_INDEX_MAX_AGE": "0"}  # the mirror is too old: the shelf must be asked
+    pinned = cli(
+        "--shelf", url, "install", f"{BASE}@{VERSION}", "--target", str(tmp_path / "two"), env=always_fetch
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    assert_installed(tmp_path / "two", BASE)
+    ranged = cli("--shelf", url, "install", BASE, "--target", str(tmp_path / "three"))
+    assert ranged.returncode == 1 and "Traceback" not in ranged.stderr
+    first, hint = ranged.stderr.strip().splitlines()
+    assert first == f"error: the shelf {url} did not answer (connection refused)"
+    assert "--offline" in hint
+    shown = cli("--shelf", url, "show", BASE, "--json")
+    assert json.loads(shown.stdout)["error"] == f"the shelf {url} did not answer (connection refused)"
+    offline = cli("--shelf", url, "--offline", "install", BASE, "--target", str(tmp_path / "four"))
+    assert offline.returncode == 0, offline.stderr

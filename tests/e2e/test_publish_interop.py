@@ -57,13 +57,17 @@ def test_git_lfs_pulls_a_local_shelf(tmp_path, saved_models):  # noqa: F811
 
 
 @pytest.mark.network
-def test_git_lfs_pulls_a_served_shelf(tmp_path, saved_models):  # noqa: F811
+def test_git_lfs_pulls_a_served_shelf(tmp_path, saved_models, monkeypatch):  # noqa: F811
     shelf = Path(create_shelf(tmp_path / "team.git"))
-    with serve.start(shelf) as servers:
+    token = "interop-token-0123456789"
+    (tmp_path / "tokens").write_text(f"{token}\n")
+    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
         source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
         source.refresh()
         serve.point_lfs_url(source, servers.lfs_url)
-        publish_folder(servers.git_url, saved_models / BASE, "base", "0.1.0")
+        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+        publish_folder(servers.http_url, saved_models / BASE, "base", "0.1.0")
+        monkeypatch.delenv("CCLM_SHELF_TOKEN")
         checkout = lfs_clone(servers.git_url, tmp_path / "checkout", tmp_path / "home")
         assert (
             assert_same_files(checkout, "base", "0.1.0", saved_models / BASE, ["preprocessor", "embedder"])

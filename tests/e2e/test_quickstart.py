@@ -45,12 +45,11 @@ def test_quickstart_small_then_the_printed_install(tmp_path):
         ).stdout.split()
     )
 
-    printed = next(
-        line.strip() for line in done.stdout.splitlines() if line.strip().startswith("cclm-shelf install")
-    )
+    printed = next(line.strip() for line in done.stdout.splitlines() if " install stdlib_docs_" in line)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    installed = cclm_shelf(*shlex.split(printed)[1:], cwd=elsewhere)
+    words = shlex.split(printed)
+    installed = cclm_shelf(*words[words.index("install") :], cwd=elsewhere)
     assert installed.returncode == 0, installed.stderr
     for name in ("stdlib_docs_base", "stdlib_docs_mlm", "stdlib_docs_chars"):
         assert (elsewhere / ".cclm" / name).is_dir()
@@ -68,3 +67,29 @@ def test_a_second_run_publishes_the_next_version(tmp_path, saved_models):  # noq
     publish_folder(shelf, saved_models / BASE, BASE_NAME, "0.1.0")
     publish_folder(shelf, saved_models / BASE, BASE_NAME, "0.1.4")
     assert next_version(Shelf(shelf)) == "0.1.5"
+
+
+@pytest.mark.slow
+def test_quickstart_works_in_its_own_folder_quietly_and_prints_commands_that_run(tmp_path):
+    here = tmp_path / "where-the-user-is"
+    here.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    env["PATH"] = "/usr/bin:/bin"  # cclm-shelf is not on PATH: the printed commands must still run
+    done = subprocess.run(
+        [sys.executable, "-m", "shelf.cli", "quickstart", "--small"],
+        cwd=here, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(here.iterdir()) == []  # nothing written where the user stands
+    folder = Path(os.environ["CCLM_SHELF_HOME"]) / "quickstart"
+    assert f"working in {folder}" in done.stderr and (folder / ".cclm" / "stdlib_docs_mlm").is_dir()
+    for noise in ("cuda", "cuInit", "I0000", "absl"):
+        assert noise not in done.stderr, done.stderr
+    printed = [line.strip() for line in done.stdout.splitlines() if " install stdlib_docs_" in line]
+    assert printed and not printed[0].startswith("cclm-shelf ")  # the path it runs from, not a bare name
+    ran = subprocess.run(
+        printed[0], shell=True, cwd=here, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (here / ".cclm" / "stdlib_docs_chars").is_dir()

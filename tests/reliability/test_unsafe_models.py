@@ -45,8 +45,12 @@ def _lambda_config(marker: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _custom_object_config(component: dict) -> dict:
-    config = json.loads(json.dumps(component["model"]))
+def _custom_object_config() -> dict:
+    """A serialised Keras model whose last layer names a custom object from a foreign module."""
+    import keras
+
+    inputs = keras.Input((4,))
+    config = keras.saving.serialize_keras_object(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
     layer = config["config"]["layers"][-1]
     layer.update({"module": "evil_module", "registered_name": "evil>Backdoor"})
     return config
@@ -80,7 +84,7 @@ def test_lambda_and_custom_objects_install_but_never_load(tmp_path_factory, tmp_
     marker = tmp_path / "lambda-ran"
     variants = {
         "lambda": {**original, "model": _lambda_config(marker)},
-        "custom": {**original, "model": _custom_object_config(original)},
+        "custom": {**original, "model": _custom_object_config()},
     }
     shelf = CraftedShelf.create(tmp_path / "shelf.git")
     good = 0

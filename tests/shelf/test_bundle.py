@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.shelf.conftest import BASE, MLM, publish_folder
-from tests.support.shelves import assert_installed
+from tests.support.shelves import add_signature_files, assert_installed
 
 TOKEN = "s3cr3t-token-for-bundle-tests"
 
@@ -22,6 +22,7 @@ def machine_a(tmp_path, monkeypatch, cli, stocked_shelf) -> Path:
     project.mkdir(parents=True)
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("CCLM_SHELF_HOME", str(home / "home"))
+    monkeypatch.setenv("HOME", str(home / "home"))
     monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
     monkeypatch.chdir(project)
     result = cli("--shelf", stocked_shelf, "add", "mlm")
@@ -40,6 +41,7 @@ def move_to_machine_b(tmp_path, monkeypatch, project: Path, shelf: Path, bundle:
     shelf.rename(shelf.with_name("gone.git"))  # the shelf is out of reach
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("CCLM_SHELF_HOME", str(home / "home"))
+    monkeypatch.setenv("HOME", str(home / "home"))
     monkeypatch.setenv("CCLM_SHELF_OFFLINE", "1")
     monkeypatch.delenv("CCLM_SHELF_TOKEN")
     monkeypatch.chdir(other)
@@ -126,7 +128,7 @@ def test_a_flipped_byte_is_refused_before_anything_is_written(
     for args in (["install", "--bundle", moved], ["cache", "import", moved]):
         result = cli(*args)
         assert result.code == 1 and "error: refusing the bundle" in result.err, result.err
-        assert "nothing was installed" in result.err
+        assert "nothing was installed or stored" in result.err
     assert not (other / ".cclm").exists()
     assert stored_blobs(tmp_path / "machine-b" / "cache") == []
     staging = tmp_path / "machine-b" / "cache" / "tmp"
@@ -216,3 +218,15 @@ def test_bundle_needs_a_fresh_lockfile(cli, tmp_path, monkeypatch, stocked_shelf
     result = cli("bundle", "x.cclm-bundle")
     assert result.code == 1 and "cclm-shelf.lock is missing" in result.err
     assert not (tmp_path / "x.cclm-bundle").exists()
+
+
+def test_signatures_travel_in_the_bundle(cli, machine_a, stocked_shelf, tmp_path, monkeypatch):
+    files = add_signature_files(stocked_shelf, "mlm", "0.1.0", tmp_path / "signer")
+    bundle = make_bundle(cli, machine_a)
+    with tarfile.open(bundle) as tar:
+        carried = {name: tar.extractfile(name).read() for name in files}
+    assert carried == files
+    other, moved = move_to_machine_b(tmp_path, monkeypatch, machine_a, stocked_shelf, bundle)
+    result = cli("install", "--bundle", moved)
+    assert result.code == 0, result.err
+    assert assert_installed(other / ".cclm", "mlm") > 0

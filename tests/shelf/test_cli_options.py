@@ -114,3 +114,25 @@ def test_add_remove_uninstall_and_publish_report_json(cli, shelf_path, saved_mod
     assert dropped["uninstalled"] == [{"name": "base", "version": "0.1.0"}]
     made = cli("init", tmp_path / "other.git", "--json").json()
     assert made["created"] is True and made["shelf"].endswith("other.git")
+
+
+# Commands that run rather than report: a server, and a demo that prints its progress as it goes.
+NOT_REPORTING = {"serve", "quickstart"}
+
+
+def test_every_reporting_command_has_json():
+    import click
+
+    from shelf.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    missing = []
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        if command is None or name in NOT_REPORTING:
+            continue
+        subcommands = command.commands.values() if isinstance(command, click.Group) else [command]
+        for sub in subcommands:
+            if not any("--json" in p.opts for p in sub.params):
+                missing.append(f"{name} {sub.name}" if sub is not command else name)
+    assert missing == []

@@ -114,7 +114,7 @@ def test_upgrade_package_moves_only_what_it_names(cli, shelf_path, saved_models,
     assert kept.code == 0 and kept.json()["changes"] == []
     assert locked_versions(project_dir) == {"base": "0.1.0", "mlm": "0.1.0"}
     one = cli("lock", "--upgrade-package", "base", "--json")
-    assert one.json()["changes"] == ["~ base 0.1.0 -> 0.1.1"]
+    assert one.json()["changes"] == [{"name": "base", "old": "0.1.0", "new": "0.1.1", "reason": "upgraded"}]
     assert locked_versions(project_dir) == {"base": "0.1.1", "mlm": "0.1.0"}
     everything = cli("lock", "--upgrade")
     assert "~ mlm 0.1.0 -> 0.1.1" in everything.out

@@ -56,12 +56,15 @@ def test_a_component_on_another_embedder_is_refused_before_weights_load(
     shelf_path: Path, tmp_path: Path, tmp_path_factory, monkeypatch
 ) -> None:
     stack = saved_stack(tmp_path_factory)
-    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=tmp_path / "publisher")
+    publisher = tmp_path / "publisher"
+    publish_folder(str(shelf_path), stack.foreign_base, "tiny_foreign_base", VERSION, cache_dir=publisher)
+    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=publisher)
     target, other = tmp_path / "target", tmp_path / "other"
     Shelf(str(shelf_path)).install(MLM, target=target)
     with pytest.raises(ResolutionError, match="embedders disagree"):  # install keeps a target one stack
         Shelf(str(shelf_path)).install(FOREIGN, target=target)
-    # A folder assembled by other means (by hand, or by an older cclm-shelf) is still checked by compose.
+    # A folder assembled by other means (by hand, or by an older cclm-shelf) is still checked by compose;
+    # the foreign component's own embedder is not moved along: it is not in this stack.
     Shelf(str(shelf_path)).install(FOREIGN, target=other)
     _move_installed(other, target, FOREIGN)
 

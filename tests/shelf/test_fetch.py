@@ -17,6 +17,7 @@ from tests.support.shelves import (
     VERSION,
     cli,
     corrupt,
+    git,
     legacy_config,
     legacy_shelf,
     lfs_object,
@@ -100,6 +101,44 @@ def test_fetch_on_the_original_layout_loads_a_legacy_preprocessor(legacy: Path, 
         Shelf(str(legacy)).fetch(IDENT, "embedder", tag="v0.1.1", cache_dir=cache_dir)
 
 
+def _push_branch(root: Path, branch: str, archive: Path) -> str:
+    """Commit ``archive`` on a new branch of the legacy work tree and push it; returns the commit."""
+    work = root / "legacy-work"
+    git("checkout", "-q", "-B", branch, cwd=work)
+    (work / ARCHIVE).write_bytes(archive.read_bytes())
+    git("commit", "-q", "-am", f"{branch} update", cwd=work)
+    git("push", "-q", "origin", branch, cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def test_fetch_on_the_original_layout_accepts_a_branch_or_a_commit(legacy: Path, tmp_path: Path) -> None:
+    """The original shelf's en_wiki_clm_1 lives on a branch: tag= takes any ref there."""
+    cache_dir = tmp_path / ".cclm"
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)  # mirror exists now
+    first = _push_branch(tmp_path, IDENT, _legacy_archive(tmp_path / "src", "branch", 24))
+    found = Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=IDENT, cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 24  # a branch made after the mirror
+    _push_branch(tmp_path, IDENT, _legacy_archive(tmp_path / "src", "branch", 40))
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=f"refs/heads/{IDENT}", cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 40  # the branch moved: its new content
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="main", cache_dir=cache_dir)
+    assert Preprocessor(load_from=found).max_example_len == 32  # main's head is the v0.2.0 release
+    tagged = git("rev-parse", "v0.1.1", cwd=legacy).strip()
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=tagged, cache_dir=cache_dir)  # a fetched commit
+    assert Preprocessor(load_from=found).max_example_len == 16
+    git("commit", "-q", "--allow-empty", "-m", "after", cwd=tmp_path / "legacy-work")
+    git("push", "-q", "origin", IDENT, cwd=tmp_path / "legacy-work")
+    Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=first, cache_dir=cache_dir)  # an older commit
+    assert Preprocessor(load_from=found).max_example_len == 24
+    with pytest.raises(NotFoundError, match=f"no tag, branch or commit '{first[:12]}"):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag=first[:12] + "0" * 28, cache_dir=cache_dir)
+    with pytest.raises(NotFoundError, match="needs tag="):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", cache_dir=cache_dir)
+    with pytest.raises(NotFoundError, match="no tag, branch or commit 'nobranch'"):
+        Shelf(str(legacy)).fetch(IDENT, "preprocessor", tag="nobranch", cache_dir=cache_dir)
+
+
 def test_a_failed_legacy_download_leaves_nothing_behind(legacy: Path, tmp_path: Path) -> None:
     cache_dir = tmp_path / ".cclm"
     corrupt(lfs_object(legacy, pointer_oid(legacy, "v0.2.0", ARCHIVE)))
@@ -139,3 +178,16 @@ def test_a_hostile_legacy_archive_on_a_shelf_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafeContentError, match=r"\.\."):
         Shelf(str(shelf_path)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
     assert not (tmp_path / "area").exists()
+
+
+def test_a_trust_policy_refuses_the_unsigned_original_layout(legacy: Path, tmp_path: Path) -> None:
+    from shelf.errors import TrustError
+    from shelf.signing import keygen
+    from shelf.trust import load_policy
+
+    public = keygen(tmp_path / "team.pem")[1]
+    cache_dir = tmp_path / "fetched"
+    trusted = Shelf(str(legacy), trust=load_policy([public]))
+    with pytest.raises(TrustError, match="original cclm layout, which carries no signature"):
+        trusted.fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
+    assert not cache_dir.exists()

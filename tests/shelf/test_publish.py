@@ -112,6 +112,7 @@ def test_component_records_its_requirement_and_base(stocked_shelf, saved_models)
 
 
 def test_name_and_version_from_the_publish_file(cli, shelf_path, models):
+    publish_folder(shelf_path, models / BASE, "base", "0.1.0")  # the base the component needs
     (models / MLM / "cclm-publish.toml").write_text(
         'name = "from_file"\nversion = "1.2.3"\nsummary = "named in the folder"\n', encoding="utf-8"
     )

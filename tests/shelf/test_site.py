@@ -9,6 +9,7 @@ import pytest
 
 from tests.shelf.conftest import MLM, publish_folder
 from tests.support.browser import dump_dom, screenshot
+from tests.support.shelves import add_signature_files
 
 TOKEN = "s3cr3t-token-for-site-tests"
 REASON = "trained on the wrong split"
@@ -104,8 +105,11 @@ def test_pages_carry_no_token_and_no_local_path(cli, browsed_shelf, tmp_path):
 
 def test_export_mistakes_say_what_to_do(cli, browsed_shelf, tmp_path):
     result = cli("--shelf", browsed_shelf, "export", tmp_path / "site")
-    assert result.code == 2 and "--html writes the web pages" in result.err
+    assert result.code == 2 and "names no http(s) LFS server" in result.err and "--with-blobs" in result.err
     assert not (tmp_path / "site").exists()
+    pages_only = cli("--shelf", browsed_shelf, "export", tmp_path / "site", "--html")
+    assert pages_only.code == 0 and "only the web pages were written" in pages_only.err
+    assert not (tmp_path / "site" / "config.json").exists()
     a_file = tmp_path / "taken"
     a_file.write_text("x")
     result = cli("--shelf", browsed_shelf, "export", a_file, "--html")
@@ -117,3 +121,58 @@ def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
     site = tmp_path / "site"
     export(cli, shelf_path, site)
     assert "Nothing is published on this shelf yet." in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_signed_version_names_its_signer(cli, browsed_shelf, tmp_path):
+    from shelf.signing import fingerprint
+
+    files = add_signature_files(browsed_shelf, "mlm", "0.2.0", tmp_path / "signer-cache")
+    hint = fingerprint(files["components/mlm/0.2.0/cclm-manifest.pub"]).removeprefix("sha256:")
+    site = tmp_path / "site"
+    export(cli, browsed_shelf, site)
+    page = (site / "components" / "mlm.html").read_text(encoding="utf-8")
+    signed, unsigned = page.split('id="v0.1.0"')
+    assert f"key {hint}" in signed and "cclm-manifest.sig" in signed
+    assert "not signed" in unsigned and hint not in unsigned
+
+
+def test_live_pages_follow_publishes_and_yanks(cli, stocked_shelf, saved_models, tmp_path):
+    from shelf.site.live import LiveSite
+    from shelf.source import ShelfSource
+
+    source = ShelfSource(str(stocked_shelf), cache_dir=tmp_path / "server-cache")
+    live = LiveSite(source, stocked_shelf, tmp_path / "pages", "git://shelf.example.org/shelf.git")
+    assert live.update() is True
+    page = tmp_path / "pages" / "components" / "mlm.html"
+    assert "cclm-shelf --shelf git://shelf.example.org/shelf.git install mlm@v0.1.0" in page.read_text()
+    assert live.update() is False  # nothing moved: nothing read or written
+    publish_folder(stocked_shelf, saved_models / MLM, "mlm", "0.2.0", ["base==0.1.0"])
+    assert cli("--shelf", stocked_shelf, "yank", "mlm@0.1.0", "--reason", REASON).code == 0
+    assert live.update() is True
+    text = page.read_text()
+    assert "install mlm@v0.2.0</code></pre>" in text and f"Yanked: {REASON}" in text
+
+
+def test_what_publishers_write_is_shown_as_text_never_as_markup(cli, shelf_path, saved_models, tmp_path):
+    from tests.shelf.conftest import BASE
+
+    summary = '<script>alert("x")</script> & <b>bold</b>'
+    published = cli(
+        "--shelf", shelf_path, "publish", saved_models / BASE, "--name", "base", "--version", "0.1.0"
+    )
+    assert published.code == 0, published.err
+    result = cli("--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.1.0")
+    assert result.code == 0, result.err
+    result = cli(
+        "--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.2.0",
+        "--summary", summary, "--requires", "base==0.1.0",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    site = tmp_path / "site"
+    export(cli, shelf_path, site)
+    for page in (site / "index.html", site / "components" / "mlm.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script>" not in text and "<b>" not in text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+    component = (site / "components" / "mlm.html").read_text(encoding="utf-8")
+    assert '<a href="base.html"><code>base==0.1.0</code></a>' in component

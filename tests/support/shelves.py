@@ -51,7 +51,8 @@ class SavedStack:
     """Folders saved by the core, ready to publish.
 
     ``base`` holds ``preprocessor/`` and ``embedder/``; ``mlm`` and ``chars`` are components built on that
-    embedder; ``foreign`` is a component of the same shape built on ANOTHER embedder.
+    embedder; ``foreign`` is a component of the same shape built on ANOTHER embedder, saved (with the
+    same preprocessor) in ``foreign_base``.
     """
 
     root: Path
@@ -59,6 +60,7 @@ class SavedStack:
     mlm: Path
     chars: Path
     foreign: Path
+    foreign_base: Path
 
 
 @contextmanager
@@ -91,6 +93,8 @@ def _build_stack(root: Path) -> None:
     mlm.save(root / "mlm")
     chars.save(root / "chars")
     foreign.save(root / "foreign")
+    prep.save(root / "foreign_base" / "preprocessor")
+    other.save(root / "foreign_base" / "embedder")
 
 
 def saved_stack(tmp_path_factory: pytest.TempPathFactory) -> SavedStack:
@@ -100,7 +104,9 @@ def saved_stack(tmp_path_factory: pytest.TempPathFactory) -> SavedStack:
         shutil.rmtree(root, ignore_errors=True)
         _build_stack(root)
         (root / ".done").write_text("ok")
-    return SavedStack(root, root / "base", root / "mlm", root / "chars", root / "foreign")
+    return SavedStack(
+        root, root / "base", root / "mlm", root / "chars", root / "foreign", root / "foreign_base"
+    )
 
 
 def publish_folder(
@@ -275,3 +281,25 @@ def pointer_oid(bare: Path, ref: str, path: str) -> str:
     """The object id an LFS pointer file names, read from a bare repository."""
     text = git("show", f"{ref}:{path}", cwd=bare)
     return next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("oid sha256:"))
+
+
+def add_signature_files(shelf: Path, name: str, version: str, cache_dir: Path) -> dict[str, bytes]:
+    """Sign a published version with a new key and commit the signature and public key beside its
+    manifest, where signed publishes put them (as someone who holds a key and signs later would)."""
+    from registry_index.manifest import Manifest
+    from shelf.signing import keygen, sign, signed_digests
+    from shelf.source import ShelfSource
+
+    source = ShelfSource(str(shelf), cache_dir=cache_dir)
+    source.refresh()
+    raw, _unsigned = source.published(name, version)
+    manifest = Manifest.from_validated_bytes(raw)
+    private, _public, _fingerprint = keygen(Path(cache_dir) / f"{name}-{version}.pem")
+    signature = sign(name, signed_digests(raw, [(i, f.path, f.sha256) for i, f in manifest.files()]), private)
+    folder = f"components/{name}/{version}"
+    files = {
+        f"{folder}/cclm-manifest.sig": signature.bundle,
+        f"{folder}/cclm-manifest.pub": signature.public_key,
+    }
+    source.mirror.commit_and_push(files, f"sign {name} {version}", parent=source.head, branch=source.branch)
+    return files

@@ -1,0 +1,65 @@
+"""``fsck``: re-hash a local shelf's own LFS objects and name the published versions they break.
+
+Every version in the shelf's index (yanked ones too: an exact pin still installs them) lists its files in
+its manifest; each object is read from ``<repo>/lfs/objects`` and hashed once, however many versions share
+it. A missing or damaged object is reported with every component, version and file that needs it, and its
+verification record is dropped (``shelf.shelf_objects``), so that publishing the same folder again uploads
+it anew. Nothing else is changed: a damaged object stays where it is until a good copy replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shelf import shelf_objects
+from shelf.source import ShelfSource
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One file of one published version whose object is missing or damaged."""
+
+    name: str
+    version: str
+    path: str  # <item_type>/<file>
+    oid: str
+    state: str  # "missing" or "damaged"
+
+
+@dataclass
+class FsckReport:
+    shelf: str
+    versions: int = 0
+    objects: int = 0
+    bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def broken_versions(self) -> list[tuple[str, str]]:
+        return sorted({(p.name, p.version) for p in self.problems})
+
+
+def fsck(repo: Path, source: ShelfSource, progress: Callable[[str], None] = lambda _m: None) -> FsckReport:
+    """Check every object the shelf's published versions need; see the module docstring."""
+    report = FsckReport(str(repo))
+    needed: dict[str, list[tuple[str, str, str]]] = {}
+    sizes: dict[str, int] = {}
+    for name in source.index.names():
+        for entry in source.index.entries(name):
+            manifest, _data = source.manifest(entry)
+            report.versions += 1
+            for item, f in manifest.files():
+                needed.setdefault(f.sha256, []).append((name, entry.version, f"{item}/{f.path}"))
+                sizes[f.sha256] = f.size
+    progress(f"hashing {len(needed)} object(s) of {report.versions} version(s) in {repo}")
+    for oid in sorted(needed):
+        state = shelf_objects.check(repo, oid, sizes[oid])
+        report.objects += 1
+        if state is None:
+            report.bytes += sizes[oid]
+            continue
+        report.problems += [Problem(n, v, p, oid, state) for n, v, p in needed[oid]]
+    report.problems.sort(key=lambda p: (p.name, p.version, p.path))
+    return report

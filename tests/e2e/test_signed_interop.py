@@ -1,0 +1,61 @@
+"""Signatures survive ``serve``, mirrors and the original git-lfs client, untouched.
+
+A version signed at publish is served (git daemon + giftless), installed under a trust policy from
+another cache, and checked out by the real git-lfs client: model-signing's own verifier accepts the
+checked-out component folder with the key, and refuses it once one byte is changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry_index import layout
+from shelf import serve
+from shelf.api import Shelf
+from shelf.errors import TrustError
+from shelf.publish import PackageInfo, publish
+from shelf.signing import keygen
+from shelf.source import ShelfSource, create_shelf
+from shelf.trust import load_policy
+from tests.e2e.test_publish_interop import lfs_clone
+from tests.shelf.conftest import MLM, saved_models  # noqa: F401 - shared fixture
+
+
+@pytest.mark.network
+def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_models, monkeypatch):  # noqa: F811
+    import model_signing
+
+    private, public, _fp = keygen(tmp_path / "team.pem")
+    other = keygen(tmp_path / "other.pem")[1]
+    shelf = Path(create_shelf(tmp_path / "team.git"))
+    token = "signed-interop-token-0123456789"
+    (tmp_path / "tokens").write_text(f"{token}\n")
+    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
+        source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
+        source.refresh()
+        serve.point_lfs_url(source, servers.lfs_url)
+        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+        publisher = Shelf(servers.http_url, cache_dir=tmp_path / "publisher")
+        info = PackageInfo("mlm", "0.1.0")
+        publish(saved_models / MLM, info, publisher.source(), publisher.store, sign_key=private)
+        monkeypatch.delenv("CCLM_SHELF_TOKEN")
+
+        trusted = Shelf(servers.git_url, cache_dir=tmp_path / "installer", trust=load_policy([public]))
+        report = trusted.install("mlm@0.1.0", target=tmp_path / "target")
+        assert report.installed == [("mlm", "0.1.0")]
+        stranger = Shelf(servers.git_url, cache_dir=tmp_path / "stranger", trust=load_policy([other]))
+        with pytest.raises(TrustError, match="unknown key"):
+            stranger.install("mlm@0.1.0", target=tmp_path / "not-trusted")
+        assert not (tmp_path / "not-trusted").exists()
+
+        checkout = lfs_clone(servers.git_url, tmp_path / "checkout", tmp_path / "home")
+    folder = checkout / layout.component_dir("mlm", "0.1.0")
+    signature = folder / layout.SIGNATURE_NAME
+    verifier = model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public)
+    verifier.verify(folder, signature)  # the git-lfs checkout is exactly what was signed
+    weights = folder / "component" / "component.weights.h5"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="Hash mismatch"):
+        verifier.verify(folder, signature)
