@@ -239,6 +239,26 @@ def test_only_the_served_repository_is_reachable(served, tmp_path):
         assert answer.status_code == 404 and "[core]" not in answer.text, path
 
 
+def test_an_anonymous_fetch_request_cannot_fill_the_disk(served):
+    from shelf.serve_git import READER_BODY_LIMIT
+
+    _shelf_path, servers = served
+    chunk = b"0" * (1 << 20)
+
+    def body():
+        for _ in range(READER_BODY_LIMIT // len(chunk) + 2):
+            yield chunk
+
+    answer = requests.post(
+        f"{servers.http_url}/git-upload-pack",
+        data=body(),
+        headers={"Content-Type": "application/x-git-upload-pack-request"},
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert "refs/heads/main" in git("ls-remote", servers.http_url).stdout  # and the server still serves
+
+
 def test_lfs_downloads_are_open_and_uploads_need_the_token(served):
     _shelf_path, servers = served
     oid = hashlib.sha256(b"anything").hexdigest()
