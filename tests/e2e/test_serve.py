@@ -390,12 +390,13 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
     try:
-        lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(4)]
         http_url = f"http://127.0.0.1:{http_port}/team.git"
         assert lines == [
             f"git  git://127.0.0.1:{git_port}/team.git",
             f"http  {http_url}",
             f"lfs  {http_url}/info/lfs",
+            f"sparse  sparse+http://127.0.0.1:{http_port}/",
         ]
         assert listening(f"git://127.0.0.1:{git_port}") and listening(f"http://127.0.0.1:{http_port}")
     finally:
@@ -421,8 +422,8 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
             shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
         )
         try:
-            lines = [process.stdout.readline() for _ in range(3)]
-            assert lines[2].startswith("lfs  "), (
+            lines = [process.stdout.readline() for _ in range(4)]
+            assert lines[3].startswith("sparse  "), (
                 attempt,
                 lines,
                 process.stderr.read() if process.poll() else "",
