@@ -14,13 +14,13 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError
+from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError, TrustError
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
-from shelf.source import PriorityIndex, ShelfSource, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
@@ -73,7 +73,7 @@ class Shelf:
         """The shelf at ``url`` (default: this shelf's), mirrored, and refreshed once per ``Shelf``."""
         key = url or self.url
         if key not in self._sources:
-            self._sources[key] = ShelfSource(key, cache_dir=self.cache_dir, offline=self.offline)
+            self._sources[key] = open_source(key, cache_dir=self.cache_dir, offline=self.offline)
         if refresh:
             self._sources[key].refresh()
         return self._sources[key]
@@ -374,6 +374,12 @@ class Shelf:
     ) -> str:
         from shelf.legacy import install_legacy_item
 
+        if self.trust.active:
+            raise TrustError(
+                f"{identifier} {tag or ''} is an item of the original cclm layout, which carries no "
+                "signature, and only components signed by a trusted key may be installed",
+                hint="install it without a trust policy, or ask for it to be published signed",
+            )
         commit = self._legacy_commit(source, identifier, tag)
         path = layout.legacy_archive_path(item_type, identifier)
         if not source.mirror.exists(commit, path):

@@ -366,8 +366,9 @@ class LfsClient:
     def _check_status(self, response: requests.Response, what: str) -> None:
         code = response.status_code
         if code in (401, 403):
+            refused = "refused the credentials" if self.auth is not None else "needs credentials"
             raise AuthError(
-                f"the LFS server at {safe_url(self.endpoint)} refused the credentials ({code}) for {what}",
+                f"the LFS server at {safe_url(self.endpoint)} {refused} ({code}) for {what}",
                 hint=f"set {constants.ENV_TOKEN}, add the host to ~/.netrc, or configure a git credential"
                 " helper for it",
             )

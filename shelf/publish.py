@@ -59,6 +59,7 @@ class PublishReport:
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
     requires_added: str | None = None  # the base requirement publish found and added
+    signer: str | None = None  # the signing key's fingerprint, for a signed publish
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -403,6 +404,7 @@ def publish(
     prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base
+    report.signer = prepared.signature.signer if prepared.signature else None
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         if _publish_once(prepared, source, store, report, progress, bars):
             return report

@@ -117,6 +117,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         "uploaded": report.uploaded,
         "skipped": report.skipped,
         "requires_added": report.requires_added,
+        "signer": report.signer,
     }
     emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
 
@@ -130,6 +131,8 @@ def _report_lines(report, url: str, shelf_option: str) -> list[str]:
     added = []
     if report.requires_added:
         added = [f"  requires {report.requires_added} (added: the embedder it was trained on)"]
+    if report.signer:
+        added.append(f"  signed by {report.signer}")
     return [
         f"published {report.name} {report.version} to {url}",
         f"  manifest {report.manifest_digest}",

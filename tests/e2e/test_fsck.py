@@ -111,7 +111,7 @@ def test_a_served_shelf_refuses_a_damaged_blob_and_a_second_publish_restores_it(
 
         monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "publisher"))
         refused = publish_both(cli, servers.http_url, saved_models)[1]  # no token: nobody may restore
-        assert refused.code == 1 and "refused the credentials (403)" in refused.err
+        assert refused.code == 1 and "needs credentials (403)" in refused.err
         monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
         restored = publish_both(cli, servers.http_url, saved_models)[1]
         assert restored.code == 0 and "restored 1 object(s)" in restored.out, restored.err

@@ -141,12 +141,15 @@ def test_publishing_without_or_with_a_wrong_token_changes_nothing(
 ):
     shelf_path, servers = served
     before = shelf_refs(shelf_path)
-    for token, code in ((None, "403"), ("not-the-team-token-at-all", "401")):
+    for token, said in (
+        (None, "needs credentials (403)"),
+        ("not-the-team-token-at-all", "refused the credentials (401)"),
+    ):
         if token:
             monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
         result = publish(cli, servers.http_url, saved_models / BASE, "base")
         assert result.code == 1
-        assert f"the LFS server at {servers.lfs_url} refused the credentials ({code})" in result.err
+        assert f"the LFS server at {servers.lfs_url} {said}" in result.err
         assert "hint: set CCLM_SHELF_TOKEN" in result.err and "Traceback" not in result.err
         assert not token or token not in result.err
     assert shelf_refs(shelf_path) == before
@@ -342,7 +345,9 @@ def serve_command(
 ) -> subprocess.Popen:
     command = [sys.executable, "-m", "shelf.cli", "serve", str(shelf_path), "--git-port", str(git_port)]
     command += ["--http-port", str(http_port), *extra]
-    env = {**os.environ, "TMPDIR": str(tmp)}  # whatever the servers write to temporary files lands here
+    # Whatever the servers write to temporary files or to the user's home lands in these two folders.
+    (tmp.parent / "home").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(tmp.parent / "home"), "XDG_RUNTIME_DIR": ""}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -360,6 +365,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
     git_port, http_port = free_port(), free_port()
     (tmp_path / "tmp").mkdir()
     tokens = token_file(tmp_path, TOKEN)
+    tokens.chmod(0o644)
     process = serve_command(
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
@@ -377,6 +383,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err and TOKEN not in err
     assert "publish to the http URL with a token" in err
+    assert f"warning: other users can read {tokens}; chmod 600 {tokens}" in err  # 0644, set above
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
     assert processes_mentioning(f"--port={git_port}") == []  # git daemon and its forked child
     assert processes_mentioning(f"127.0.0.1:{http_port}") == []  # gunicorn and its workers
@@ -414,6 +421,7 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
         assert eventually(lambda: processes_mentioning(f"--port={git_port}") == [])
         assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
         assert list((tmp_path / "tmp").iterdir()) == []  # no signing key, no config, nothing left behind
+        assert list((tmp_path / "home").iterdir()) == []  # no control socket in the user's home
 
 
 def test_busy_port_is_refused_before_starting(tmp_path):

@@ -38,7 +38,7 @@ def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_mod
         serve.point_lfs_url(source, servers.lfs_url)
         monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
         publisher = Shelf(servers.http_url, cache_dir=tmp_path / "publisher")
-        for folder, name in ((BASE, "base"), (MLM, "mlm")):  # the component requires its published base
+        for folder, name in ((BASE, "base"), (MLM, "mlm")):
             info = PackageInfo(name, "0.1.0")
             publish(saved_models / folder, info, publisher.source(), publisher.store, sign_key=private)
         monkeypatch.delenv("CCLM_SHELF_TOKEN")

@@ -118,7 +118,10 @@ class Served:
             str(self.tokens),
         ]
         command += ["--git-port", str(self.git_port), "--http-port", str(self.http_port)]
-        env = cli_env(TMPDIR=str(self.tmp), CCLM_SHELF_CACHE_DIR=str(self.tmp.parent / "serve-cache"))
+        home = self.tmp.parent / "serve-home"  # nothing of serve's may land in the user's home
+        home.mkdir(exist_ok=True)
+        env = cli_env(TMPDIR=str(self.tmp), HOME=str(home), XDG_RUNTIME_DIR="")
+        env["CCLM_SHELF_CACHE_DIR"] = str(self.tmp.parent / "serve-cache")
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -142,6 +145,7 @@ class Served:
             and not _listening(self.git_port)
             and not _listening(self.http_port)
             and not any(self.tmp.iterdir())
+            and not any((self.tmp.parent / "serve-home").iterdir())
         )
 
 
