@@ -118,6 +118,13 @@ def test_a_project_locks_installs_and_browses_a_static_shelf(cli, static_shelf, 
     assert "0.1.0" in cli("show", MLM).out
     assert [c["name"] for c in cli("search", "m", "--json").json()["results"]] == [MLM]
 
+    bundled = cli("bundle", tmp_path / "stack.cclm-bundle")
+    assert bundled.code == 0, bundled.err
+    import tarfile
+
+    with tarfile.open(tmp_path / "stack.cclm-bundle") as archive:
+        assert layout.manifest_path(MLM, "0.1.0") in archive.getnames()
+
     # Offline, with the server still there but not asked: a fresh install folder from the cache alone.
     shutil.rmtree(project / ".cclm")
     offline = cli("--offline", "install")
