@@ -104,7 +104,7 @@ def _s3_settings(bucket: str | None, prefix: str) -> dict[str, str] | None:
         import boto3
         import botocore.exceptions
     except ImportError:
-        raise ConfigError("--s3-bucket needs boto3", hint="pip install 'cclm-shelf[serve]' boto3") from None
+        raise ConfigError("--s3-bucket needs boto3", hint="pip install 'cclm-shelf[serve]'") from None
     try:
         boto3.client("s3").head_bucket(Bucket=bucket)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
