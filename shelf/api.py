@@ -329,12 +329,10 @@ class Shelf:
         """
         from registry_index.manifest import manifest_digest
 
-        folder = layout.component_dir(component.name, component.version)
         manifest = layout.manifest_path(component.name, component.version)
         # Refreshed once per handle (not offline): a signature may have been added since the mirror's fetch.
         source = self.source_for(component.source)
-        entries = source.mirror.list_tree(source.head, folder)
-        found = source.mirror.read_many(source.head, [e.path for e in entries if e.kind == "blob"])
+        found = source.version_files(component.name, component.version)
         if manifest_digest(found.get(manifest, b"")) != component.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {component.name} {component.version} on {source.url} does not match the "

@@ -78,6 +78,8 @@ def _index_files(source) -> dict[str, bytes]:
 
 def _component_files(source, files: dict[str, bytes]) -> list[Manifest]:
     """Add every file directly in a version's folder (manifest, signature, key); returns the manifests."""
+    if not source.index.names():
+        return []  # an empty shelf has no components folder at all
     paths = [
         entry.path
         for entry in source.mirror.list_tree(source.head, layout.COMPONENTS_DIR, recursive=True)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import tomllib
 from pathlib import Path
 
 import pytest
+import requests
 
 from registry_index import layout
+from tests.e2e.test_serve import eventually, serve_command
 from tests.shelf.conftest import (  # noqa: F401 - shared fixtures
     BASE,
     MLM,
@@ -23,6 +26,7 @@ from tests.shelf.conftest import (  # noqa: F401 - shared fixtures
     shelf_path,
     stocked_shelf,
 )
+from tests.support.git_servers import free_port
 from tests.support.shelves import corrupt, git
 from tests.support.static_server import request_log, static_server
 
@@ -64,6 +68,12 @@ def test_export_writes_the_index_and_rewrites_only_what_changed(cli, stocked_she
     assert sorted(third["changed"]) == [layout.manifest_path(MLM, "0.2.0"), layout.index_path(MLM)]
     after = snapshot(dest)
     assert {k for k in after if after[k] != before.get(k)} == set(third["changed"])  # blobs are shared
+
+
+def test_an_empty_shelf_exports_an_empty_index(cli, shelf_path, tmp_path):
+    dest = tmp_path / "public"
+    assert cli("--shelf", shelf_path, "export", dest, "--with-blobs").code == 0
+    assert (dest / "index/names.txt").read_bytes() == b"" and (dest / "config.json").is_file()
 
 
 def test_export_without_blobs_needs_an_lfs_server(cli, stocked_shelf, tmp_path):
@@ -108,6 +118,13 @@ def test_a_project_locks_installs_and_browses_a_static_shelf(cli, static_shelf, 
     assert "0.1.0" in cli("show", MLM).out
     assert [c["name"] for c in cli("search", "m", "--json").json()["results"]] == [MLM]
 
+    bundled = cli("bundle", tmp_path / "stack.cclm-bundle")
+    assert bundled.code == 0, bundled.err
+    import tarfile
+
+    with tarfile.open(tmp_path / "stack.cclm-bundle") as archive:
+        assert layout.manifest_path(MLM, "0.1.0") in archive.getnames()
+
     # Offline, with the server still there but not asked: a fresh install folder from the cache alone.
     shutil.rmtree(project / ".cclm")
     offline = cli("--offline", "install")
@@ -145,3 +162,53 @@ def test_a_static_shelf_takes_no_publish(cli, static_shelf, saved_models):
     refused = cli("--shelf", url, "publish", saved_models / MLM, "--name", MLM, "--version", "0.3.0")
     assert refused.code != 0
     assert "static (sparse) shelf, read-only" in refused.err
+
+
+def test_serve_serves_the_sparse_index_and_follows_a_publish(cli, stocked_shelf, saved_models, tmp_path):
+    git_port, http_port = free_port(), free_port()
+    (tmp_path / "tmp").mkdir()
+    process = serve_command(stocked_shelf, git_port, http_port, tmp=tmp_path / "tmp")
+    root = f"http://127.0.0.1:{http_port}"
+    try:
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(4)]
+        assert lines[3] == f"sparse  sparse+{root}/", lines
+        config = requests.get(f"{root}/config.json", timeout=10)
+        assert config.json()["blobs"] == {"kind": "lfs", "url": f"{root}/{stocked_shelf.name}/info/lfs"}
+        again = requests.get(
+            f"{root}/config.json", headers={"If-None-Match": config.headers["ETag"]}, timeout=10
+        )
+        assert again.status_code == 304
+        assert requests.put(f"{root}/config.json", data=b"{}", timeout=10).status_code == 405
+        installed = cli("--shelf", f"sparse+{root}/", "install", "mlm@0.1.0", "--target", tmp_path / "t")
+        assert installed.code == 0, installed.err
+        assert cli("verify", "--target", tmp_path / "t").code == 0
+
+        publish_folder(stocked_shelf, saved_models / MLM, "mlm", "0.2.0", ["base==0.1.0"])
+        assert eventually(lambda: "0.2.0" in cli("--shelf", f"sparse+{root}/", "show", MLM).out, timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err and "warning" not in err, err
+
+
+def test_a_config_of_another_format_is_one_line(cli, static_shelf, tmp_path, monkeypatch):
+    dest, url = static_shelf
+    monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the blobs must be fetched
+    (dest / "config.json").write_text('{"format": 2, "blobs": {"kind": "torrent"}}\n')
+    refused = cli("--shelf", url, "install", "mlm@0.1.0", "--target", tmp_path / "t")
+    assert refused.code != 0 and "config.json is not one this version reads" in refused.err
+    assert not (tmp_path / "t").exists()
+
+
+def test_static_blobs_take_no_upload(tmp_path):
+    from shelf.errors import ConfigError
+    from shelf.lfs import LfsObject
+    from shelf.static_blobs import StaticBlobs
+
+    blobs = StaticBlobs("http://127.0.0.1:9/public")
+    (tmp_path / "f").write_bytes(b"x")
+    oid = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"  # sha256 of b"x"
+    with pytest.raises(ConfigError, match="read-only"):
+        blobs.upload([(LfsObject(oid, 1), tmp_path / "f")])
+    [answer] = blobs.batch("download", [LfsObject(oid, 1)])
+    assert answer.actions["download"].href == f"http://127.0.0.1:9/public/blobs/sha256/2d/{oid}"
