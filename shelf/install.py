@@ -108,7 +108,9 @@ class InstallTarget:
         return data
 
     def write_record(self, record: dict) -> None:
-        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        # Not fsynced: neither are the links it lists, and a record lost in a power cut (or one that names
+        # files that are gone) only costs a re-link, since is_current checks every file's stat.
+        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n", durable=False)
 
     def component_dir(self, name: str) -> Path:
         return self.root / safe_relative(name)
