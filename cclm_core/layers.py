@@ -44,6 +44,32 @@ class MaskedConv1D(keras.layers.Conv1D):
 
 
 @_register
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """``(B, L, D)`` -> ``(B, D)``: the maximum over real characters only.
+
+    Keras's ``GlobalMaxPooling1D`` drops the padding mask and pools over the padding too; this one is the
+    max-pooling head for models built on a ``ComposedModel`` (an example with no real character gives 0).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return tf.reduce_max(x, axis=1)
+        inside = tf.cast(mask, "bool")[..., tf.newaxis]
+        pooled = tf.reduce_max(tf.where(inside, x, tf.cast(x.dtype.min, x.dtype)), axis=1)
+        return tf.where(tf.reduce_any(inside, axis=1), pooled, tf.zeros_like(pooled))
+
+    def compute_mask(self, x: Any, mask: Any = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], input_shape[-1])
+
+
+@_register
 class ResidualConvBlock(keras.layers.Layer):
     """Conv1D over characters, added back to its input, then layer-normalised.
 

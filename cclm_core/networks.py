@@ -28,6 +28,9 @@ from cclm_core.layers import MaskedConv1D, PositionEmbedding, ResidualConvBlock,
 from cclm_core.serialization import model_from_config, model_to_config
 
 KERAS_CLASS = "keras"
+# Registered too, so that a user's Keras model built on a ComposedModel saves and loads with Keras's own
+# model.save / keras.saving.load_model (they are named cclm_core>ClassName there, rebuilt in safe mode).
+_register = keras.saving.register_keras_serializable(package="cclm_core")
 
 
 class _Network(keras.Model):
@@ -46,6 +49,7 @@ class _Network(keras.Model):
         return cls(**config)
 
 
+@_register
 class EmbedderNetwork(_Network):
     """Character embedding, a masked Conv1D projection and residual conv blocks: ids -> vectors."""
 
@@ -77,6 +81,7 @@ class EmbedderNetwork(_Network):
         )
 
 
+@_register
 class MaskedLanguageNetwork(_Network):
     """The MLM component: a projection, learned positions and transformer blocks with masked attention."""
 
@@ -108,6 +113,7 @@ class MaskedLanguageNetwork(_Network):
         )
 
 
+@_register
 class ReconstructionNetwork(_Network):
     """The character-reconstruction component: a projection and residual conv blocks."""
 
@@ -134,6 +140,7 @@ class ReconstructionNetwork(_Network):
         )
 
 
+@_register
 class ComposedNetwork(_Network):
     """One embedder network feeding several component networks, outputs concatenated.
 

@@ -71,7 +71,9 @@ def summarize(outputs: Any) -> list[dict[str, Any]]:
 
 def _summary(row: np.ndarray) -> dict[str, Any]:
     flat = row.reshape(-1)
-    picks = np.linspace(0, flat.size - 1, min(SAMPLES, flat.size)).astype(int) if flat.size else []
+    picks = (
+        np.linspace(0, flat.size - 1, min(SAMPLES, flat.size)).astype(int) if flat.size else np.array([], int)
+    )
     rounded = np.round(flat, 3).astype("<f4") + np.float32(0.0)  # + 0.0 turns -0.0 into 0.0
     return {
         "shape": [int(n) for n in row.shape],

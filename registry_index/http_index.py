@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,11 +57,27 @@ class HttpIndex:
         relative = index_path(name)
         if self.offline:
             return self._from_cache(name, relative)
-        data = self._fetch(name, relative)
+        data = self._fetch(repr(name), relative, lambda body: parse_index_file(body, relative))
         if data is None:
             return []
         self.files_read += 1
         return parse_index_file(data, relative)
+
+    def fetch(self, relative: str, check: Callable[[bytes], object] | None = None) -> bytes | None:
+        """Any other file of the index (``config.json``, a manifest), revalidated and cached the same way.
+
+        ``check`` refuses a body (by raising) before it is cached; None for 404. Offline, the cached body,
+        or IndexFetchError when there is none.
+        """
+        if self.offline:
+            body = self.cache_root / relative
+            if not body.is_file():
+                raise IndexFetchError(
+                    f"{relative} of {self.base_url} is not cached and offline mode is on",
+                    hint="run the same command once without offline mode to fill the cache",
+                )
+            return body.read_bytes()
+        return self._fetch(relative, relative, check)
 
     def _from_cache(self, name: str, relative: str) -> list[IndexEntry]:
         body = self.cache_root / relative
@@ -72,14 +89,14 @@ class HttpIndex:
         self.files_read += 1
         return parse_index_file(body.read_bytes(), relative)
 
-    def _fetch(self, name: str, relative: str) -> bytes | None:
+    def _fetch(self, what: str, relative: str, check: Callable[[bytes], object] | None) -> bytes | None:
         """The current body (from the server or, after a 304, the cache); None for 404."""
         url = f"{self.base_url}/{relative}"
         body, etag_file = self.cache_root / relative, self.cache_root / (relative + ".etag")
         headers = {"Accept-Encoding": "gzip"}
         if body.is_file() and etag_file.is_file():
             headers["If-None-Match"] = etag_file.read_text("ascii").strip()
-        response = self._get(url, headers, name)
+        response = self._get(url, headers, what)
         if response.status_code == 304 and body.is_file():
             self.not_modified += 1
             return body.read_bytes()
@@ -88,17 +105,18 @@ class HttpIndex:
             return None
         if response.status_code != 200:
             raise IndexFetchError(
-                f"fetching the index of {name!r} from {url} failed: HTTP {response.status_code}",
+                f"fetching {_what(what)} from {url} failed: HTTP {response.status_code}",
                 url=url,
                 status=response.status_code,
                 hint="check the shelf URL, or work offline from the cache",
             )
         data = response.content
-        parse_index_file(data, relative)  # refuse to cache a garbled file
+        if check is not None:
+            check(data)  # refuse to cache a garbled file
         self._store(body, data, etag_file, response.headers.get("ETag"))
         return data
 
-    def _get(self, url: str, headers: dict[str, str], name: str) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str], what: str) -> requests.Response:
         import requests
 
         self.requests_made += 1
@@ -106,7 +124,7 @@ class HttpIndex:
             return self.session.get(url, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
         except requests.RequestException as e:
             raise IndexFetchError(
-                f"fetching the index of {name!r} from {url} failed: {e}",
+                f"fetching {_what(what)} from {url} failed: {_reason(e)}",
                 url=url,
                 hint="check the network and the shelf URL, or work offline from the cache",
             ) from e
@@ -121,6 +139,22 @@ class HttpIndex:
             _atomic_write(etag_file, etag.encode("ascii", "replace"))
         else:
             _remove(etag_file)
+
+
+def _what(what: str) -> str:
+    """``'name'`` (quoted: an index file) reads "the index of 'name'"; a path is named as it is."""
+    return f"the index of {what}" if what.startswith("'") else what
+
+
+def _reason(error: Exception) -> str:
+    """One short phrase for a failed request, instead of the library's nested message."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return "the server did not answer in time"
+    if isinstance(error, requests.ConnectionError):
+        return "could not connect"
+    return type(error).__name__
 
 
 def _new_session() -> requests.Session:

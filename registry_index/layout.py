@@ -17,6 +17,13 @@ folder grows past a few thousand entries.
 A local shelf is a bare repository whose LFS objects sit where git-lfs puts them when it pushes to a local
 path: ``lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` (``lfs_object_path``).
 
+A static (sparse) export of a shelf, read over plain HTTP (``sparse+http(s)://``), holds the same index and
+manifest paths without git, plus::
+
+    config.json                                         SPARSE_CONFIG_PATH: format, where blobs come from
+    index/names.txt                                     NAMES_PATH: every component name, one a line
+    blobs/sha256/<oid[0:2]>/<oid>                       optional: the blobs themselves (``blob_path``)
+
 The original cclm shelf (read-only here) kept one tarball per item at a shelf-wide tag ``vX.Y.Z``:
 ``<item_type>/<identifier>.tar.gz``.
 
@@ -45,6 +52,9 @@ INDEX_DIR = "index"
 COMPONENTS_DIR = "components"
 INDEX_CONFIG_PATH = "index/config.json"
 INDEX_FORMAT = 1
+SPARSE_CONFIG_PATH = "config.json"
+NAMES_PATH = "index/names.txt"
+BLOBS_DIR = "blobs/sha256"
 
 _LFS = "filter=lfs diff=lfs merge=lfs -text"
 GITATTRIBUTES = "\n".join(
@@ -180,3 +190,10 @@ def lfs_object_path(oid: str) -> str:
     if not is_sha256_hex(oid):
         raise LayoutError(f"invalid LFS oid {oid!r}: expected 64 lowercase hex digits")
     return f"lfs/objects/{oid[:2]}/{oid[2:4]}/{oid}"
+
+
+def blob_path(oid: str) -> str:
+    """``blobs/sha256/<aa>/<oid>`` in a static export (the blob store's own layout)."""
+    if not is_sha256_hex(oid):
+        raise LayoutError(f"invalid blob id {oid!r}: expected 64 lowercase hex digits")
+    return f"{BLOBS_DIR}/{oid[:2]}/{oid}"

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("shelf.commands.installing:install_cmd", "Install components by name@version or lockfile."),
     "uninstall": ("shelf.commands.installing:uninstall_cmd", "Remove an installed component."),
     "list": ("shelf.commands.installing:list_cmd", "List installed components."),
-    "verify": ("shelf.commands.installing:verify_cmd", "Re-hash installed files against the manifests."),
+    "verify": ("shelf.commands.installing:verify_cmd", "Re-hash installed files; --behaviour runs probes."),
     "compose": ("shelf.commands.compose:compose_cmd", "Check installed components' bases; build the model."),
     "add": ("shelf.commands.project:add_cmd", "Add requirements to the project, lock and install."),
     "remove": ("shelf.commands.project:remove_cmd", "Remove a requirement from the project."),
@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("shelf.commands.browse:show_cmd", "Show a component's versions or one manifest."),
     "search": ("shelf.commands.browse:search_cmd", "Search a shelf's components by name."),
     "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
-    "export": ("shelf.commands.export:export_cmd", "Write a shelf's web pages (--html) to a folder."),
+    "export": ("shelf.commands.export:export_cmd", "Write a shelf as static files: sparse index, pages."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
     "fsck": ("shelf.commands.fsck:fsck_cmd", "Re-hash a local shelf's blobs; name what is missing or bad."),
     "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, Git LFS, web pages."),
@@ -202,7 +202,10 @@ def _report_error(message: str, hint: str | None, code: int, as_json: bool, text
 
 def _usage_exit(exc: click.ClickException, as_json: bool) -> int:
     if as_json:
-        hint = "see `cclm-shelf --help`" if isinstance(exc, click.UsageError) else None
+        hint = None
+        if isinstance(exc, click.UsageError):
+            where = exc.ctx.command_path if exc.ctx is not None else "cclm-shelf"
+            hint = f"see `{where} --help`"
         _report_error(exc.format_message(), hint, exc.exit_code, True, text=f"error: {exc.format_message()}")
     else:
         exc.show()

@@ -144,6 +144,22 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 _STREAM_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
+def network_failure(exc: BaseException) -> str:
+    """What went wrong on the wire, in our words (a library's exception text is not for users)."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout | TimeoutError) or "timed out" in text:
+        return "the server stopped answering (timed out)"
+    if "Connection refused" in text or "Failed to establish a new connection" in text:
+        return "the server refused the connection (it is down or moved)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError) or (
+        "IncompleteRead" in text or "Connection broken" in text or "reset by peer" in text
+    ):
+        return "the connection broke in the middle of the transfer"
+    if "Name or service not known" in text or "getaddrinfo" in text:
+        return "the server's name does not resolve"
+    return "the connection failed"
+
+
 # URLs ----------------------------------------------------------------------------------------------------
 
 
@@ -247,12 +263,12 @@ def _check_local_file(obj: LfsObject, path: Path) -> None:
 
 
 def _combine(errors: list[tuple[str, ShelfError]], total: int) -> ShelfError:
-    """One error for many failed objects, of the first one's kind, naming them all."""
+    """One error for many failed objects: the first one's, in full, and how many more failed."""
     if len(errors) == 1:
         return errors[0][1]
     first = errors[0][1]
-    details = "; ".join(f"{oid[:12]}: {error.message}" for oid, error in errors)
-    return type(first)(f"{len(errors)} of {total} objects failed: {details}", hint=first.hint)
+    more = len(errors) - 1
+    return type(first)(f"{first.message} (and {more} more of the {total} objects failed)", hint=first.hint)
 
 
 class _CountingReader:
@@ -327,7 +343,7 @@ class LfsClient:
             except _Retryable as exc:
                 reason, retry_after = exc.reason, exc.retry_after
             except (*_NETWORK_ERRORS, *_STREAM_ERRORS) as exc:
-                reason, retry_after = f"{type(exc).__name__}: {redact(str(exc))[:200]}", None
+                reason, retry_after = network_failure(exc), None
             except requests.RequestException as exc:
                 # A malformed URL or similar: retrying cannot help. Not chained: the cause may hold a token.
                 detail = redact(str(exc))[:200]
@@ -341,11 +357,18 @@ class LfsClient:
             hint="the server is unreachable or overloaded; try again later",
         )
 
+    def _name_of(self, oid: str) -> str:
+        """``component/item/file`` when the caller labelled the object, else ``object <oid>``."""
+        label = getattr(self.progress, "label", None)
+        found = label(oid) if label is not None else None
+        return found or f"object {oid}"
+
     def _check_status(self, response: requests.Response, what: str) -> None:
         code = response.status_code
         if code in (401, 403):
+            refused = "refused the credentials" if self.auth is not None else "needs credentials"
             raise AuthError(
-                f"the LFS server at {safe_url(self.endpoint)} refused the credentials ({code}) for {what}",
+                f"the LFS server at {safe_url(self.endpoint)} {refused} ({code}) for {what}",
                 hint=f"set {constants.ENV_TOKEN}, add the host to ~/.netrc, or configure a git credential"
                 " helper for it",
             )
@@ -555,7 +578,7 @@ class LfsClient:
 
     def _fetch(self, answer: ObjectAction, writer: BlobWriter) -> int:
         """Stream one object into ``writer``, resuming after errors; return the bytes received."""
-        what = f"download of object {answer.oid}"
+        what = f"downloading {self._name_of(answer.oid)} from the LFS server at {safe_url(self.endpoint)}"
         relinked = False
 
         def attempt() -> None:
@@ -644,7 +667,7 @@ class LfsClient:
 
     def _upload_one(self, answer: ObjectAction, path: Path) -> int:
         obj = answer.obj
-        what = f"upload of object {obj.oid}"
+        what = f"uploading {self._name_of(obj.oid)} to the LFS server at {safe_url(self.endpoint)}"
 
         def attempt() -> None:
             nonlocal answer
@@ -736,7 +759,10 @@ class LocalLfsObjects:
             if self.has(obj):
                 skipped.append(obj.oid)
                 continue
+            self.progress.start(obj.oid, obj.size)
             self._copy_in(obj, path)
+            self.progress.advance(obj.oid, obj.size)
+            self.progress.finish(obj.oid)
             uploaded.append(obj.oid)
             moved += obj.size
         return UploadReport(tuple(uploaded), tuple(skipped), moved)

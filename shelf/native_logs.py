@@ -40,7 +40,9 @@ def _maybe_noise(partial: bytes) -> bool:
 def quiet_native_logs() -> None:
     """From now until the process ends, drop TensorFlow's native log lines from stderr (once per process)."""
     global _started
-    if _started or os.environ.get("CCLM_SHELF_NATIVE_LOGS") == "1":
+    from shelf import constants
+
+    if _started or os.environ.get(constants.ENV_NATIVE_LOGS) == "1":
         return
     _started = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -116,3 +116,7 @@ class Labelled:
 
     def close(self) -> None:
         self._inner.close()
+
+    def label(self, key: str) -> str | None:
+        """The object's file name (``component/item/path``), for messages too."""
+        return self._labels.get(key)

@@ -31,6 +31,7 @@ from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
+    from shelf.progress import Progress
     from shelf.signing import Signature
 
 METADATA_FILE = "cclm-publish.toml"
@@ -58,6 +59,7 @@ class PublishReport:
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
     requires_added: str | None = None  # the base requirement publish found and added
+    signer: str | None = None  # the signing key's fingerprint, for a signed publish
 
 
 def find_items(folder: Path) -> dict[str, Path]:
@@ -388,18 +390,26 @@ def publish(
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
+    bars: Progress | None = None,
     probes: bool = False,
+    find_base: bool = True,
 ) -> PublishReport:
-    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring."""
+    """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
+
+    ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
+    """
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress, sign_key, probes)
     source.refresh()
-    prepared, report_base = with_base_requirement(prepared, source)
+    report_base = None
+    if find_base:  # a component requires the published embedder it was trained on (shelf.basefind)
+        prepared, report_base = with_base_requirement(prepared, source)
     prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base
+    report.signer = prepared.signature.signer if prepared.signature else None
     for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress):
+        if _publish_once(prepared, source, store, report, progress, bars):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
@@ -413,15 +423,16 @@ def _publish_once(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
     if _already_published(source, prepared.entry, report):
-        _restore(prepared, source, store, report, progress)
+        _restore(prepared, source, store, report, progress, bars)
         return True
     check_resolves(prepared.entry, source)
     if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress)
+        _upload(prepared.files, source, store, report, progress, bars)
     try:
         report.commit = _push(source, prepared)
     except PushRejected as e:
@@ -494,10 +505,11 @@ def _restore(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     """The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
     local shelf, counts a damaged object as absent); this needs the same write access as publishing."""
-    _upload(prepared.files, source, store, report, progress)
+    _upload(prepared.files, source, store, report, progress, bars)
     if report.uploaded:
         report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
 
@@ -508,12 +520,15 @@ def _upload(
     store: BlobStore,
     report: PublishReport,
     progress: Callable[[str], None],
+    bars: Progress | None = None,
 ) -> None:
     from shelf.lfs import LfsObject
+    from shelf.progress import Labelled, NullProgress
 
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
-    outcome = source.transport().upload(
+    labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
         [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))

@@ -47,9 +47,19 @@ class Servers:
     writable: bool = False  # whether any token may publish
     processes: list[subprocess.Popen] = field(default_factory=list)
 
+    @property
+    def sparse_url(self) -> str:
+        """The shelf's static sparse index at the HTTP root, as clients name it (``sparse+http://...``)."""
+        return "sparse+" + self.http_url.rsplit("/", 1)[0] + "/"
+
     def roles(self) -> list[tuple[str, str]]:
         """``(role, url)`` for each URL, in the order ``serve`` prints them."""
-        return [("git", self.git_url), ("http", self.http_url), ("lfs", self.lfs_url)]
+        return [
+            ("git", self.git_url),
+            ("http", self.http_url),
+            ("lfs", self.lfs_url),
+            ("sparse", self.sparse_url),
+        ]
 
     def stop(self) -> None:
         """Stop both servers and everything they started (each runs in its own process group)."""
@@ -82,12 +92,14 @@ def start(
     *,
     token_file: Path | None = None,
     static: Mapping[str, Path] | None = None,
+    s3: Mapping[str, str] | None = None,
 ) -> Servers:
     """Start git daemon and the HTTP front for the bare repository ``shelf``; returns once both listen.
 
     ``url_host`` is the name clients use in the URLs (default: ``host``, or this machine's name when
     listening on every address, which no client can connect to by name). ``static`` maps URL prefixes to
-    folders served read-only beside the shelf.
+    folders served read-only beside the shelf. ``s3`` (``bucket``, optional ``prefix``) keeps the LFS objects
+    in that S3 bucket instead of the repository (the endpoint and keys come from AWS's environment).
     """
     shelf = Path(shelf).resolve()
     if token_file is not None:
@@ -108,6 +120,7 @@ def start(
         front = {"repo": str(shelf), "bind": _bind(host, http_port), "workers": HTTP_WORKERS}
         front.update(threads=HTTP_THREADS, token_file=str(Path(token_file).resolve()) if token_file else None)
         front["static"] = {prefix: str(Path(folder).resolve()) for prefix, folder in (static or {}).items()}
+        front["s3"] = dict(s3) if s3 else None
         servers.processes.append(_start_front(python, front))
         serve_process.wait_for_port(host, http_port, servers.processes[-1], "the HTTP server (gunicorn)")
     except BaseException:

@@ -3,7 +3,8 @@
     /<repo>/info/refs, /<repo>/git-upload-pack     git smart HTTP, anyone (shelf.serve_git)
     /<repo>/git-receive-pack (+ its info/refs)      git smart HTTP, token holders only
     /<repo>/info/lfs/...                            the Git LFS API (giftless): downloads for anyone,
-                                                    uploads for token holders (shelf.serve_auth)
+                                                    uploads for token holders (shelf.serve_auth); blobs in
+                                                    the repository, or in S3 (shelf.s3_storage)
     <mount>/...                                     read-only static folders (``static``), if any
 
 Everything else is a 404. giftless signs its per-object links with a key made in memory here, in the
@@ -43,13 +44,13 @@ class Front:
         repo: Path,
         tokens: Sequence[str] = (),
         static: Mapping[str, Path] | None = None,
-        lfs_app: Callable | None = None,
+        s3: Mapping[str, str] | None = None,
     ) -> None:
         self.repo = Path(repo).resolve()
         self.name = self.repo.name
         self.tokens = tuple(tokens)
         self.git = GitHttpBackend(self.repo)
-        self.lfs = lfs_app if lfs_app is not None else giftless_app(self.repo, self.tokens)
+        self.lfs = giftless_app(self.repo, self.tokens, s3)
         self.lfs_prefixes = (f"/{self.name}/info/lfs/", f"/{LFS_ORG}/{giftless_repo(self.name)}/info/lfs/")
         mounts = {"/" + p.strip("/"): Path(f).resolve() for p, f in (static or {}).items()}
         self.static = sorted(mounts.items(), key=lambda item: -len(item[0]))
@@ -81,7 +82,7 @@ class Front:
             return self._unauthorized(start_response, "the token is not one this shelf accepts")
         if service == RECEIVE_PACK and caller is not Caller.WRITER:
             reason = "publishing needs a token" if self.tokens else "it is served read-only"
-            return self._unauthorized(start_response, f"{reason}")
+            return self._unauthorized(start_response, reason)
         writer = "cclm-shelf-token" if caller is Caller.WRITER else None
         return self.git(environ, start_response, endpoint, writer)
 
@@ -118,8 +119,13 @@ def serve_static(folder: Path, relative: str, environ: dict, start_response: Sta
         target = target / "index.html"
     if not target.is_relative_to(folder) or not target.is_file():  # a link may point out of the folder
         return _text(start_response, "404 Not Found", "no such page")
+    stat = target.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}"'  # changes whenever the file is replaced
+    if etag in (t.strip() for t in environ.get("HTTP_IF_NONE_MATCH", "").split(",")):
+        start_response("304 Not Modified", [("ETag", etag)])
+        return []
     kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    headers = [("Content-Type", kind), ("Content-Length", str(target.stat().st_size))]
+    headers = [("Content-Type", kind), ("Content-Length", str(stat.st_size)), ("ETag", etag)]
     start_response("200 OK", headers)
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else _file_chunks(target)
 
@@ -130,23 +136,17 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def giftless_config(repo: Path, tokens: Sequence[str], key: str) -> dict[str, Any]:
-    """giftless settings: uploads for token holders, downloads for anyone, blobs in the shelf's lfs folder."""
+def giftless_config(
+    repo: Path, tokens: Sequence[str], key: str, s3: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """giftless settings: uploads for token holders, downloads for anyone, blobs in the shelf's lfs folder
+    or, with ``s3`` (``bucket`` and ``prefix``), in that bucket (``shelf.s3_storage``)."""
     return {
         "AUTH_PROVIDERS": [
             {"factory": "shelf.serve_auth:giftless_authenticator", "options": {"tokens": tokens}}
         ],
         "LEGACY_ENDPOINTS": False,
-        "TRANSFER_ADAPTERS": {
-            "basic": {
-                "factory": "giftless.transfer.basic_streaming:factory",
-                "options": {
-                    "storage_class": "shelf.lfs_storage:GitLfsLayoutStorage",
-                    "storage_options": {"path": str(repo)},
-                    "action_lifetime": ACTION_LIFETIME,
-                },
-            }
-        },
+        "TRANSFER_ADAPTERS": {"basic": _s3_adapter(s3) if s3 else _local_adapter(repo)},
         "PRE_AUTHORIZED_ACTION_PROVIDER": {
             "factory": "giftless.auth.jwt:factory",
             "options": {"algorithm": "HS256", "private_key": key, "default_lifetime": ACTION_LIFETIME},
@@ -154,12 +154,37 @@ def giftless_config(repo: Path, tokens: Sequence[str], key: str) -> dict[str, An
     }
 
 
-def giftless_app(repo: Path, tokens: Sequence[str]) -> Callable:
+def _local_adapter(repo: Path) -> dict[str, Any]:
+    options = {"path": str(repo)}
+    return {
+        "factory": "giftless.transfer.basic_streaming:factory",
+        "options": {
+            "storage_class": "shelf.lfs_storage:GitLfsLayoutStorage",
+            "storage_options": options,
+            "action_lifetime": ACTION_LIFETIME,
+        },
+    }
+
+
+def _s3_adapter(s3: Mapping[str, str]) -> dict[str, Any]:
+    """Pre-signed transfers straight to and from the bucket (the endpoint and keys: AWS's environment)."""
+    options = {"bucket_name": s3["bucket"], "path_prefix": s3.get("prefix") or None}
+    return {
+        "factory": "giftless.transfer.basic_external:factory",
+        "options": {
+            "storage_class": "shelf.s3_storage:VerifiedS3Storage",
+            "storage_options": options,
+            "action_lifetime": ACTION_LIFETIME,
+        },
+    }
+
+
+def giftless_app(repo: Path, tokens: Sequence[str], s3: Mapping[str, str] | None = None) -> Callable:
     from giftless.app import init_app
     from giftless.auth import authentication
 
     key = os.urandom(32).hex()  # signs the short-lived per-object links giftless hands out
-    app = init_app(additional_config=giftless_config(repo, tokens, key))
+    app = init_app(additional_config=giftless_config(repo, tokens, key, s3))
     # giftless builds its authenticators on a first request; build them now, once, before workers fork,
     # so that concurrent first requests never see a half-built list.
     with app.app_context():
@@ -175,7 +200,7 @@ def run(config: Mapping[str, Any]) -> None:
 
     tokens = load_tokens(Path(config["token_file"])) if config.get("token_file") else ()
     static = {prefix: Path(folder) for prefix, folder in (config.get("static") or {}).items()}
-    front = Front(Path(config["repo"]), tokens, static)
+    front = Front(Path(config["repo"]), tokens, static, s3=config.get("s3"))
 
     class FrontApplication(BaseApplication):
         def load_config(self) -> None:
@@ -188,6 +213,9 @@ def run(config: Mapping[str, Any]) -> None:
                 "graceful_timeout": 5,
                 "loglevel": "warning",
                 "post_fork": lambda server, _worker: die_with_parent(server.pid),
+                # gunicorn's runtime-control socket would be a file in the user's home, left behind by
+                # kill -9 and shared by every gunicorn of that user: serve is controlled by its signals.
+                "control_socket_disable": True,
             }
             for name, value in settings.items():
                 self.cfg.set(name, value)

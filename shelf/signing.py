@@ -187,14 +187,14 @@ def sign(name: str, digests: Mapping[str, str], private_key: Path) -> Signature:
     from model_signing._hashing import hashing as ms_hashing
     from model_signing._signing import sign_ec_key, signing
 
-    serialization = ms_manifest._FileSerialization("sha256", False, IGNORED_PATHS)
+    serialization = ms_manifest._FileSerialization("sha256", False, [Path(p) for p in IGNORED_PATHS])
     items = [
         serialization.new_item(path, ms_hashing.Digest("sha256", bytes.fromhex(digest)))
         for path, digest in digests.items()
     ]
     payload = signing.Payload(ms_manifest.Manifest(name, items, serialization))
     signed = sign_ec_key.Signer(Path(private_key)).sign(payload)
-    bundle = signed.bundle.to_json().encode("utf-8")
+    bundle = signed.bundle.to_json().encode("utf-8")  # type: ignore[attr-defined]  # a sigstore_pb.Signature
     return Signature(bundle, _spki_pem(key.public_key()))
 
 

@@ -199,17 +199,18 @@ class ShelfSource:
 
         Raises NotFoundError when the manifest is not in the mirror.
         """
-        from shelf.signing import Signature
-
         path = layout.manifest_path(name, version)
         sig, pub = layout.signature_paths(name, version)
         found = self.mirror.read_many(self.head, [path, sig, pub], missing_ok=True)
         if path not in found:
             found[path] = self.mirror.read_file(self.head, path)  # raises NotFoundError, naming the shelf
-        signature = Signature(found[sig], found[pub]) if sig in found and pub in found else None
-        if signature is None and (sig in found or pub in found):
-            signature = Signature(found.get(sig, b""), found.get(pub, b""))  # half a signature is a bad one
-        return found[path], signature
+        return found[path], signature_of(found.get(sig), found.get(pub))
+
+    def version_files(self, name: str, version: str) -> dict[str, bytes]:
+        """Every file directly in a version's folder (manifest, signature, key), by its path on the shelf."""
+        folder = layout.component_dir(name, version)
+        entries = self.mirror.list_tree(self.head, folder)
+        return self.mirror.read_many(self.head, [e.path for e in entries if e.kind == "blob"])
 
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
@@ -239,6 +240,26 @@ class ShelfSource:
         if is_local_url(self.url) and (local_path(self.url) / "lfs" / "objects").is_dir():
             lfs_url = None  # the objects are right here; a served shelf's LFS URL would only add a detour
         return transport_for(self.url, lfs_url, **options)
+
+
+def signature_of(bundle: bytes | None, public_key: bytes | None):
+    """The ``Signature`` stored beside a manifest; None when neither file is there (half of one is bad)."""
+    from shelf.signing import Signature
+
+    if bundle is None and public_key is None:
+        return None
+    return Signature(bundle or b"", public_key or b"")
+
+
+def open_source(url: str, *, cache_dir: Path | None = None, offline: bool = False) -> ShelfSource:
+    """The source for any shelf address: a git shelf's mirror, or a sparse+http(s):// export read by GETs."""
+    from shelf.remote.url import ShelfURL
+
+    if ShelfURL.parse(url).is_sparse:
+        from shelf.sparse import SparseSource
+
+        return SparseSource(url, cache_dir=cache_dir, offline=offline)
+    return ShelfSource(url, cache_dir=cache_dir, offline=offline)
 
 
 def _checked_manifest(data: bytes, digest: str, source: str, cache_dir: Path) -> Manifest:
@@ -292,5 +313,7 @@ __all__ = [
     "create_shelf",
     "ensure_embedded_shelf",
     "is_local_url",
+    "open_source",
     "pick_shelf_url",
+    "signature_of",
 ]

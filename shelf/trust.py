@@ -49,13 +49,13 @@ class TrustPolicy:
 
 def load_policy(paths: Iterable[str | Path]) -> TrustPolicy:
     """Read every key file; a missing or unreadable one is a ConfigError naming it."""
-    paths = [Path(p).expanduser() for p in paths]
-    if not paths:
+    files = [Path(p).expanduser() for p in paths]
+    if not files:
         return TrustPolicy()
     from shelf.signing import fingerprint, read_public_key
 
     keys = {}
-    for path in paths:
+    for path in files:
         pem = read_public_key(path)
         keys[fingerprint(pem, str(path))] = pem
     return TrustPolicy(keys)
@@ -98,7 +98,7 @@ def check_component(
     from shelf.signing import signature_hint, signed_digests, verify
 
     digests = signed_digests(manifest, [(f.item, f.path, f.sha256) for f in component.files])
-    claimed = signature_hint(signature.bundle) or signature.signer
+    claimed = signature_hint(signature.bundle) or _stored_signer(signature)
     key = None
     if policy.active:
         key = policy.keys.get(claimed)
@@ -113,6 +113,16 @@ def check_component(
         raise TrustError(f"refusing {label}: {e.message}", hint=_BAD_HINT) from e
     _check_locked(label, signer, locked_signer)
     return signer
+
+
+def _stored_signer(signature) -> str:
+    """The fingerprint of the key stored beside a signature, or a placeholder when it is not a key."""
+    from shelf.errors import ConfigError
+
+    try:
+        return signature.signer
+    except ConfigError:
+        return "(a key that is not a usable public key)"
 
 
 def check_published_files(
@@ -168,7 +178,7 @@ def _check_locked(label: str, signer: str, locked_signer: str | None) -> None:
 
 
 def _short(fingerprint: str) -> str:
-    return fingerprint[: len("sha256:") + 16]
+    return fingerprint[: len("sha256:") + 16] if fingerprint.startswith("sha256:") else fingerprint
 
 
 def _listed(policy: TrustPolicy) -> str:

@@ -1,4 +1,4 @@
-"""``export``: a shelf written out as files (for now its web pages; the sparse index will join them)."""
+"""``export``: a shelf written out as static files: its sparse index (and blobs), and its web pages."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from shelf.commands._common import emit, json_option, open_shelf, project
+from shelf.commands._common import emit, json_option, note, open_shelf, project
 
 
 @click.command("export")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--html", is_flag=True, help="Write the web pages: a front page, one per component and base.")
+@click.option("--with-blobs", is_flag=True, help="Also copy every blob into DEST (blobs/sha256/<aa>/<oid>).")
+@click.option(
+    "--lfs-url",
+    metavar="URL",
+    help="The LFS server clients of the export download blobs from (default: the one the shelf names); "
+    "not with --with-blobs.",
+)
+@click.option("--html", is_flag=True, help="Also write the web pages: one per component and base.")
 @click.option(
     "--shelf-url",
     metavar="URL",
@@ -20,30 +27,54 @@ from shelf.commands._common import emit, json_option, open_shelf, project
 )
 @json_option
 @click.pass_context
-def export_cmd(ctx, dest, html, shelf_url, as_json):
-    """Write a shelf out as files under DEST, to serve from any static web server.
+def export_cmd(ctx, dest, with_blobs, lfs_url, html, shelf_url, as_json):
+    """Write a shelf out as static files under DEST, to serve from any static web server or bucket.
 
     \b
-    With --html: index.html lists every component (latest version, kind, summary, base); a page per
-    component shows its versions (yanked ones with the reason), files and sizes, requires, base
-    fingerprints, signer, and the install command to copy; a page per base lists what was trained on it.
-    Plain HTML and one stylesheet, no scripts. Files that did not change are not rewritten; nothing else
-    in DEST is touched.
+    DEST gets the shelf's sparse index: config.json (where blobs come from), index/<prefix>/<name>
+    per component, index/names.txt, and every manifest and signature under components/. Clients read
+    it with `--shelf sparse+https://HOST/PATH/` (plain GETs, no git). Blobs stay on the shelf's LFS
+    server unless --with-blobs copies them in. Files whose bytes did not change are not rewritten, and
+    nothing else in DEST is touched, so a sync to object storage moves only what changed. (With --html
+    and no blobs to point at, only the pages are written, and a note says why.)
 
     \b
-    Example:
+    With --html, also the web pages: index.html lists every component (latest version, kind, summary,
+    base); a page per component shows its versions (yanked ones with the reason), files and sizes,
+    requires, base fingerprints, signer, and the install command to copy; a page per base lists what
+    was trained on it. Plain HTML and one stylesheet, no scripts.
+
+    \b
+    Examples:
+      cclm-shelf export public/ --with-blobs --html
       cclm-shelf export site/ --html --shelf-url https://models.example.org/shelf.git
     """
+    from shelf.errors import ConfigError
     from shelf.gitrepo import is_local_url
-    from shelf.site import export_site
+    from shelf.sparse_export import ExportReport, blob_source, export_sparse
 
-    if not html:
-        raise click.UsageError("say what to export: --html writes the web pages")
-    source = open_shelf(ctx, project()).source()
-    url = shelf_url or (None if is_local_url(source.url) else source.url)
-    changed = export_site(source, dest, url)
+    if with_blobs and lfs_url:
+        raise click.UsageError("give either --with-blobs or --lfs-url, not both")
+    shelf = open_shelf(ctx, project())
+    source = shelf.source()
+    report = ExportReport()
+    try:
+        blobs_from = blob_source(source, lfs_url, with_blobs)
+    except ConfigError as e:
+        if not html:
+            raise
+        note(f"note: only the web pages were written; the sparse index was not: {e.message} ({e.hint})")
+    else:
+        store = shelf.store if with_blobs else None
+        report = export_sparse(source, dest, lfs_url=blobs_from, store=store)
+    changed = list(report.changed)
+    if html:
+        from shelf.site import export_site
+
+        url = shelf_url or (None if is_local_url(source.url) else source.url)
+        changed += export_site(source, dest, url)
     emit(
         as_json,
-        {"dest": str(dest), "changed": changed},
-        [f"wrote {len(changed)} changed file(s) to {dest}; open {dest / 'index.html'}"],
+        {"dest": str(dest), "changed": changed, "blobs_added": report.blobs_added},
+        [f"wrote {len(changed)} changed file(s) and {report.blobs_added} new blob(s) to {dest}"],
     )

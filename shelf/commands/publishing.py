@@ -63,6 +63,12 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
     "published embedder it was trained on.",
 )
 @click.option(
+    "--without-base",
+    is_flag=True,
+    help="Publish a component without requiring its base (when the base is on another shelf); "
+    "installs will then not bring the embedder it needs.",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Private key (PEM, elliptic curve) to sign the manifest and every file's digest with.",
@@ -75,7 +81,9 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
 )
 @json_option
 @click.pass_context
-def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, probes, as_json):
+def publish_cmd(
+    ctx, folder, name, version, summary, license_, requires, without_base, sign_key, probes, as_json
+):
     """Publish a folder saved by the core as NAME VERSION.
 
     \b
@@ -90,6 +98,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.0 --requires 'en_wiki_clm_1==0.2.1'
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
+    from shelf.progress import make_progress
     from shelf.publish import publish
 
     info = package_info(folder, name, version, summary, license_, requires)
@@ -99,7 +108,21 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         quiet_native_logs()
     shelf = open_shelf(ctx, project())
     source = shelf.source()
-    report = publish(folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes)
+    bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
+    try:
+        report = publish(
+            folder,
+            info,
+            source,
+            shelf.store,
+            progress=note,
+            sign_key=sign_key,
+            probes=probes,
+            bars=bars,
+            find_base=not without_base,
+        )
+    finally:
+        bars.close()
     data = {
         "name": report.name,
         "version": report.version,
@@ -110,6 +133,7 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
         "uploaded": report.uploaded,
         "skipped": report.skipped,
         "requires_added": report.requires_added,
+        "signer": report.signer,
     }
     emit(as_json, data, _report_lines(report, shelf.url, _shelf_option(ctx)))
 
@@ -123,6 +147,8 @@ def _report_lines(report, url: str, shelf_option: str) -> list[str]:
     added = []
     if report.requires_added:
         added = [f"  requires {report.requires_added} (added: the embedder it was trained on)"]
+    if report.signer:
+        added.append(f"  signed by {report.signer}")
     return [
         f"published {report.name} {report.version} to {url}",
         f"  manifest {report.manifest_digest}",

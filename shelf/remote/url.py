@@ -7,8 +7,9 @@ A shelf is named by one of
   letter before the colon is a Windows drive, so a local path);
 - a URL with a scheme in ``REMOTE_SCHEMES`` (``git://``, ``ssh://``, ``http(s)://``).
 
-``sparse+http(s)://`` (an index served over plain HTTP, no git) has its place reserved in ``SPARSE_SCHEMES``
-and is refused until a transport reads it. Parsing touches no file and no network; ``local_path`` resolves.
+or ``sparse+http(s)://HOST/PATH`` (kind ``"sparse"``): a static export of a shelf read with plain GETs, no git
+(``shelf.sparse``); ``http_base`` is the ``http(s)://`` URL its files are under. Parsing touches no file and
+no network; ``local_path`` resolves.
 """
 
 from __future__ import annotations
@@ -23,18 +24,21 @@ from shelf.errors import ConfigError
 from shelf.redaction import redact
 
 REMOTE_SCHEMES = frozenset({"git", "http", "https", "ssh", "git+ssh", "ssh+git"})
-SPARSE_SCHEMES = frozenset({"sparse+http", "sparse+https"})  # reserved: not read yet
+SPARSE_SCHEMES = frozenset({"sparse+http", "sparse+https"})
 _SSH_LIKE = frozenset({"ssh", "git+ssh", "ssh+git", "git"})
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 _SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"(?:(?P<user>[^@/]+)@)?(?P<host>[^/:]+):(?P<path>.*)", re.DOTALL)
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
-_HINT = "use a local path, an scp-like user@host:path, or a file://, git://, ssh://, http:// or https:// URL"
+_HINT = (
+    "use a local path, an scp-like user@host:path, or a file://, git://, ssh://, http(s):// or "
+    "sparse+http(s):// URL"
+)
 
 
 @dataclass(frozen=True)
 class ShelfURL:
-    """A parsed shelf address. ``kind`` is ``"local"``, ``"scp"`` or ``"url"``.
+    """A parsed shelf address. ``kind`` is ``"local"``, ``"scp"``, ``"url"`` or ``"sparse"``.
 
     ``text`` is the address tidied (stripped; for URLs the scheme and host lower-cased and the trailing
     ``/`` dropped), credentials included: it is what git is given. Show ``display``, never ``text``.
@@ -71,19 +75,29 @@ class ShelfURL:
             from urllib.request import url2pathname  # ~20 ms to import; only file:// URLs need it
 
             return cls(text, "local", scheme="file", path=url2pathname(unquote(parts.path)))
-        if scheme in SPARSE_SCHEMES:
-            raise ConfigError(f"{scheme}:// shelves are not supported yet", hint=_HINT)
-        if scheme not in REMOTE_SCHEMES or not parts.hostname:
+        if scheme not in REMOTE_SCHEMES | SPARSE_SCHEMES or not parts.hostname:
             raise ConfigError(f"unsupported shelf URL {redact(text)!r}", hint=_HINT)
         userinfo, at, host = parts.netloc.rpartition("@")
         tidy = urlunsplit((scheme, f"{userinfo}{at}{host.lower()}", parts.path.rstrip("/"), parts.query, ""))
-        return cls(tidy, "url", scheme=scheme, host=parts.hostname, path=parts.path.rstrip("/"))
+        kind = "sparse" if scheme in SPARSE_SCHEMES else "url"
+        return cls(tidy, kind, scheme=scheme, host=parts.hostname, path=parts.path.rstrip("/"))
 
     # What callers ask ------------------------------------------------------------------------------------
 
     @property
     def is_local(self) -> bool:
         return self.kind == "local"
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.kind == "sparse"
+
+    @property
+    def http_base(self) -> str:
+        """Where a sparse shelf's files are: its URL without ``sparse+`` (credentials kept, for requests)."""
+        if not self.is_sparse:
+            raise ConfigError(f"{self.display} is not a sparse+http(s):// shelf", hint=_HINT)
+        return self.text.removeprefix("sparse+")
 
     @property
     def local_path(self) -> Path:

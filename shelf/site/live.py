@@ -1,4 +1,4 @@
-"""The pages of a served shelf, kept current: rewritten whenever a publish or a yank moves the shelf.
+"""The pages (and sparse index) of a served shelf, kept current: rewritten when a publish or a yank moves it.
 
 ``cclm-shelf serve`` mounts the folder read-only at its HTTP root and calls ``update`` from its wait loop;
 reading the served repository's branch heads is one git process, and the pages are only rewritten (only the
@@ -16,11 +16,14 @@ from shelf.site.render import export_site
 class LiveSite:
     """``folder`` holds the pages of the bare repository ``shelf_path``, read through ``source``."""
 
-    def __init__(self, source, shelf_path: Path, folder: Path, shelf_url: str | None) -> None:
+    def __init__(
+        self, source, shelf_path: Path, folder: Path, shelf_url: str | None, lfs_url: str | None = None
+    ) -> None:
         self.source = source
         self.shelf_path = Path(shelf_path)
         self.folder = Path(folder)
         self.shelf_url = shelf_url
+        self.lfs_url = lfs_url  # set: the folder also holds the shelf's sparse index, blobs from there
         self._heads: str | None = None
 
     def update(self) -> bool:
@@ -31,6 +34,10 @@ class LiveSite:
         self.source.mark_stale()
         self.source.refresh()
         export_site(self.source, self.folder, self.shelf_url)
+        if self.lfs_url:
+            from shelf.sparse_export import export_sparse
+
+            export_sparse(self.source, self.folder, lfs_url=self.lfs_url)
         self._heads = heads
         return True
 

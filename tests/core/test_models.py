@@ -163,3 +163,35 @@ def test_composed_load_checks_bases_before_building(trained, tmp_path):
     path.write_text(json.dumps(config))
     with pytest.raises(IncompatibleComponentError, match="needs embedder sha256:ab12ab12ab12…"):
         ComposedModel.load(folder)
+
+
+def test_folders_written_with_a_keras_config_still_load(prep, ids, tmp_path):
+    """Items saved before the core described its own networks hold Keras's config under 'model'."""
+    inputs = keras.Input((32,), dtype="int32", name="char_ids")
+    x = keras.layers.Embedding(prep.n_chars, 8, name="char_embedding")(inputs)
+    x = keras.layers.Conv1D(16, 5, padding="same", activation="relu", name="projection")(x)
+    old = keras.Model(inputs, ResidualConvBlock(16, 5, name="conv_block_0")(x), name="embedder")
+    folder = tmp_path / "old"
+    folder.mkdir()
+    config = {"format": 1, "class": "Embedder", "max_len": 32, "n_chars": prep.n_chars, "output_dim": 16}
+    config |= {"hyperparameters": {"n_filters": 16}, "model": keras.saving.serialize_keras_object(old)}
+    (folder / "embedder.json").write_text(json.dumps(config))
+    old.save_weights(str(folder / "embedder.weights.h5"))
+    loaded = Embedder.load(folder)
+    assert np.array_equal(np.asarray(loaded.model(ids)), np.asarray(old(ids)))
+    from cclm_core.fingerprint import embedder_fingerprint
+
+    assert loaded.fingerprint() != embedder_fingerprint(folder)  # re-saved in the core's own description
+    assert "architecture" in json.loads((loaded.save(tmp_path / "new") / "embedder.json").read_text())
+
+
+def test_a_users_own_keras_component_saves_as_a_keras_config_and_loads(trained, ids, tmp_path):
+    embedder = trained[0]
+    inputs = keras.Input((32, embedder.output_dim))
+    mine = keras.Model(inputs, keras.layers.Dense(4, name="mine")(inputs), name="users_component")
+    composed = ComposedModel(embedder, [mine])
+    folder = composed.save(tmp_path / "c")
+    architecture = json.loads((folder / "components" / "0" / "component.json").read_text())["architecture"]
+    assert architecture["class"] == "keras" and architecture["config"]["class_name"] == "Functional"
+    again = ComposedModel.load(folder)
+    assert np.allclose(np.asarray(again.model(ids)), np.asarray(composed.model(ids)), atol=1e-6)

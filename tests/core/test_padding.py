@@ -76,3 +76,22 @@ def test_the_composed_model_carries_the_mask_to_what_is_built_on_it(prep):
     ids = prep.strings_to_array(["cclm is neat"], 32)
     full = np.asarray(composed.model(ids))[0]
     assert np.allclose(np.asarray(pooled(ids))[0], full[: len("cclm is neat")].mean(axis=0), atol=1e-5)
+
+
+def test_max_pooling_over_real_characters_only(prep, tmp_path):
+    import keras
+
+    from cclm_core.layers import MaskedGlobalMaxPooling1D
+
+    embedder, mlm, rec = _stack(prep, 32)
+    composed = ComposedModel(embedder, [mlm, rec])
+    pooled = keras.Model(composed.model.input, MaskedGlobalMaxPooling1D()(composed.model.output))
+    ids = prep.strings_to_array(["cclm is neat", ""], 32)
+    full = np.asarray(composed.model(ids))
+    out = np.asarray(pooled(ids))
+    assert np.allclose(out[0], full[0, : len("cclm is neat")].max(axis=0), atol=1e-6)
+    assert np.array_equal(out[1], np.zeros(out.shape[1]))  # nothing real to pool
+    # a user's model on a ComposedModel round-trips through Keras's own saving (safe mode)
+    path = tmp_path / "user.keras"
+    pooled.save(path)
+    assert np.allclose(np.asarray(keras.saving.load_model(path, safe_mode=True)(ids)), out, atol=1e-6)

@@ -74,6 +74,10 @@ def test_fsck_names_missing_and_damaged_versions_and_a_second_publish_restores_t
     assert cli("fsck", shelf_path).code == 0
     third = publish_both(cli, str(shelf_path), saved_models)
     assert all("nothing to do" in r.out for r in third)  # intact now: nothing is uploaded
+    for blob in [p for p in (shelf_path / "lfs" / "objects").rglob("*") if p.is_file()]:
+        blob.unlink()
+    emptied = cli("fsck", shelf_path)
+    assert emptied.code == 1 and "a shelf served with --s3-bucket keeps them in the bucket" in emptied.out
 
 
 def test_fsck_refuses_what_is_not_a_shelf_on_this_machine(cli, tmp_path):
@@ -111,7 +115,7 @@ def test_a_served_shelf_refuses_a_damaged_blob_and_a_second_publish_restores_it(
 
         monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "publisher"))
         refused = publish_both(cli, servers.http_url, saved_models)[1]  # no token: nobody may restore
-        assert refused.code == 1 and "refused the credentials (403)" in refused.err
+        assert refused.code == 1 and "needs credentials (403)" in refused.err
         monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
         restored = publish_both(cli, servers.http_url, saved_models)[1]
         assert restored.code == 0 and "restored 1 object(s)" in restored.out, restored.err

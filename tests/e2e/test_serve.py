@@ -141,12 +141,15 @@ def test_publishing_without_or_with_a_wrong_token_changes_nothing(
 ):
     shelf_path, servers = served
     before = shelf_refs(shelf_path)
-    for token, code in ((None, "403"), ("not-the-team-token-at-all", "401")):
+    for token, said in (
+        (None, "needs credentials (403)"),
+        ("not-the-team-token-at-all", "refused the credentials (401)"),
+    ):
         if token:
             monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
         result = publish(cli, servers.http_url, saved_models / BASE, "base")
         assert result.code == 1
-        assert f"the LFS server at {servers.lfs_url} refused the credentials ({code})" in result.err
+        assert f"the LFS server at {servers.lfs_url} {said}" in result.err
         assert "hint: set CCLM_SHELF_TOKEN" in result.err and "Traceback" not in result.err
         assert not token or token not in result.err
     assert shelf_refs(shelf_path) == before
@@ -234,6 +237,26 @@ def test_only_the_served_repository_is_reachable(served, tmp_path):
     for path in ("config", "HEAD", "objects/info/packs", "hooks/pre-receive.sample", "../secrets.git/config"):
         answer = requests.get(f"{servers.http_url}/{path}", timeout=30)
         assert answer.status_code == 404 and "[core]" not in answer.text, path
+
+
+def test_an_anonymous_fetch_request_cannot_fill_the_disk(served):
+    from shelf.serve_git import READER_BODY_LIMIT
+
+    _shelf_path, servers = served
+    chunk = b"0" * (1 << 20)
+
+    def body():
+        for _ in range(READER_BODY_LIMIT // len(chunk) + 2):
+            yield chunk
+
+    answer = requests.post(
+        f"{servers.http_url}/git-upload-pack",
+        data=body(),
+        headers={"Content-Type": "application/x-git-upload-pack-request"},
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert "refs/heads/main" in git("ls-remote", servers.http_url).stdout  # and the server still serves
 
 
 def test_lfs_downloads_are_open_and_uploads_need_the_token(served):
@@ -342,7 +365,9 @@ def serve_command(
 ) -> subprocess.Popen:
     command = [sys.executable, "-m", "shelf.cli", "serve", str(shelf_path), "--git-port", str(git_port)]
     command += ["--http-port", str(http_port), *extra]
-    env = {**os.environ, "TMPDIR": str(tmp)}  # whatever the servers write to temporary files lands here
+    # Whatever the servers write to temporary files or to the user's home lands in these two folders.
+    (tmp.parent / "home").mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(tmp.parent / "home"), "XDG_RUNTIME_DIR": ""}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -360,16 +385,18 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
     git_port, http_port = free_port(), free_port()
     (tmp_path / "tmp").mkdir()
     tokens = token_file(tmp_path, TOKEN)
+    tokens.chmod(0o644)
     process = serve_command(
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
     try:
-        lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(4)]
         http_url = f"http://127.0.0.1:{http_port}/team.git"
         assert lines == [
             f"git  git://127.0.0.1:{git_port}/team.git",
             f"http  {http_url}",
             f"lfs  {http_url}/info/lfs",
+            f"sparse  sparse+http://127.0.0.1:{http_port}/",
         ]
         assert listening(f"git://127.0.0.1:{git_port}") and listening(f"http://127.0.0.1:{http_port}")
     finally:
@@ -377,6 +404,7 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err and TOKEN not in err
     assert "publish to the http URL with a token" in err
+    assert f"warning: other users can read {tokens}; chmod 600 {tokens}" in err  # 0644, set above
     assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
     assert processes_mentioning(f"--port={git_port}") == []  # git daemon and its forked child
     assert processes_mentioning(f"127.0.0.1:{http_port}") == []  # gunicorn and its workers
@@ -394,8 +422,8 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
             shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
         )
         try:
-            lines = [process.stdout.readline() for _ in range(3)]
-            assert lines[2].startswith("lfs  "), (
+            lines = [process.stdout.readline() for _ in range(4)]
+            assert lines[3].startswith("sparse  "), (
                 attempt,
                 lines,
                 process.stderr.read() if process.poll() else "",
@@ -414,6 +442,7 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
         assert eventually(lambda: processes_mentioning(f"--port={git_port}") == [])
         assert not listening(f"git://127.0.0.1:{git_port}") and not listening(f"http://127.0.0.1:{http_port}")
         assert list((tmp_path / "tmp").iterdir()) == []  # no signing key, no config, nothing left behind
+        assert list((tmp_path / "home").iterdir()) == []  # no control socket in the user's home
 
 
 def test_busy_port_is_refused_before_starting(tmp_path):
@@ -446,6 +475,21 @@ def test_a_bad_token_file_is_one_line_and_starts_nothing(cli, tmp_path, content,
     result = cli("serve", shelf_path, "--git-port", "1", "--http-port", "2", "--token-file", tokens)
     assert result.code == 2 and message in result.err and "hint:" in result.err
     assert shelf_refs(shelf_path) == before
+
+
+def test_a_git_repository_that_is_not_a_shelf_is_refused_untouched(cli, tmp_path):
+    repo = tmp_path / "code.git"
+    seed = tmp_path / "seed"
+    assert git("init", "-q", "--bare", str(repo)).returncode == 0
+    assert git("init", "-q", str(seed)).returncode == 0
+    (seed / "notes.txt").write_text("mine\n")
+    assert git("-C", str(seed), "add", ".").returncode == 0
+    assert git("-C", str(seed), "commit", "-qm", "notes").returncode == 0
+    assert git("-C", str(seed), "push", "-q", str(repo), "HEAD:refs/heads/main").returncode == 0
+    before = shelf_refs(repo)
+    result = cli("serve", repo, "--git-port", "1", "--http-port", "2")
+    assert result.code == 2 and "is a git repository but not a shelf" in result.err
+    assert shelf_refs(repo) == before  # no .lfsconfig committed into somebody's repository
 
 
 def test_serving_a_missing_shelf_is_an_error(cli, tmp_path):

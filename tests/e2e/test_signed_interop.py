@@ -20,7 +20,7 @@ from shelf.signing import keygen
 from shelf.source import ShelfSource, create_shelf
 from shelf.trust import load_policy
 from tests.e2e.test_publish_interop import lfs_clone
-from tests.shelf.conftest import MLM, saved_models  # noqa: F401 - shared fixture
+from tests.shelf.conftest import BASE, MLM, saved_models  # noqa: F401 - shared fixture
 
 
 @pytest.mark.network
@@ -38,13 +38,14 @@ def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_mod
         serve.point_lfs_url(source, servers.lfs_url)
         monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
         publisher = Shelf(servers.http_url, cache_dir=tmp_path / "publisher")
-        info = PackageInfo("mlm", "0.1.0")
-        publish(saved_models / MLM, info, publisher.source(), publisher.store, sign_key=private)
+        for folder, name in ((BASE, "base"), (MLM, "mlm")):
+            info = PackageInfo(name, "0.1.0")
+            publish(saved_models / folder, info, publisher.source(), publisher.store, sign_key=private)
         monkeypatch.delenv("CCLM_SHELF_TOKEN")
 
         trusted = Shelf(servers.git_url, cache_dir=tmp_path / "installer", trust=load_policy([public]))
         report = trusted.install("mlm@0.1.0", target=tmp_path / "target")
-        assert report.installed == [("mlm", "0.1.0")]
+        assert sorted(report.installed) == [("base", "0.1.0"), ("mlm", "0.1.0")]
         stranger = Shelf(servers.git_url, cache_dir=tmp_path / "stranger", trust=load_policy([other]))
         with pytest.raises(TrustError, match="unknown key"):
             stranger.install("mlm@0.1.0", target=tmp_path / "not-trusted")

@@ -207,3 +207,23 @@ def test_hrefs_go_through_the_proxy(served: Served, tmp_path: Path) -> None:
     assert served.proxy.count("GET", OBJECT) == 3 and served.proxy.count("POST", BATCH) == 1
     assert check_target(target) == 3
     del cache
+
+
+def test_a_download_that_keeps_breaking_is_one_line_naming_component_file_and_server(
+    served: Served, tmp_path: Path
+) -> None:
+    import re
+
+    cache, target = _prepared(served, tmp_path)
+    served.proxy.add(Fault("reset", method="GET", path=OBJECT, times=None))
+    outcome, done = _cli_install(served, cache, target)
+    assert outcome == "error"
+    first, hint = done.stderr.strip().splitlines()
+    server = re.escape(served.proxy.endpoint())
+    assert re.fullmatch(
+        rf"error: downloading ra/\w+/[\w./]+ from the LFS server at {server} failed after \d+ attempt\(s\): "
+        r"the connection broke in the middle of the transfer( \(and \d+ more of the \d+ objects failed\))?",
+        first,
+    ), first
+    assert hint.strip().startswith("hint: ") and "Error" not in first
+    served.proxy.clear()

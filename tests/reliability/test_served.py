@@ -118,12 +118,15 @@ class Served:
             str(self.tokens),
         ]
         command += ["--git-port", str(self.git_port), "--http-port", str(self.http_port)]
-        env = cli_env(TMPDIR=str(self.tmp), CCLM_SHELF_CACHE_DIR=str(self.tmp.parent / "serve-cache"))
+        home = self.tmp.parent / "serve-home"  # nothing of serve's may land in the user's home
+        home.mkdir(exist_ok=True)
+        env = cli_env(TMPDIR=str(self.tmp), HOME=str(home), XDG_RUNTIME_DIR="")
+        env["CCLM_SHELF_CACHE_DIR"] = str(self.tmp.parent / "serve-cache")
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
-        lines = [self.process.stdout.readline() for _ in range(3)]
-        assert lines[2].startswith("lfs  "), lines
+        lines = [self.process.stdout.readline() for _ in range(4)]
+        assert lines[3].startswith("sparse  "), lines
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -142,6 +145,7 @@ class Served:
             and not _listening(self.git_port)
             and not _listening(self.http_port)
             and not any(self.tmp.iterdir())
+            and not any((self.tmp.parent / "serve-home").iterdir())
         )
 
 
@@ -388,6 +392,10 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
         reads = "refs/heads/main" in _git("ls-remote", served.http_url).stdout
         git_fsck(served.shelf)
         fsck = _cclm("fsck", str(served.shelf), cache=tmp_path / "fsck")
+        if not (clean and reads and fsck.returncode == 0):
+            left = _mentioning(f"127.0.0.1:{served.http_port}") + _mentioning(f"--port={served.git_port}")
+            print(f"  FAILED: clean {clean} (left {left}, files {list(served.tmp.iterdir())}), reads {reads}")
+            print(f"  fsck {fsck.returncode}: {fsck.stdout[-500:]} {fsck.stderr[-500:]}")
         ok += clean and reads and fsck.returncode == 0
     record(
         "served",

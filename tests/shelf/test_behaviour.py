@@ -54,6 +54,16 @@ def test_compare_names_the_probe_that_deviates_most():
     assert compare(recorded, summarize(outputs[:, :2]))[1] == float("inf")  # another shape
 
 
+def test_an_embedder_saved_with_its_component_is_probed_composed_too(saved_models):
+    from cclm_core.probes import record
+
+    recorded = record({"embedder": saved_models / BASE / "embedder", "component": saved_models / MLM})
+    assert recorded is not None and sorted(recorded["outputs"]) == ["component", "composed", "embedder"]
+    composed = recorded["outputs"]["composed"][0]
+    assert composed["shape"] == [*recorded["outputs"]["embedder"][0]["shape"][:1], 8]
+    assert record({"preprocessor": saved_models / BASE / "preprocessor"}) is None  # nothing computes
+
+
 @pytest.fixture
 def probed_shelf(shelf_path, saved_models, cli):
     """base 0.1.0 and mlm 0.1.0 published with probes through the CLI."""

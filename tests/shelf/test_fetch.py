@@ -178,3 +178,16 @@ def test_a_hostile_legacy_archive_on_a_shelf_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafeContentError, match=r"\.\."):
         Shelf(str(shelf_path)).fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
     assert not (tmp_path / "area").exists()
+
+
+def test_a_trust_policy_refuses_the_unsigned_original_layout(legacy: Path, tmp_path: Path) -> None:
+    from shelf.errors import TrustError
+    from shelf.signing import keygen
+    from shelf.trust import load_policy
+
+    public = keygen(tmp_path / "team.pem")[1]
+    cache_dir = tmp_path / "fetched"
+    trusted = Shelf(str(legacy), trust=load_policy([public]))
+    with pytest.raises(TrustError, match="original cclm layout, which carries no signature"):
+        trusted.fetch(IDENT, "preprocessor", tag="v0.1.1", cache_dir=cache_dir)
+    assert not cache_dir.exists()

@@ -49,3 +49,20 @@ def test_each_download_is_reported_under_its_file_name(tmp_path_factory, tmp_pat
 def test_bars_only_on_a_terminal() -> None:
     assert isinstance(make_progress(False), NullProgress)
     assert isinstance(make_progress(None), NullProgress)  # pytest's stderr is not a terminal
+
+
+def test_each_upload_is_reported_under_its_file_name(tmp_path_factory, tmp_path: Path) -> None:
+    from shelf.publish import PackageInfo, publish
+    from shelf.source import create_shelf
+    from tests.support.shelves import saved_stack
+
+    stack = saved_stack(tmp_path_factory)
+    shelf = Shelf(create_shelf(tmp_path / "shelf.git"), cache_dir=tmp_path / "cache")
+    recorder = Recorder()
+    publish(stack.base, PackageInfo(BASE, VERSION), shelf.source(), shelf.store, bars=recorder)
+    files = {
+        p.relative_to(stack.base).as_posix(): p.stat().st_size for p in stack.base.rglob("*") if p.is_file()
+    }
+    assert sorted(label for _size, label in recorder.started.values()) == sorted(files)
+    assert sorted(recorder.advanced.values()) == sorted(files.values())
+    assert recorder.finished == set(recorder.started)

@@ -170,6 +170,22 @@ def test_a_forged_envelope_is_refused(keys):
 # --- publish and install -------------------------------------------------------------------------------
 
 
+def test_publish_says_who_signed(shelf_path, saved_models, keys, cli):
+    args = (
+        "publish",
+        saved_models / BASE,
+        "--name",
+        "base",
+        "--version",
+        "0.1.0",
+        "--sign-key",
+        keys["team"][0],
+    )
+    result = cli("--shelf", shelf_path, *args, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["signer"] == fingerprint(keys["team"][1].read_bytes())
+
+
 def test_signed_publish_stores_the_bundle_beside_the_manifest(signed_shelf, keys, tmp_path):
     sig, pub = layout.signature_paths("mlm", "0.1.0")
     bundle = _show(signed_shelf, sig)
@@ -438,3 +454,26 @@ def test_the_signature_covers_the_base_requirement_publish_adds(shelf_path, save
     trusted = Shelf(str(shelf_path), cache_dir=tmp_path / "cache", trust=load_policy([keys["team"][1]]))
     installed = trusted.install("mlm@0.1.0", target=tmp_path / "target")
     assert sorted(installed.installed) == [("base", "0.1.0"), ("mlm", "0.1.0")]
+
+
+def test_the_trusted_key_decides_never_the_one_stored_beside_the_signature(keys):
+    from types import SimpleNamespace
+
+    from shelf.trust import TrustPolicy, check_component, load_policy
+
+    files = [SimpleNamespace(item="model", path="w.h5", sha256="ab" * 32)]
+    component = SimpleNamespace(name="x", version="0.1.0", files=files)
+    raw = b"{}\n"
+    good = sign("x", signed_digests(raw, [("model", "w.h5", "ab" * 32)]), keys["team"][0])
+    team = fingerprint(keys["team"][1].read_bytes())
+    assert check_component(component, raw, good, TrustPolicy()) == team
+    damaged = Signature(good.bundle, b"not a key")
+    with pytest.raises(TrustError, match="not a usable public key"):
+        check_component(component, raw, damaged, TrustPolicy())  # no policy: the stored key is all there is
+    assert check_component(component, raw, damaged, load_policy([keys["team"][1]])) == team
+    with pytest.raises(TrustError, match="unknown key"):
+        check_component(component, raw, good, load_policy([keys["other"][1]]))
+    # The other key's owner stores its own key beside the team's bundle: the bundle still names the team.
+    swapped = Signature(good.bundle, keys["other"][1].read_bytes())
+    with pytest.raises(TrustError, match="another key"):
+        check_component(component, raw, swapped, TrustPolicy())

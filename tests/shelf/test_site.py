@@ -105,8 +105,11 @@ def test_pages_carry_no_token_and_no_local_path(cli, browsed_shelf, tmp_path):
 
 def test_export_mistakes_say_what_to_do(cli, browsed_shelf, tmp_path):
     result = cli("--shelf", browsed_shelf, "export", tmp_path / "site")
-    assert result.code == 2 and "--html writes the web pages" in result.err
+    assert result.code == 2 and "names no http(s) LFS server" in result.err and "--with-blobs" in result.err
     assert not (tmp_path / "site").exists()
+    pages_only = cli("--shelf", browsed_shelf, "export", tmp_path / "site", "--html")
+    assert pages_only.code == 0 and "only the web pages were written" in pages_only.err
+    assert not (tmp_path / "site" / "config.json").exists()
     a_file = tmp_path / "taken"
     a_file.write_text("x")
     result = cli("--shelf", browsed_shelf, "export", a_file, "--html")

@@ -81,7 +81,7 @@ def test_lfs_endpoints_follow_git_lfs(remote: str, endpoint: str | None) -> None
         ("ftp://host/shelf", "unsupported shelf URL"),
         ("http:///no-host", "unsupported shelf URL"),
         ("file://otherhost/x", "names another host"),
-        ("sparse+https://host/index", "not supported yet"),
+        ("sparse+https:///index", "unsupported shelf URL"),
     ],
 )
 def test_bad_addresses_are_refused_with_a_hint(bad: str, message: str) -> None:
@@ -89,6 +89,16 @@ def test_bad_addresses_are_refused_with_a_hint(bad: str, message: str) -> None:
         ShelfURL.parse(bad)
     assert info.value.hint
     assert not is_local(bad) or bad.strip() == ""
+
+
+def test_a_sparse_address_names_its_http_base() -> None:
+    parsed = ShelfURL.parse("sparse+HTTPS://Host:8443/Shelf/ ")
+    assert (parsed.kind, parsed.scheme, parsed.host) == ("sparse", "sparse+https", "host")
+    assert parsed.text == "sparse+https://host:8443/Shelf"
+    assert parsed.http_base == "https://host:8443/Shelf"
+    assert not parsed.is_local and parsed.is_sparse
+    with pytest.raises(ConfigError, match="is not a sparse"):
+        _ = ShelfURL.parse("https://h/o").http_base
 
 
 def test_a_remote_has_no_local_path() -> None:

@@ -1,0 +1,109 @@
+"""`cclm-shelf serve --s3-bucket`: a served shelf's blobs in S3 (moto's S3 server on loopback, boto3),
+uploads checked by sha256 before they count, downloads pre-signed straight from the bucket."""
+
+# ruff: noqa: F811 - the shared fixtures are imported by name for pytest
+
+from __future__ import annotations
+
+import signal
+
+import boto3
+import pytest
+import requests
+
+from tests.e2e.test_serve import TOKEN, eventually, serve_command, token_file
+from tests.shelf.conftest import BASE, cli, saved_models, shelf_path  # noqa: F401 - shared fixtures
+from tests.support.git_servers import free_port
+from tests.support.moto_s3 import moto_s3
+
+pytestmark = pytest.mark.network
+BUCKET, PREFIX = "team-blobs", "shelves"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """moto's S3 server with an empty bucket; the AWS environment points at it for this test."""
+    with moto_s3() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def bucket_keys(client) -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+
+
+@pytest.fixture
+def served(s3, shelf_path, tmp_path):
+    """``serve --s3-bucket`` of an empty shelf with a token; yields (root URL, shelf folder, process)."""
+    git_port, http_port = free_port(), free_port()
+    (tmp_path / "tmp").mkdir()
+    extra = ["--token-file", str(token_file(tmp_path, TOKEN)), "--s3-bucket", BUCKET, "--s3-prefix", PREFIX]
+    process = serve_command(shelf_path, git_port, http_port, *extra, tmp=tmp_path / "tmp")
+    try:
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(4)]
+        assert lines[2].startswith("lfs  "), (lines, process.stderr.read() if process.poll() else "")
+        yield f"http://127.0.0.1:{http_port}", shelf_path, git_port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        assert process.returncode == 0 and "Traceback" not in err, err
+
+
+def test_blobs_go_to_the_bucket_and_installs_verify(cli, served, s3, saved_models, tmp_path, monkeypatch):
+    root, shelf, git_port = served
+    http_url = f"{root}/{shelf.name}"
+    monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
+    published = cli("--shelf", http_url, "publish", saved_models / BASE, "--name", BASE, "--version", "0.1.0")
+    assert published.code == 0, published.err
+    keys = bucket_keys(s3)
+    assert keys and all(k.startswith(f"{PREFIX}/cclm/") for k in keys)
+    assert not any("/incoming/" in k for k in keys)  # every upload was verified and moved into place
+    assert not any(p.is_file() for p in (shelf / "lfs" / "objects").rglob("*"))
+
+    monkeypatch.delenv("CCLM_SHELF_TOKEN")
+    assert eventually(lambda: requests.get(f"{root}/index/names.txt", timeout=10).text == f"{BASE}\n")
+    for name, url in (("git", f"git://127.0.0.1:{git_port}/{shelf.name}"), ("sparse", f"sparse+{root}/")):
+        monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / f"fresh-{name}"))
+        installed = cli("--shelf", url, "install", f"{BASE}@0.1.0", "--target", tmp_path / name)
+        assert installed.code == 0, installed.err
+        assert cli("verify", "--target", tmp_path / name).code == 0
+
+    # Bytes changed in the bucket (same size) are refused by a fresh install; nothing is installed.
+    body = s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=keys[0], Body=bytes([body[0] ^ 0xFF]) + body[1:])
+    monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "fresh-again"))
+    refused = cli(
+        "--shelf",
+        f"git://127.0.0.1:{git_port}/{shelf.name}",
+        "install",
+        f"{BASE}@0.1.0",
+        "--target",
+        tmp_path / "bad",
+    )
+    assert refused.code != 0 and "sha256" in refused.err
+    assert not (tmp_path / "bad" / BASE).exists()
+
+
+def test_an_upload_whose_bytes_do_not_match_never_counts(served, s3, tmp_path, monkeypatch):
+    import hashlib
+
+    from shelf.lfs import LfsObject, transport_for
+
+    root, shelf, _git_port = served
+    claimed = b"the bytes the publisher meant"
+    oid = hashlib.sha256(claimed).hexdigest()
+    monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
+    client = transport_for(f"{root}/{shelf.name}")
+    answer = client.batch("upload", [LfsObject(oid, len(claimed))])[0]
+    upload, verify = answer.actions["upload"], answer.actions["verify"]
+    forged = b"other bytes of the same size!"[: len(claimed)].ljust(len(claimed), b"!")
+    requests.put(upload.href, data=forged, headers=dict(upload.header), timeout=10)
+    headers = {"Content-Type": "application/vnd.git-lfs+json", **verify.header}
+    checked = requests.post(verify.href, json={"oid": oid, "size": len(claimed)}, headers=headers, timeout=10)
+    assert checked.status_code == 422
+    assert not any(k.endswith("/" + oid) for k in bucket_keys(s3))  # neither kept nor left in incoming/
+    again = client.batch("upload", [LfsObject(oid, len(claimed))])[0]
+    assert "upload" in again.actions  # the server still asks for the object
