@@ -159,8 +159,8 @@ class Shelf:
             _warm_up_in_background()
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            index = StoredVersions(self.index, self.store) if self.offline else None
-            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=index), self.index
+            stored = StoredVersions(self.index, self.store) if self.offline else None
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
         resolution, index = mirrored
         components, manifests = self.pin(resolution, index)
         found = [(e, index.source_of(e.name)) for e in resolution.components.values()]
