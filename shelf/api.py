@@ -14,7 +14,15 @@ from registry_index.pointer import parse_pointer
 from registry_index.requirements import Requirement, parse_requirement
 from registry_index.versions import format_version, parse_version
 from shelf import constants
-from shelf.errors import IntegrityError, NotFoundError, OfflineError, ShelfError, TransportError, TrustError
+from shelf.errors import (
+    IntegrityError,
+    NotFoundError,
+    OfflineError,
+    ResolutionError,
+    ShelfError,
+    TransportError,
+    TrustError,
+)
 from shelf.gitrepo import mirror_path, normalise_url
 from shelf.install import InstallReport, InstallTarget, install_components
 from shelf.lockfile import LockedComponent, Lockfile, public_source
@@ -26,6 +34,8 @@ from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
+    # Pinned components, their manifests, and the index entries they came from (for yank warnings).
+    _Pinned = tuple[list[LockedComponent], dict[str, bytes], list[tuple["IndexEntry", ShelfSource]]]
     from registry_index.index import IndexEntry
     from shelf.resolution.provider import EntrySource
     from shelf.resolver import Resolution
@@ -150,23 +160,61 @@ class Shelf:
         *requirements: str | Requirement,
         target: str | Path = constants.DEFAULT_TARGET,
         allow_prereleases: bool = False,
+        link_mode: str | None = None,
+        force: bool = False,
     ) -> InstallReport:
-        """Resolve ``requirements`` on this shelf and install the set into ``target``."""
+        """Resolve ``requirements`` together with what ``target`` holds, and install the set there.
+
+        A target is one stack: the components already installed are kept at their versions when the new
+        ones agree with them, else moved to versions that do (the whole stack, consistently), else the
+        install is refused in model terms. ``force`` moves folders cclm-shelf did not install into the
+        target's trash; ``link_mode`` is one of ``shelf.linking.LINK_MODES``.
+        """
         if not requirements:
             raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         if not self.offline and not all(mirror_path(url, self.cache_dir).exists() for url in self.urls):
             _warm_up_in_background()
-        mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
-        if mirrored is None:
-            index = StoredVersions(self.index, self.store) if self.offline else None
-            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=index), self.index
-        resolution, index = mirrored
-        components, manifests = self.pin(resolution, index)
-        found = [(e, index.source_of(e.name)) for e in resolution.components.values()]
-        report = self.install_pinned(components, target=target, manifests=manifests)
+        components, manifests, found = self._pin_with_stack(reqs, Path(target), allow_prereleases)
+        report = self.install_pinned(
+            components, target=target, manifests=manifests, link_mode=link_mode, force=force
+        )
         report.warnings += yank_warnings(found)
         return report
+
+    def _pin_with_stack(self, reqs: list[Requirement], target: Path, allow_prereleases: bool) -> _Pinned:
+        """Pin ``reqs`` plus the installed stack: at its versions first, else free to move together."""
+        installed = _installed_versions(target, {r.name for r in reqs})
+        pinned = [*reqs, *(parse_requirement(f"{n}=={v}") for n, v in sorted(installed.items()))]
+        try:
+            return self._pin_requirements(pinned, allow_prereleases)
+        except ResolutionError:
+            if not installed:
+                raise
+        known = [n for n in sorted(installed) if self.index.entries(n)]
+        together = [*reqs, *(parse_requirement(n) for n in known)]
+        index = StoredVersions(self.index, self.store) if self.offline else None
+        try:
+            resolution = self.resolve(
+                together, locked=installed, allow_prereleases=allow_prereleases, index=index
+            )
+        except ResolutionError as conflict:
+            # Told in model terms from what the request alone needs (its own error, if it has one).
+            alone = self._pin_requirements(reqs, allow_prereleases)
+            raise _stack_conflict(target, alone, conflict) from None
+        return self._pinned(resolution, self.index)
+
+    def _pin_requirements(self, reqs: list[Requirement], allow_prereleases: bool) -> _Pinned:
+        """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
+        mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
+        if mirrored is None:
+            stored = StoredVersions(self.index, self.store) if self.offline else None
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
+        return self._pinned(*mirrored)
+
+    def _pinned(self, resolution: Resolution, index: PriorityIndex) -> _Pinned:
+        components, manifests = self.pin(resolution, index)
+        return components, manifests, [(e, index.source_of(e.name)) for e in resolution.components.values()]
 
     def _resolve_from_mirror(
         self, reqs: Sequence[Requirement], allow_prereleases: bool
@@ -198,8 +246,16 @@ class Shelf:
             return None
         return resolution, index
 
-    def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
-        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning."""
+    def install_locked(
+        self,
+        lock: Lockfile,
+        target: str | Path = constants.DEFAULT_TARGET,
+        *,
+        link_mode: str | None = None,
+        force: bool = False,
+    ) -> InstallReport:
+        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning;
+        a target whose other components disagree with the locked base is refused."""
         manifests = {}
         for component in lock.components:
             data, signature = self._locked_manifest(component)
@@ -208,7 +264,9 @@ class Shelf:
             if data is not None:
                 manifests[component.name] = data
         warnings = self.locked_yank_warnings(lock.components)
-        report = self.install_pinned(list(lock.components), target=target, manifests=manifests)
+        report = self.install_pinned(
+            list(lock.components), target=target, manifests=manifests, link_mode=link_mode, force=force
+        )
         report.warnings += warnings
         return report
 
@@ -289,11 +347,14 @@ class Shelf:
         *,
         target: str | Path,
         manifests: dict[str, bytes] | None = None,
+        link_mode: str | None = None,
+        force: bool = False,
     ) -> InstallReport:
+        options = {"link_mode": link_mode, "force": force}
         self._check_offline(components)
         self._labels.update({f.sha256: f"{c.name}/{f.item}/{f.path}" for c in components for f in c.files})
         try:
-            return self._install_once(components, Path(target), manifests)
+            return self._install_once(components, Path(target), manifests, options)
         except TransportError:
             # Blob transports were opened from mirrored metadata; the shelf may have moved its LFS server
             # since (``cclm-shelf serve`` rewrites .lfsconfig). Refresh those mirrors and try once more.
@@ -302,14 +363,18 @@ class Shelf:
                 raise
             for source in stale:
                 source.refresh()
-            return self._install_once(components, Path(target), manifests)
+            return self._install_once(components, Path(target), manifests, options)
 
     def _install_once(
-        self, components: Sequence[LockedComponent], target: Path, manifests: dict[str, bytes] | None
+        self,
+        components: Sequence[LockedComponent],
+        target: Path,
+        manifests: dict[str, bytes] | None,
+        options: dict,
     ) -> InstallReport:
         transports = _LazyTransports(self, components)
         return install_components(
-            components, target=target, store=self.store, transports=transports, manifests=manifests
+            components, target=target, store=self.store, transports=transports, manifests=manifests, **options
         )
 
     def _check_offline(self, components: Sequence[LockedComponent]) -> None:
@@ -441,6 +506,34 @@ def _warm_up_in_background() -> None:
         validate_manifest({})  # builds and caches the validator; the problems found are not wanted
 
     threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
+
+
+def _stack_conflict(target: Path, alone: _Pinned, conflict: ResolutionError) -> ResolutionError:
+    """Why a request cannot join the stack in ``target``: the bases that disagree, else the versions."""
+    from shelf.stack import check_stack, installed_members, member
+
+    components, manifests, _ = alone
+    record = InstallTarget(target).read_record()["components"]
+    incoming = {c.name: member(c, manifests.get(c.name)) for c in components}
+    try:
+        check_stack(target, installed_members(target, record), incoming)
+    except ResolutionError as in_model_terms:
+        return in_model_terms
+    asked = ", ".join(sorted(f"{c.name} {c.version}" for c in components))
+    return ResolutionError(
+        f"{asked} cannot join the stack installed in {target}: {conflict.message}",
+        hint="install into another --target, or uninstall the components that hold it back",
+    )
+
+
+def _installed_versions(target: Path, asked: set[str]) -> dict[str, str]:
+    """The components installed in ``target`` that the user did not name again: {name: version}."""
+    record = InstallTarget(target).read_record()["components"]
+    return {
+        name: str(entry["version"])
+        for name, entry in record.items()
+        if name not in asked and isinstance(entry, dict) and entry.get("version")
+    }
 
 
 class _Single:

@@ -117,8 +117,8 @@ def install_legacy_item(
     kept whatever folder was there, whatever tag was asked for). The blob is downloaded, verified and its
     members checked before the target is touched, so a failed or refused fetch leaves nothing behind.
     """
-    from shelf.install import safe_relative
     from shelf.lfs import LfsObject
+    from shelf.target import safe_relative
 
     dest = target.component_dir(identifier) / safe_relative(item_type)
     key = f"{identifier}/{item_type}"
@@ -132,6 +132,13 @@ def install_legacy_item(
         record = target.read_record()
         if _is_current(record, key, tag, pointer.oid, dest):
             return dest
+        if (dest.exists() or dest.is_symlink()) and key not in record.get("legacy", {}):
+            from shelf.errors import TargetError
+
+            raise TargetError(
+                f"{dest} is not installed by cclm-shelf; refusing to replace it",
+                hint="move it away yourself, then fetch again",
+            )
         _clear_staging(dest)
         written = extract_archive(store.path(pointer.oid), dest, label)
         record.setdefault("legacy", {})[key] = {

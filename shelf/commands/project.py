@@ -84,7 +84,8 @@ def add_cmd(ctx, requirements, no_install, as_json):
         proj = add_requirements(proj.path, requirements)
         shelf = open_shelf(ctx, proj)
         lock, _ = resolve_and_lock(shelf, proj, previous=read_lock_quiet(saved.lock))
-        report = shelf.install_locked(lock, target=proj.target) if not no_install else None
+        mode = _link_mode(proj)
+        report = shelf.install_locked(lock, target=proj.target, link_mode=mode) if not no_install else None
     installed = report.installed if report else []
     for warning in report.warnings if report else shelf.locked_yank_warnings(lock.components):
         note(f"warning: {warning}")
@@ -105,6 +106,12 @@ def add_cmd(ctx, requirements, no_install, as_json):
 
 def _pin_rows(pins: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(pins.items())]
+
+
+def _link_mode(proj) -> str | None:
+    from shelf.linking import choose_link_mode
+
+    return choose_link_mode(None, proj.link_mode)
 
 
 @dataclass(frozen=True)
@@ -177,8 +184,9 @@ def remove_cmd(ctx, names, no_install, as_json):
         keep = set(lock.pins())
         for name in sorted(InstallTarget(proj.target).read_record()["components"]):
             if name not in keep:
-                uninstalled.append({"name": name, "version": uninstall(proj.target, name)})
-                lines.append(f"uninstalled {name}")
+                version, kept = uninstall(proj.target, name)
+                uninstalled.append({"name": name, "version": version})
+                lines.append(f"uninstalled {name}" + (f" (edited files moved to {kept})" if kept else ""))
     data = {
         "removed": list(names),
         "project": str(proj.path),
