@@ -208,8 +208,8 @@ class Shelf:
         """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            index = StoredVersions(self.index, self.store) if self.offline else None
-            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=index), self.index
+            stored = StoredVersions(self.index, self.store) if self.offline else None
+            mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
         return self._pinned(*mirrored)
 
     def _pinned(self, resolution: Resolution, index: PriorityIndex) -> _Pinned:
