@@ -153,7 +153,7 @@ def measure_size(size: int, real: Path, work: Path, urls: tuple[str, str], env: 
     folder = big_component(real, work / f"component-{size}", size)
     name = f"mem_{size}mib"
     publish = [*cli(), "--shelf", git_url, "--cache-dir", str(work / f"pub-cache-{size}"), "publish",
-               str(folder), "--name", name, "--version", "1.0.0"]  # fmt: skip
+               str(folder), "--name", name, "--version", "1.0.0", "--without-base"]  # fmt: skip
     install = [*cli(), "--shelf", git_url, "--cache-dir", str(work / f"inst-cache-{size}"), "install",
                f"{name}@v1.0.0", "--target", str(work / f"target-{size}")]  # fmt: skip
     peaks = [

@@ -3,7 +3,7 @@
     python scripts/reliability.py                 # CI counts (a few trials per case), print the table
     python scripts/reliability.py --full          # full counts (>= 20 kills each, 16 parallel installs)
     python scripts/reliability.py --full --write  # ... and replace the figures section of RELIABILITY.md
-    python scripts/reliability.py --only served   # one group (faults, crashes, concurrency, hostile, ...)
+    python scripts/reliability.py --only install  # one group (faults, crashes, concurrency, served, ...)
 
 The trials are pytest tests in ``tests/reliability``; each case appends ``{"group", "case", "tried", "ok",
 "rerun"}`` to the JSON-lines file named by ``CCLM_RELIABILITY_RESULTS``. A test that fails before it
@@ -33,6 +33,7 @@ GROUPS = {
     "hostile": ["tests/reliability/test_hostile.py", "tests/reliability/test_unsafe_models.py"],
     "auth": ["tests/reliability/test_auth.py"],
     "served": ["tests/reliability/test_served.py"],
+    "install": ["tests/reliability/test_install_safety.py"],
 }
 
 

@@ -9,30 +9,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from registry_index import layout
-from registry_index.errors import RegistryIndexError
 from registry_index.requirements import Requirement, parse_requirement
-from registry_index.versions import format_version, parse_version
 from shelf import constants
 from shelf.errors import (
     IntegrityError,
     NotFoundError,
     OfflineError,
+    ResolutionError,
     ShelfError,
     TransportError,
     translated,
 )
 from shelf.install import InstallReport, install_components
+from shelf.legacy import fetch_legacy, find_version
 from shelf.lockfile import LockedComponent, Lockfile, public_source
 from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.remote.mirror import mirror_path
+from shelf.remote.transport import LazyTransports, warm_up_in_background
 from shelf.remote.url import normalise_url
 from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
+from shelf.stack import installed_versions, stack_conflict
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
 from shelf.yanking import yank_warnings
 
 if TYPE_CHECKING:
+    # Pinned components, their manifests, and the index entries they came from (for yank warnings).
+    _Pinned = tuple[list[LockedComponent], dict[str, bytes], list[tuple["IndexEntry", ShelfSource]]]
     from registry_index.index import IndexEntry
     from shelf.resolution.provider import EntrySource
     from shelf.resolver import Resolution
@@ -160,23 +164,61 @@ class Shelf:
         *requirements: str | Requirement,
         target: str | Path = constants.DEFAULT_TARGET,
         allow_prereleases: bool = False,
+        link_mode: str | None = None,
+        force: bool = False,
     ) -> InstallReport:
-        """Resolve ``requirements`` on this shelf and install the set into ``target``."""
+        """Resolve ``requirements`` together with what ``target`` holds, and install the set there.
+
+        A target is one stack: the components already installed are kept at their versions when the new
+        ones agree with them, else moved to versions that do (the whole stack, consistently), else the
+        install is refused in model terms. ``force`` moves folders cclm-shelf did not install into the
+        target's trash; ``link_mode`` is one of ``shelf.linking.LINK_MODES``.
+        """
         if not requirements:
             raise NotFoundError("nothing to install", hint="name a component, e.g. en_wiki_clm_1@v0.2.1")
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
         if not self.offline and not all(mirror_path(url, self.cache_dir).exists() for url in self.urls):
-            _warm_up_in_background()
+            warm_up_in_background()
+        components, manifests, found = self._pin_with_stack(reqs, Path(target), allow_prereleases)
+        report = self.install_pinned(
+            components, target=target, manifests=manifests, link_mode=link_mode, force=force
+        )
+        report.warnings += yank_warnings(found)
+        return report
+
+    def _pin_with_stack(self, reqs: list[Requirement], target: Path, allow_prereleases: bool) -> _Pinned:
+        """Pin ``reqs`` plus the installed stack: at its versions first, else free to move together."""
+        installed = installed_versions(target, {r.name for r in reqs})
+        pinned = [*reqs, *(parse_requirement(f"{n}=={v}") for n, v in sorted(installed.items()))]
+        try:
+            return self._pin_requirements(pinned, allow_prereleases)
+        except ResolutionError:
+            if not installed:
+                raise
+        known = [n for n in sorted(installed) if self.index.entries(n)]
+        together = [*reqs, *(parse_requirement(n) for n in known)]
+        index = StoredVersions(self.index, self.store) if self.offline else None
+        try:
+            resolution = self.resolve(
+                together, locked=installed, allow_prereleases=allow_prereleases, index=index
+            )
+        except ResolutionError as conflict:
+            # Told in model terms from what the request alone needs (its own error, if it has one).
+            alone = self._pin_requirements(reqs, allow_prereleases)
+            raise stack_conflict(target, alone, conflict) from None
+        return self._pinned(resolution, self.index)
+
+    def _pin_requirements(self, reqs: list[Requirement], allow_prereleases: bool) -> _Pinned:
+        """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
             stored = StoredVersions(self.index, self.store) if self.offline else None
             mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
-        resolution, index = mirrored
+        return self._pinned(*mirrored)
+
+    def _pinned(self, resolution: Resolution, index: PriorityIndex) -> _Pinned:
         components, manifests = self.pin(resolution, index)
-        found = [(e, index.source_of(e.name)) for e in resolution.components.values()]
-        report = self.install_pinned(components, target=target, manifests=manifests)
-        report.warnings += yank_warnings(found)
-        return report
+        return components, manifests, [(e, index.source_of(e.name)) for e in resolution.components.values()]
 
     def _resolve_from_mirror(
         self, reqs: Sequence[Requirement], allow_prereleases: bool
@@ -210,8 +252,16 @@ class Shelf:
         return resolution, index
 
     @translated()
-    def install_locked(self, lock: Lockfile, target: str | Path = constants.DEFAULT_TARGET) -> InstallReport:
-        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning."""
+    def install_locked(
+        self,
+        lock: Lockfile,
+        target: str | Path = constants.DEFAULT_TARGET,
+        *,
+        link_mode: str | None = None,
+        force: bool = False,
+    ) -> InstallReport:
+        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning;
+        a target whose other components disagree with the locked base is refused."""
         manifests = {}
         for component in lock.components:
             data, signature = self._locked_manifest(component)
@@ -220,7 +270,9 @@ class Shelf:
             if data is not None:
                 manifests[component.name] = data
         warnings = self.locked_yank_warnings(lock.components)
-        report = self.install_pinned(list(lock.components), target=target, manifests=manifests)
+        report = self.install_pinned(
+            list(lock.components), target=target, manifests=manifests, link_mode=link_mode, force=force
+        )
         report.warnings += warnings
         return report
 
@@ -273,7 +325,7 @@ class Shelf:
 
         self._check_offline(components)
         report = InstallReport()
-        _fetch(components, self.store, _LazyTransports(self, components), report)
+        _fetch(components, self.store, LazyTransports(self, components), report)
         return report
 
     @translated()
@@ -285,12 +337,10 @@ class Shelf:
         """
         from registry_index.manifest import manifest_digest
 
-        folder = layout.component_dir(component.name, component.version)
         manifest = layout.manifest_path(component.name, component.version)
         # Refreshed once per handle (not offline): a signature may have been added since the mirror's fetch.
         source = self.source_for(component.source)
-        entries = source.mirror.list_tree(source.head, folder)
-        found = source.mirror.read_many(source.head, [e.path for e in entries if e.kind == "blob"])
+        found = source.version_files(component.name, component.version)
         if manifest_digest(found.get(manifest, b"")) != component.manifest_digest:
             raise IntegrityError(
                 f"the manifest of {component.name} {component.version} on {source.url} does not match the "
@@ -306,11 +356,14 @@ class Shelf:
         *,
         target: str | Path,
         manifests: dict[str, bytes] | None = None,
+        link_mode: str | None = None,
+        force: bool = False,
     ) -> InstallReport:
+        options = {"link_mode": link_mode, "force": force}
         self._check_offline(components)
         self._labels.update({f.sha256: f"{c.name}/{f.item}/{f.path}" for c in components for f in c.files})
         try:
-            return self._install_once(components, Path(target), manifests)
+            return self._install_once(components, Path(target), manifests, options)
         except TransportError:
             # Blob transports were opened from mirrored metadata; the shelf may have moved its LFS server
             # since (``cclm-shelf serve`` rewrites .lfsconfig). Refresh those mirrors and try once more.
@@ -319,14 +372,18 @@ class Shelf:
                 raise
             for source in stale:
                 source.refresh()
-            return self._install_once(components, Path(target), manifests)
+            return self._install_once(components, Path(target), manifests, options)
 
     def _install_once(
-        self, components: Sequence[LockedComponent], target: Path, manifests: dict[str, bytes] | None
+        self,
+        components: Sequence[LockedComponent],
+        target: Path,
+        manifests: dict[str, bytes] | None,
+        options: dict,
     ) -> InstallReport:
-        transports = _LazyTransports(self, components)
+        transports = LazyTransports(self, components)
         return install_components(
-            components, target=target, store=self.store, transports=transports, manifests=manifests
+            components, target=target, store=self.store, transports=transports, manifests=manifests, **options
         )
 
     def _check_offline(self, components: Sequence[LockedComponent]) -> None:
@@ -364,9 +421,8 @@ class Shelf:
         (a shelf-wide tag, a branch, a commit) on a shelf of the original cclm layout. A different tag is a
         different install; a branch that moved installs its new content.
         """
-        target = Path(cache_dir)  # the seed's name for the install folder
         source = self.index.source_of(identifier)
-        entry = self._find_version(source, identifier, tag)
+        entry = find_version(self, source, identifier, tag)
         if entry is not None:
             components, manifests = self.pin(_Single(entry))
             if not any(f.item == item_type for f in components[0].files):
@@ -374,40 +430,9 @@ class Shelf:
                     f"{identifier} {entry.version} has no {item_type!r} item",
                     hint=f"cclm-shelf show {identifier}@{entry.version}",
                 )
-            self.install_pinned(components, target=target, manifests=manifests)
-            return str(target / identifier / item_type)
-        from shelf.legacy import fetch_legacy
-
-        return str(fetch_legacy(self, source, identifier, item_type, tag, target))
-
-    def _find_version(self, source: ShelfSource, identifier: str, tag: str | None) -> IndexEntry | None:
-        entries = source.index.entries(identifier)
-        if not entries:
-            return None
-        if tag is None:
-            return self.resolve([identifier]).components[identifier]
-        try:
-            version = format_version(parse_version(tag))
-        except RegistryIndexError:
-            return None
-        return next((e for e in entries if e.version == version), None)
-
-
-def _warm_up_in_background() -> None:
-    """Import the HTTP client and build the manifest validator on a side thread.
-
-    Used before a shelf's first mirror: its blobs are most likely missing too, and the first fetch spends
-    a few hundred milliseconds waiting for git, time in which this work (as long again) costs nothing.
-    """
-    import threading
-
-    def work() -> None:
-        import shelf.remote.lfs_http  # noqa: F401
-        from registry_index.manifest import validate_manifest
-
-        validate_manifest({})  # builds and caches the validator; the problems found are not wanted
-
-    threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
+            self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
+            return str(Path(cache_dir) / identifier / item_type)
+        return str(fetch_legacy(self, source, identifier, item_type, tag, Path(cache_dir)))
 
 
 class _Single:
@@ -415,17 +440,3 @@ class _Single:
 
     def __init__(self, entry: IndexEntry) -> None:
         self.components = {entry.name: entry}
-
-
-class _LazyTransports(dict):
-    """Transports opened only for the shelves that actually have to send something."""
-
-    def __init__(self, shelf: Shelf, components: Sequence[LockedComponent]) -> None:
-        super().__init__()
-        self._shelf = shelf
-        self._components = {c.source: c for c in components}
-
-    def get(self, key, default=None):
-        if key not in self and key in self._components:
-            self[key] = self._shelf.transports([self._components[key]])[key]
-        return super().get(key, default)

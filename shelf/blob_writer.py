@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -19,6 +20,14 @@ from shelf.errors import IntegrityError, StoreError
 from shelf.fsutil import fsync_dir
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+# 2000-01-01T00:00:00Z: the mtime of every verified blob; any write through a link changes it.
+VERIFIED_MTIME_NS = 946_684_800 * 1_000_000_000
+
+
+def seal(path: Path) -> None:
+    """Make a verified file read-only and stamp its mtime, the mark ``revalidate`` trusts."""
+    os.chmod(path, READ_ONLY)
+    os.utime(path, ns=(time.time_ns(), VERIFIED_MTIME_NS))
 
 
 class BlobWriter:
@@ -94,7 +103,7 @@ class BlobWriter:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._close()
-        os.chmod(self._partial, READ_ONLY)
+        seal(self._partial)
         os.replace(self._partial, final)
         fsync_dir(final.parent)
 

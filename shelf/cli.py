@@ -64,11 +64,17 @@ def hoist_global_options(args: list[str]) -> list[str]:
     """``install X --shelf URL --offline`` -> ``--shelf URL --offline install X``.
 
     Global options found after the command name (and before a ``--``) move in front of it, in their order;
+    a ``--json`` written before the command moves after it (it is each reporting command's option);
     everything else keeps its place.
     """
     command_at = _command_position(args)
     if command_at is None:
         return list(args)
+    if "--json" in args[:command_at]:  # `cclm-shelf --json show x`: --json belongs to the command
+        front = [a for a in args[:command_at] if a != "--json"]
+        rest = list(args[command_at:])
+        end = rest.index("--") if "--" in rest else len(rest)
+        return hoist_global_options([*front, *rest[:end], "--json", *rest[end:]])
     moved: list[str] = []
     kept: list[str] = []
     rest = args[command_at + 1 :]

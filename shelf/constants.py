@@ -18,6 +18,7 @@ ENV_SHELF = "CCLM_SHELF_URL"  # the shelf used when none is configured or given
 ENV_OFFLINE = "CCLM_SHELF_OFFLINE"  # "1": never touch the network
 ENV_TOKEN = "CCLM_SHELF_TOKEN"  # bearer token for the LFS server
 ENV_JOBS = "CCLM_SHELF_JOBS"  # parallel downloads and uploads
+ENV_LINK_MODE = "CCLM_SHELF_LINK_MODE"  # how installed files point at the store: hardlink, copy, symlink
 ENV_TRUSTED_KEYS = "CCLM_SHELF_TRUSTED_KEYS"  # public keys an install trusts, os.pathsep between paths
 ENV_NATIVE_LOGS = "CCLM_SHELF_NATIVE_LOGS"  # "1": keep TensorFlow's native start-up log lines
 ENV_INDEX_MAX_AGE = "CCLM_SHELF_INDEX_MAX_AGE"  # seconds a mirrored index (yank status) is trusted online
@@ -31,6 +32,7 @@ PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
 MANIFEST_FILE = "cclm-manifest.json"
 INSTALL_RECORD = ".cclm-shelf-install.json"
+TRASH_DIR = ".cclm-shelf-trash"  # in a target: what install/uninstall moved aside instead of deleting
 
 # Transfer tuning.
 CHUNK_SIZE = 1 << 20  # bytes read or written at a time while streaming
@@ -91,6 +93,10 @@ def jobs() -> int:
         f"{ENV_JOBS}={raw!r} is not a number of parallel transfers",
         hint=f"set {ENV_JOBS} to a whole number from 1 to {MAX_JOBS}, or unset it for {DEFAULT_JOBS}",
     )
+
+
+def link_mode() -> str | None:
+    return _env(ENV_LINK_MODE)
 
 
 def index_max_age() -> int:

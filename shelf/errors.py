@@ -16,7 +16,8 @@
     ├── ResolutionError             no compatible set of components exists
     ├── LockfileError               the lockfile is missing, stale, corrupt or too new
     ├── PublishError                a publish was refused (immutable version, bad folder, ...)
-    └── StoreError                  the content-addressed store is broken or locked
+    ├── StoreError                  the content-addressed store is broken or locked
+    └── TargetError                 an install folder holds what cclm-shelf did not put there
 
 Errors carry data and format themselves; only the CLI turns them into messages and exit codes.
 
@@ -113,6 +114,10 @@ class PublishError(ShelfError):
 
 class StoreError(ShelfError):
     pass
+
+
+class TargetError(ShelfError):
+    """An install folder holds something cclm-shelf did not install there."""
 
 
 # Translation at the boundary --------------------------------------------------------------------------

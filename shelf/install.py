@@ -3,9 +3,8 @@
 An install target (default ``.cclm``) holds one folder per component, in the seed library's layout::
 
     <target>/<name>/cclm-manifest.json          the manifest the files were checked against
-    <target>/<name>/<item_type>/<files>         hardlinks into the blob store (copies where links fail)
-    <target>/.cclm-shelf-install.json           what is installed: version, digest, source, file stats
-    <target>/.install.lock                      serialises writers of this target
+    <target>/<name>/<item_type>/<files>         blobs of the store, linked as the link mode says
+    <target>/.cclm-shelf-install.json           what is installed (see ``shelf.target``)
 
 Every blob is verified when it enters the store, so installing is fetching what the store lacks (one batch
 per shelf) and linking. A component is replaced atomically: it is built in a staging folder beside the
@@ -13,38 +12,32 @@ target and renamed into place, so a reader never sees half a component and a cra
 debris that the next run removes. A warm install compares file stats with the record and re-hashes nothing.
 Blobs are downloaded before the target is locked or even created, so a refused or failed download leaves the
 target exactly as it was; paths from manifests and lockfiles are checked before anything moves.
+
+What is replaced or removed follows ``shelf.target``: only folders cclm-shelf installed, and anything edited
+goes to the target's trash. Before a blob is linked again the store revalidates it (``BlobStore.revalidate``),
+so a blob written to through an installed link is fetched again rather than spread; a component whose
+installed files changed is not current, so installing into any target that shares a damaged file repairs
+it. The target stays one stack: a component whose base disagrees with what stays installed is refused.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock
-
 from shelf import constants, frameworks
-from shelf.errors import ConfigError, IntegrityError, NotFoundError, UnsafeContentError
-from shelf.fsutil import (
-    STAGING_PREFIX,
-    TRASH_PREFIX,
-    atomic_write,
-    discard,
-    hash_file,
-    new_staging,
-    remove_tree,
-    swap_dir,
-)
+from shelf.errors import IntegrityError, NotFoundError
+from shelf.fsutil import hash_file, new_staging, remove_tree
+from shelf.linking import DEFAULT_LINK_MODE, choose_link_mode
+from shelf.stack import check_stack, disagreements, installed_members, member
 from shelf.store import BlobStore
+from shelf.target import InstallTarget, file_stat, safe_relative
 
 if TYPE_CHECKING:
     from shelf.lockfile import LockedComponent as ComponentSpec  # what an install needs of one pin
     from shelf.remote.transport import Transport
-
-RECORD_VERSION = 1
 
 
 @dataclass
@@ -54,97 +47,57 @@ class InstallReport:
     objects_fetched: int = 0
     bytes_fetched: int = 0
     warnings: list[str] = field(default_factory=list)  # a yanked pin, a framework this machine lacks
+    moved_aside: list[tuple[str, Path]] = field(default_factory=list)  # (name, where in the trash)
+    link_mode: str = ""
 
 
-def safe_relative(*parts: str) -> PurePosixPath:
-    """Join manifest path parts, refusing anything that could leave the component folder."""
-    joined = PurePosixPath(*parts)
-    bad = joined.is_absolute() or any(p in ("..", "", ".") for p in joined.parts) or "\\" in str(joined)
-    # A colon names a drive or an alternate data stream on Windows: refused everywhere, for portability.
-    if bad or ":" in str(joined):
-        raise UnsafeContentError(f"refusing unsafe path {str(joined)!r} in a manifest or lockfile")
-    return joined
+def mode_for(spec: ComponentSpec, record: dict, chosen: str | None) -> str:
+    """The link mode for ``spec``: the one chosen, else the one it was installed with, else the default."""
+    entry = record["components"].get(spec.name) or {}
+    return chosen or entry.get("link_mode") or DEFAULT_LINK_MODE
 
 
-class InstallTarget:
-    """An install folder and its record of what is installed."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.record_path = self.root / constants.INSTALL_RECORD
-
-    def lock(self) -> FileLock:
+def is_current(target: InstallTarget, spec: ComponentSpec, record: dict, mode: str | None) -> bool:
+    """True when the component is installed at this digest and link mode and no file changed (stats only)."""
+    entry = record["components"].get(spec.name)
+    if not entry or entry.get("manifest_digest") != spec.manifest_digest:
+        return False
+    if entry.get("link_mode", DEFAULT_LINK_MODE) != mode_for(spec, record, mode):
+        return False
+    folder = target.component_dir(spec.name)
+    for rel, stat in entry.get("files", {}).items():
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(
-                f"cannot use {self.root} as an install folder: {e.strerror}",
-                hint="pass --target with a folder you can write to",
-            ) from e
-        return FileLock(str(self.root / ".install.lock"))
-
-    def read_record(self) -> dict:
-        try:
-            data = json.loads(self.record_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"record_version": RECORD_VERSION, "components": {}}
-        except (OSError, ValueError):
-            # A damaged record only costs a re-link: every component is then treated as not installed.
-            return {"record_version": RECORD_VERSION, "components": {}}
-        data.setdefault("components", {})
-        return data
-
-    def write_record(self, record: dict) -> None:
-        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-    def component_dir(self, name: str) -> Path:
-        return self.root / safe_relative(name)
-
-    def clean_debris(self) -> None:
-        """Remove staging and trash folders left by an interrupted run."""
-        if not self.root.is_dir():
-            return
-        for child in self.root.iterdir():
-            if child.name.startswith((STAGING_PREFIX, TRASH_PREFIX)):
-                remove_tree(child)
-
-    def is_current(self, spec: ComponentSpec, record: dict) -> bool:
-        """True when the component is installed at this digest and no file changed since (stats only)."""
-        entry = record["components"].get(spec.name)
-        if not entry or entry.get("manifest_digest") != spec.manifest_digest:
+            if file_stat(folder / rel) != stat:
+                return False
+        except OSError:
             return False
-        folder = self.component_dir(spec.name)
-        for rel, stat in entry.get("files", {}).items():
-            try:
-                st = (folder / rel).stat()
-            except OSError:
-                return False
-            if [st.st_size, st.st_mtime_ns, st.st_ino] != stat:
-                return False
-        return len(entry.get("files", {})) == len(spec.files)
+    return len(entry.get("files", {})) == len(spec.files)
 
-    def materialize(self, spec: ComponentSpec, store: BlobStore, manifest: bytes | None) -> dict:
-        """Build the component's folder from the store in staging, then swap it into place."""
-        final = self.component_dir(spec.name)
-        staging = new_staging(final)
-        try:
-            files = {}
-            for f in spec.files:
-                rel = safe_relative(f.item, f.path)
-                store.link_into(f.sha256, staging / rel)
-                files[str(rel)] = rel
-            if manifest is not None:
-                (staging / constants.MANIFEST_FILE).write_bytes(manifest)
-            swap_dir(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        folder = self.component_dir(spec.name)
-        stats = {}
-        for key, rel in files.items():
-            st = (folder / rel).stat()
-            stats[key] = [st.st_size, st.st_mtime_ns, st.st_ino]
-        return stats
+
+def materialize(
+    target: InstallTarget, spec: ComponentSpec, store: BlobStore, manifest: bytes | None, mode: str
+):
+    """Build the component's folder from the store in staging, then swap it into place.
+
+    Returns the file stats to record and where the old folder was moved aside to (None when it was
+    removed, or there was none).
+    """
+    staging = new_staging(target.component_dir(spec.name))
+    try:
+        files = []
+        for f in spec.files:
+            rel = safe_relative(f.item, f.path)
+            store.link_into(f.sha256, staging / rel, mode)
+            files.append(str(rel))
+        if manifest is not None:
+            (staging / constants.MANIFEST_FILE).write_bytes(manifest)
+        record = target.read_record()
+        kept = target.swap_in(staging, spec.name, record["components"].get(spec.name))
+    except BaseException:
+        remove_tree(staging)
+        raise
+    folder = target.component_dir(spec.name)
+    return {rel: file_stat(folder / rel) for rel in files}, kept
 
 
 def missing_objects(components: Iterable[ComponentSpec], store: BlobStore) -> dict[str, dict[str, int]]:
@@ -164,28 +117,55 @@ def install_components(
     store: BlobStore,
     transports: Mapping[str, Transport],
     manifests: Mapping[str, bytes] | None = None,
+    link_mode: str | None = None,
+    force: bool = False,
 ) -> InstallReport:
-    """Install pinned components into ``target``: fetch what the store lacks, verify, link, record."""
+    """Install pinned components into ``target``: fetch what the store lacks, verify, link, record.
+
+    ``force`` moves a folder cclm-shelf did not install into the target's trash instead of refusing it.
+    """
     _check_paths(components)
-    report = InstallReport()
+    # None (nothing chosen): each installed component keeps the mode it has, new ones get the default.
+    mode = link_mode or choose_link_mode()
+    manifests = manifests or {}
+    report = InstallReport(link_mode=mode or DEFAULT_LINK_MODE)
     install_target = InstallTarget(target)
-    # Download before touching the target at all: a refused or failed download leaves it as it was.
-    _fetch(_outdated(components, install_target, store), store, transports, report)
+    # Refuse and download before touching the target: a refusal or a failed download leaves it as it was.
+    _check_target(install_target, components, manifests, force)
+    _fetch(_outdated(components, install_target, store, mode), store, transports, report)
     with install_target.lock():
         install_target.clean_debris()
-        todo = _outdated(components, install_target, store)
+        _check_target(install_target, components, manifests, force)
+        todo = _outdated(components, install_target, store, mode)
         report.unchanged = [(c.name, c.version) for c in components if c not in todo]
         # Normally nothing is left to fetch; another process may have pruned the store meanwhile.
         _fetch(todo, store, transports, report)
-        record = install_target.read_record()
         for spec in todo:
-            manifest = (manifests or {}).get(spec.name)
+            manifest = manifests.get(spec.name)
             report.warnings += frameworks.manifest_problems(manifest, f"{spec.name} {spec.version}")
-            stats = install_target.materialize(spec, store, manifest)
-            record["components"][spec.name] = _record_entry(spec, stats)
+            spec_mode = mode_for(spec, install_target.read_record(), mode)
+            stats, kept = materialize(install_target, spec, store, manifest, spec_mode)
+            record = install_target.read_record()
+            record["components"][spec.name] = _record_entry(spec, stats, spec_mode, manifest)
             install_target.write_record(record)
             report.installed.append((spec.name, spec.version))
+            if kept is not None:
+                report.moved_aside.append((spec.name, kept))
     return report
+
+
+def _check_target(
+    install_target: InstallTarget,
+    components: Sequence[ComponentSpec],
+    manifests: Mapping[str, bytes],
+    force: bool,
+) -> None:
+    """Refuse a folder cclm-shelf did not install, and a component whose base disagrees with the stack."""
+    record = install_target.read_record()
+    install_target.check_replaceable([c.name for c in components], record, force)
+    installed = installed_members(install_target.root, record["components"])
+    incoming = {c.name: member(c, manifests.get(c.name)) for c in components}
+    check_stack(install_target.root, installed, incoming)
 
 
 def _check_paths(components: Sequence[ComponentSpec]) -> None:
@@ -196,46 +176,26 @@ def _check_paths(components: Sequence[ComponentSpec]) -> None:
 
 
 def _outdated(
-    components: Sequence[ComponentSpec], install_target: InstallTarget, store: BlobStore
+    components: Sequence[ComponentSpec], install_target: InstallTarget, store: BlobStore, mode: str | None
 ) -> list[ComponentSpec]:
-    """The components that must be (re)linked, after dropping store blobs edited through a link."""
+    """The components that must be (re)linked; the store evicts their blobs that changed since verified."""
     record = install_target.read_record()
-    todo = [c for c in components if not install_target.is_current(c, record)]
+    todo = [c for c in components if not is_current(install_target, c, record, mode)]
     for spec in todo:
-        _drop_edited_blobs(spec, record["components"].get(spec.name), store)
+        for f in spec.files:
+            store.revalidate(f.sha256, f.size)
     return todo
 
 
-def _drop_edited_blobs(spec: ComponentSpec, entry: dict | None, store: BlobStore) -> None:
-    """Remove store blobs whose installed hardlink was written to in place.
-
-    An installed file and its blob share one inode, so editing the file (after making it writable) edits
-    the blob too, and the store's size-only ``has`` would hand the damaged bytes to the next install. The
-    record says which inode and mtime the link had; a blob with that inode but another mtime or size is
-    re-hashed, and removed (to be fetched again) when its bytes are wrong. Untouched blobs cost a stat.
-    """
-    if not entry:
-        return
-    for f in spec.files:
-        recorded = entry.get("files", {}).get(str(safe_relative(f.item, f.path)))
-        blob = store.path(f.sha256)
-        try:
-            st = blob.stat()
-        except OSError:
-            continue
-        if not recorded or st.st_ino != recorded[2] or [st.st_size, st.st_mtime_ns] == recorded[:2]:
-            continue
-        if st.st_size != f.size or hash_file(blob)[0] != f.sha256:
-            blob.unlink(missing_ok=True)
-
-
-def _record_entry(spec: ComponentSpec, stats: dict) -> dict:
+def _record_entry(spec: ComponentSpec, stats: dict, mode: str, manifest: bytes | None) -> dict:
     return {
         "version": spec.version,
         "manifest_digest": spec.manifest_digest,
         "source": spec.source,
         "files": stats,
         "sha256": {str(safe_relative(f.item, f.path)): f.sha256 for f in spec.files},
+        "link_mode": mode,
+        "base": member(spec, manifest)[1],
     }
 
 
@@ -258,30 +218,36 @@ def _fetch(
         report.bytes_fetched += sum(objects.values())
 
 
-def uninstall(target: Path, name: str) -> str:
-    """Remove an installed component (and legacy items fetched under its name); returns its version."""
+def uninstall(target: Path, name: str) -> tuple[str, Path | None]:
+    """Remove an installed component (and legacy items fetched under its name).
+
+    Returns its version and, when the folder held files cclm-shelf did not place or that were edited,
+    where in the target's trash it was moved instead of being removed. A folder cclm-shelf did not install
+    is refused.
+    """
     install_target = InstallTarget(target)
-    folder = install_target.component_dir(name)
     if not install_target.root.is_dir():
         raise NotFoundError(
             f"{name} is not installed in {target}: there is no such folder", hint="cclm-shelf list"
         )
     with install_target.lock():
         record = install_target.read_record()
+        install_target.check_replaceable([name], record, force=False)
         entry = record["components"].pop(name, None)
         legacy = record.get("legacy", {})
         tags = [legacy.pop(key)["tag"] for key in sorted(legacy) if key.split("/")[0] == name]
-        if entry is None and not tags and not folder.exists():
+        if entry is None and not tags:
             raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
-        discard(folder)
+        kept = install_target.discard(name, entry)
         install_target.write_record(record)
-    return entry["version"] if entry else ", ".join(tags) or "?"
+    return (entry["version"] if entry else ", ".join(tags) or "?"), kept
 
 
 def verify_installed(target: Path) -> list[str]:
     """Re-hash every installed file (components and legacy items) against its recorded sha256.
 
-    Returns the problems, one line each, naming the file and what is wrong with it.
+    Returns the problems, one line each, naming the file and what is wrong with it, then any base on which
+    the installed components disagree.
     """
     install_target = InstallTarget(target)
     record = install_target.read_record()
@@ -295,6 +261,8 @@ def verify_installed(target: Path) -> list[str]:
             problem = _check_file(folder / rel, expected)
             if problem:
                 problems.append(f"{label}/{rel}: {problem}")
+    members = installed_members(install_target.root, record["components"])
+    problems += [f"{target} is not one stack: {line}" for line in disagreements(members)]
     return problems
 
 

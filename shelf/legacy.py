@@ -18,6 +18,7 @@ from shelf.errors import NotFoundError, OfflineError, TrustError, UnsafeContentE
 from shelf.fsutil import copy_hashing, new_staging, swap_dir
 
 if TYPE_CHECKING:
+    from registry_index.index import IndexEntry
     from shelf.api import Shelf
     from shelf.source import ShelfSource
 
@@ -122,8 +123,8 @@ def install_legacy_item(
     kept whatever folder was there, whatever tag was asked for). The blob is downloaded, verified and its
     members checked before the target is touched, so a failed or refused fetch leaves nothing behind.
     """
-    from shelf.install import safe_relative
     from shelf.remote.lfs_protocol import LfsObject
+    from shelf.target import safe_relative
 
     dest = target.component_dir(identifier) / safe_relative(item_type)
     key = f"{identifier}/{item_type}"
@@ -137,6 +138,13 @@ def install_legacy_item(
         record = target.read_record()
         if _is_current(record, key, tag, pointer.oid, dest):
             return dest
+        if (dest.exists() or dest.is_symlink()) and key not in record.get("legacy", {}):
+            from shelf.errors import TargetError
+
+            raise TargetError(
+                f"{dest} is not installed by cclm-shelf; refusing to replace it",
+                hint="move it away yourself, then fetch again",
+            )
         _clear_staging(dest)
         written = extract_archive(store.path(pointer.oid), dest, label)
         record.setdefault("legacy", {})[key] = {
@@ -243,3 +251,21 @@ def _legacy_commit(source: ShelfSource, identifier: str, ref: str | None) -> str
             f"{identifier} {ref} is not on {source.url}: no tag, branch or commit {ref!r}",
             hint=f"cclm-shelf show {identifier}",
         ) from None
+
+
+def find_version(shelf: Shelf, source: ShelfSource, identifier: str, tag: str | None) -> IndexEntry | None:
+    """``Shelf.fetch``'s entry on a shelf of our layout (the newest, or the version ``tag`` names); None
+    sends the fetch to the original layout."""
+    from registry_index.errors import RegistryIndexError
+    from registry_index.versions import format_version, parse_version
+
+    entries = source.index.entries(identifier)
+    if not entries:
+        return None
+    if tag is None:
+        return shelf.resolve([identifier]).components[identifier]
+    try:
+        version = format_version(parse_version(tag))
+    except RegistryIndexError:
+        return None
+    return next((e for e in entries if e.version == version), None)

@@ -39,7 +39,7 @@ class Change:
     project: Project
     lock: Lockfile
     installed: list[tuple[str, str]] = field(default_factory=list)  # (name, version)
-    uninstalled: list[tuple[str, str]] = field(default_factory=list)
+    uninstalled: list[tuple[str, str, Path | None]] = field(default_factory=list)  # + where edits went
     warnings: list[str] = field(default_factory=list)  # e.g. a pinned version its shelf has yanked
 
 
@@ -107,6 +107,7 @@ def add(
     open_shelf: ShelfOpener = default_shelf,
     install: bool = True,
     created: bool = False,
+    link_mode: str | None = None,
 ) -> Change:
     """Add (or replace, by name) requirements, lock, and install; on any failure nothing changed.
 
@@ -120,7 +121,7 @@ def add(
         shelf = open_shelf(edited)
         previous = loads_lockfile(saved.lock.decode("utf-8")) if saved.lock else None
         lock, _ = resolve_and_lock(shelf, edited, previous=previous)
-        report = shelf.install_locked(lock, target=edited.target) if install else None
+        report = shelf.install_locked(lock, target=edited.target, link_mode=link_mode) if install else None
     warnings = report.warnings if report else shelf.locked_yank_warnings(lock.components)
     return Change(edited, lock, installed=list(report.installed if report else []), warnings=warnings)
 
@@ -141,13 +142,14 @@ def remove(
     return Change(edited, lock, uninstalled=uninstalled)
 
 
-def _uninstall_unpinned(target: Path, keep: set[str]) -> list[tuple[str, str]]:
+def _uninstall_unpinned(target: Path, keep: set[str]) -> list[tuple[str, str, Path | None]]:
     from shelf.install import InstallTarget, uninstall
 
     gone = []
     for name in sorted(InstallTarget(target).read_record()["components"]):
         if name not in keep:
-            gone.append((name, uninstall(target, name)))
+            version, kept = uninstall(target, name)
+            gone.append((name, version, kept))
     return gone
 
 

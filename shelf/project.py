@@ -6,6 +6,7 @@ table of ``pyproject.toml``; ``cclm-shelf.toml`` wins when a folder has both::
     shelves = ["https://example.org/shelf.git", "../local-shelf"]   # priority order; or shelf = "..."
     requires = ["en_wiki_clm_1>=0.2", "en_wiki_ner_1"]
     target = ".cclm"
+    link-mode = "copy"                                             # hardlink (default), copy or symlink
 
 Editing (``add_requirements``, ``remove_requirement``) goes through tomlkit and rewrites only the
 ``requires`` array, so every other byte of the file (comments, other tables, formatting) stays as it was.
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from shelf.locking import Change
 
 TOOL_KEY = "cclm-shelf"
-_KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target", "trusted-keys"})
+_KNOWN_KEYS = frozenset({"shelves", "shelf", "requires", "target", "trusted-keys", "link-mode"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Project:
     shelves: tuple[str, ...] = ()
     target_setting: str = DEFAULT_TARGET
     trusted_key_settings: tuple[str, ...] = ()
+    link_mode: str | None = None
 
     @property
     def root(self) -> Path:
@@ -179,7 +181,18 @@ def _from_table(path: Path, table: Mapping[str, Any]) -> Project:
         shelves=_read_shelves(path, table),
         target_setting=_read_target(path, table.get("target", DEFAULT_TARGET)),
         trusted_key_settings=_read_trusted_keys(path, table.get("trusted-keys", [])),
+        link_mode=_read_link_mode(path, table.get("link-mode")),
     )
+
+
+def _read_link_mode(path: Path, value: Any) -> str | None:
+    from shelf.linking import LINK_MODES, check_link_mode
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: 'link-mode' must be a string", hint=f"one of {', '.join(LINK_MODES)}")
+    return check_link_mode(value, f"{path}: 'link-mode'")
 
 
 def _read_requires(path: Path, value: Any) -> tuple[str, ...]:

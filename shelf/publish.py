@@ -258,6 +258,7 @@ def publish(
     sign_key: Path | None = None,
     bars: Progress | None = None,
     probes: bool = False,
+    find_base: bool = True,
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
 
@@ -266,7 +267,9 @@ def publish(
     _check_online(source, "publishing to")
     prepared = prepare(folder, info, store, progress, sign_key, probes)
     source.refresh()
-    prepared, report_base = with_base_requirement(prepared, source)
+    report_base = None
+    if find_base:  # a component requires the published embedder it was trained on (shelf.basefind)
+        prepared, report_base = with_base_requirement(prepared, source)
     prepared = signed(prepared, sign_key, progress)  # last: the signature covers the final manifest
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base

@@ -44,14 +44,13 @@ class Front:
         repo: Path,
         tokens: Sequence[str] = (),
         static: Mapping[str, Path] | None = None,
-        lfs_app: Callable | None = None,
         s3: Mapping[str, str] | None = None,
     ) -> None:
         self.repo = Path(repo).resolve()
         self.name = self.repo.name
         self.tokens = tuple(tokens)
         self.git = GitHttpBackend(self.repo)
-        self.lfs = lfs_app if lfs_app is not None else giftless_app(self.repo, self.tokens, s3)
+        self.lfs = giftless_app(self.repo, self.tokens, s3)
         self.lfs_prefixes = (f"/{self.name}/info/lfs/", f"/{LFS_ORG}/{giftless_repo(self.name)}/info/lfs/")
         mounts = {"/" + p.strip("/"): Path(f).resolve() for p, f in (static or {}).items()}
         self.static = sorted(mounts.items(), key=lambda item: -len(item[0]))
@@ -83,7 +82,7 @@ class Front:
             return self._unauthorized(start_response, "the token is not one this shelf accepts")
         if service == RECEIVE_PACK and caller is not Caller.WRITER:
             reason = "publishing needs a token" if self.tokens else "it is served read-only"
-            return self._unauthorized(start_response, f"{reason}")
+            return self._unauthorized(start_response, reason)
         writer = "cclm-shelf-token" if caller is Caller.WRITER else None
         return self.git(environ, start_response, endpoint, writer)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 16
+# A fetch negotiation (wants and haves) is small; only writers may send more (their packs).
+READER_BODY_LIMIT = 64 << 20
 UPLOAD_PACK, RECEIVE_PACK = "git-upload-pack", "git-receive-pack"
 # request path below the repository -> the service it belongs to (None: named by ?service=)
 ENDPOINTS = {"/info/refs": None, f"/{UPLOAD_PACK}": UPLOAD_PACK, f"/{RECEIVE_PACK}": RECEIVE_PACK}
@@ -59,7 +61,10 @@ class GitHttpBackend:
         env["PATH_INFO"] = f"/{self.repo.name}{endpoint}"
         if writer:
             env["REMOTE_USER"] = writer
-        body = _spool(environ["wsgi.input"])
+        body = _spool(environ["wsgi.input"], None if writer else READER_BODY_LIMIT)
+        if body is None:
+            start_response("413 Content Too Large", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"a fetch request this large is not one\n"]
         try:
             process = subprocess.Popen(
                 [self.program], stdin=body, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
@@ -79,10 +84,16 @@ def git_program(name: str) -> str:
     return str(program) if program.exists() else shutil.which(name) or str(program)
 
 
-def _spool(stream) -> Any:
-    """The request body in a temporary file, so git reads it all without us feeding a pipe both ways."""
+def _spool(stream, limit: int | None) -> Any:
+    """The request body in a temporary file, so git reads it all without us feeding a pipe both ways;
+    None when it is longer than ``limit``."""
     spooled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller once git has it
+    size = 0
     while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if limit is not None and size > limit:
+            spooled.close()
+            return None
         spooled.write(chunk)
     spooled.seek(0)
     return spooled

@@ -208,6 +208,12 @@ class ShelfSource:
             found[path] = self.mirror.read_file(self.head, path)  # raises NotFoundError, naming the shelf
         return found[path], signature_of(found.get(sig), found.get(pub))
 
+    def version_files(self, name: str, version: str) -> dict[str, bytes]:
+        """Every file directly in a version's folder (manifest, signature, key), by its path on the shelf."""
+        folder = layout.component_dir(name, version)
+        entries = self.mirror.list_tree(self.head, folder)
+        return self.mirror.read_many(self.head, [e.path for e in entries if e.kind == "blob"])
+
     def manifest(self, entry: IndexEntry) -> tuple[Manifest, bytes]:
         """The manifest of an index entry, checked against the digest the index recorded."""
         manifest, data, _signature = self.signed_manifest(entry)

@@ -136,6 +136,18 @@ class SparseSource(ShelfSource):
         sig, pub = layout.signature_paths(name, version)
         return data, signature_of(self._immutable(sig), self._immutable(pub))
 
+    def version_files(self, name: str, version: str) -> dict[str, bytes]:
+        """The manifest and, where signed, the signature and key of a version (a static shelf lists no
+        folders, so these are the files a version's folder holds)."""
+        path = layout.manifest_path(name, version)
+        paths = [path, *layout.signature_paths(name, version)]
+        found = {p: data for p in paths if (data := self._immutable(p)) is not None}
+        if path not in found:
+            raise NotFoundError(
+                f"{name} {version} is not published on {self.url}", hint=f"cclm-shelf show {name}"
+            )
+        return found
+
     def _immutable(self, relative: str) -> bytes | None:
         """A file that never changes once published: from the cache if there, else one GET (None: 404)."""
         cached = self.http.cache_root / relative

@@ -8,20 +8,27 @@ Layout under ``root`` (default: ``constants.cache_dir()``)::
     locks/<oid[:3]>.lock                      a file lock per object id prefix (4096 at most, so they never
                                               pile up), held while an object is written or removed
     tmp/                                      files being added whose sha256 is not known yet
+    evicted/<oid>-<time>                      a blob changed through a symlink, kept as someone's edit
 
 A blob only gets its final name after its size and sha256 were checked, its bytes were fsynced and it was
 moved into place with an atomic ``os.replace``. So a blob that exists *is* verified, and ``has`` only checks
 existence and size. An ``.incomplete`` file is never trusted: resuming re-hashes its prefix, and the full
 object is checked again before it is renamed.
+
+A verified blob's mtime is stamped ``VERIFIED_MTIME_NS``. Installed files are hardlinks (or symlinks) of
+blobs, and the read-only mode stops nobody running as root: a write through any installed link moves the
+blob's mtime. ``revalidate`` (called before a blob is linked again) trusts a blob with the stamp and its
+size, re-hashes any other, re-stamps it when its bytes are right and evicts it when they are not, so the
+next install fetches it again instead of spreading the damage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +38,7 @@ import filelock
 
 from registry_index.pointer import is_sha256_hex
 from shelf import constants
-from shelf.blob_writer import READ_ONLY, BlobWriter
+from shelf.blob_writer import VERIFIED_MTIME_NS, BlobWriter, seal
 from shelf.errors import IntegrityError, StoreError
 from shelf.fsutil import atomic_write, beside, copy_hashing, fsync_dir, hash_file
 
@@ -80,11 +87,27 @@ def _size_on_disk(path: Path, fallback: int) -> int:
         return fallback
 
 
+def _check_folder(root: Path) -> None:
+    """Refuse a cache path that is (or lies under) a file, in one line, before anything uses it."""
+    for folder in (root, *root.parents):
+        try:
+            found = folder.stat()  # one stat: a folder created meanwhile by another process is fine
+        except OSError:
+            continue  # not there (yet), or under a file: the parent tells
+        if stat.S_ISDIR(found.st_mode):
+            return
+        raise StoreError(
+            f"the cache folder {root} cannot be used: {folder} is a file, not a folder",
+            hint=f"point {constants.ENV_CACHE_DIR} (or --cache-dir) at a folder",
+        )
+
+
 class BlobStore:
     """A folder of verified blobs named by sha256; safe to share between processes."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else constants.cache_dir()
+        _check_folder(self.root)
         self._blobs = self.root / "blobs" / "sha256"
         self._locks = self.root / "locks"
         self._tmp = self.root / "tmp"
@@ -279,18 +302,58 @@ class BlobStore:
             if self.has(oid):
                 return
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, READ_ONLY)
+            seal(tmp)
             os.replace(tmp, final)
             fsync_dir(final.parent)
 
     # Using blobs ---------------------------------------------------------------------------------------
 
-    def link_into(self, oid: str, dest: Path) -> str:
-        """Put the blob at ``dest`` (replacing it atomically): a hardlink, or a copy where links fail.
+    def revalidate(self, oid: str, size: int) -> bool:
+        """Whether the blob is in the store with its verified bytes; call it before linking a blob again.
 
-        Returns ``"link"`` or ``"copy"``. Blobs are read-only, so a linked file cannot be edited in place
-        by accident and corrupt the store.
+        A blob with the verified stamp and its size costs a stat. Any other (written to through an installed
+        link, or stored before blobs were stamped) is re-hashed under its lock: stamped again when right,
+        evicted when wrong, so that the caller fetches it again.
         """
+        path = self.path(oid)
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return False
+        if stat.S_ISREG(found.st_mode) and found.st_size == size and found.st_mtime_ns == VERIFIED_MTIME_NS:
+            return True
+        with self._lock(oid):
+            try:
+                good = path.stat().st_size == size and hash_file(path)[0] == oid
+            except FileNotFoundError:
+                return False
+            if not good:
+                self._evict(path)
+                return False
+            with contextlib.suppress(
+                OSError
+            ):  # not ours to stamp (a shared cache): it is re-hashed next time
+                os.utime(path, ns=(time.time_ns(), VERIFIED_MTIME_NS))
+            return True
+
+    def _evict(self, path: Path) -> None:
+        """Take a changed blob out of the store; when no installed hardlink holds its bytes (symlink
+        mode), they are someone's edit: moved to ``evicted/`` instead of deleted."""
+        if path.stat().st_nlink > 1:
+            path.unlink(missing_ok=True)
+            return
+        aside = self.root / "evicted" / f"{path.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(path, aside)
+
+    def link_into(self, oid: str, dest: Path, mode: str = "hardlink") -> str:
+        """Put the blob at ``dest`` (replacing it atomically) the way ``mode`` says (``shelf.linking``).
+
+        Returns how it was placed: ``"hardlink"``, ``"copy"`` (asked for, or where links fail) or
+        ``"symlink"``.
+        """
+        from shelf.linking import place
+
         source = self.path(oid)
         if not source.is_file():
             raise StoreError(f"object {oid} is not in the store", hint="download it first")
@@ -298,7 +361,7 @@ class BlobStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = beside(dest)
         try:
-            method = self._link_or_copy(source, tmp)
+            method = place(source, tmp, mode)
             os.replace(tmp, dest)
         except OSError as exc:
             raise StoreError(f"cannot place object {oid} at {dest}: {exc.strerror}") from exc
@@ -306,17 +369,6 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return method
-
-    @staticmethod
-    def _link_or_copy(source: Path, tmp: Path) -> str:
-        try:
-            os.link(source, tmp)
-            return "link"
-        except OSError:
-            # Other file system, or links not allowed there: a private copy is the fallback.
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, READ_ONLY)
-            return "copy"
 
     # Maintenance ---------------------------------------------------------------------------------------
 
@@ -387,6 +439,3 @@ class BlobStore:
                     freed += partial.stat().st_size
                     partial.unlink(missing_ok=True)
         return freed
-
-
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "Problem", "check_oid", "hash_file"]

@@ -15,7 +15,13 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("env")
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(root / "cache"))
     monkeypatch.setenv("CCLM_SHELF_HOME", str(root / "home"))
-    for name in ("CCLM_SHELF_URL", "CCLM_SHELF_OFFLINE", "CCLM_SHELF_TOKEN", "CCLM_SHELF_JOBS"):
+    for name in (
+        "CCLM_SHELF_URL",
+        "CCLM_SHELF_OFFLINE",
+        "CCLM_SHELF_TOKEN",
+        "CCLM_SHELF_JOBS",
+        "CCLM_SHELF_LINK_MODE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GIT_AUTHOR_NAME", "cclm-shelf tests")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "tests@cclm-shelf.invalid")

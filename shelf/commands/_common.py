@@ -20,6 +20,14 @@ target_option = click.option(
     help=f"Install folder (default: the project's target, else ./{constants.DEFAULT_TARGET}).",
 )
 
+link_mode_option = click.option(
+    "--link-mode",
+    type=click.Choice(["hardlink", "copy", "symlink"]),
+    default=None,
+    help="How installed files point at the blob store (default: $CCLM_SHELF_LINK_MODE, the project's "
+    "link-mode, else hardlink). copy keeps edits in this folder; hardlink and symlink share the bytes.",
+)
+
 
 def settings(ctx: click.Context):
     return ctx.find_root().obj

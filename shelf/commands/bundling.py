@@ -53,8 +53,11 @@ def _check_destination(file: Path) -> None:
         )
 
 
-def install_bundle(ctx, file: Path, dest: Path, as_json: bool) -> None:
-    """``install --bundle FILE``: verify the whole bundle, then install it (checked against the lockfile)."""
+def install_bundle(ctx, file: Path, dest: Path, as_json: bool, **options) -> None:
+    """``install --bundle FILE``: verify the whole bundle, then install it (checked against the lockfile).
+
+    ``options`` are ``install_components``'s ``link_mode`` and ``force``.
+    """
     from shelf.bundle import check_matches, open_bundle
     from shelf.commands.installing import _print_report
     from shelf.commands.project import lock_path, read_lock
@@ -83,7 +86,7 @@ def install_bundle(ctx, file: Path, dest: Path, as_json: bool) -> None:
         assert ours_path is not None  # a lock was read from it
         remember_lockfile(store.root, ours_path)
     report = install_components(
-        components, target=dest, store=store, transports={}, manifests=bundle.manifests()
+        components, target=dest, store=store, transports={}, manifests=bundle.manifests(), **options
     )
     _print_report(report, dest, as_json)
 

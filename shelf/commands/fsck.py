@@ -48,4 +48,9 @@ def _lines(report) -> list[str]:
     versions = ", ".join(f"{n}@{v}" for n, v in report.broken_versions)
     lines.append(f"{len(report.broken_versions)} version(s) need their blobs again: {versions}")
     lines.append("  to restore them, publish the same folder again with the same --name and --version")
+    if all(p.state == "missing" for p in report.problems) and report.bytes == 0:
+        lines.append(
+            "  every blob is missing here: a shelf served with --s3-bucket keeps them in the bucket, and fsck"
+            " reads only <shelf>/lfs/objects"
+        )
     return lines

@@ -11,6 +11,7 @@ from shelf.commands._common import (
     emit,
     install_target,
     json_option,
+    link_mode_option,
     note,
     open_shelf,
     project,
@@ -37,16 +38,25 @@ from shelf.commands._common import (
     help="Public key (PEM) whose signatures are trusted; then every component must be signed by a "
     "trusted key (repeatable; adds to trusted-keys and CCLM_SHELF_TRUSTED_KEYS).",
 )
+@link_mode_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move folders in the way that cclm-shelf did not install into the target's trash.",
+)
 @json_option
 @click.pass_context
-def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, as_json):
+def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, link_mode, force, as_json):
     """Install components and everything they need into the install folder.
 
     \b
-    With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf and install the
+    With REQUIREMENTS (name, name@version, name>=0.2,<0.3 ...), resolve them on the shelf together with
+    what the folder already holds (one stack, one base: upgraded together or refused) and install the
     set. With none, install the project's lockfile exactly (locking first if it is missing or stale).
     Ranges skip yanked versions; an exact or lockfile pin of one installs with a warning. Offline, a name
-    or range picks the newest version whose files are already in the store.
+    or range picks the newest version whose files are already in the store. Installed files whose bytes
+    changed are repaired; a folder cclm-shelf did not install is never replaced (--force moves it to
+    <target>/.cclm-shelf-trash), and edited files go there too.
 
     \b
     Examples:
@@ -60,28 +70,30 @@ def install_cmd(ctx, requirements, target, pre, frozen, bundle, trust_keys, as_j
     Signatures are checked before anything is written: a bad one is always refused, and with trusted keys
     an unsigned component or one signed by another key is refused too.
     """
+    from shelf.linking import choose_link_mode
     from shelf.progress import make_progress
 
     ctx.meta[TRUST_KEYS] = trust_keys
     proj = project()
     dest = install_target(target, proj)
+    options = {"link_mode": choose_link_mode(link_mode, proj.link_mode if proj else None), "force": force}
     if bundle is not None:
         if requirements:
             raise click.UsageError("give either REQUIREMENTS or --bundle: a bundle installs its lockfile")
         from shelf.commands.bundling import install_bundle
 
-        return install_bundle(ctx, bundle, dest, as_json)
+        return install_bundle(ctx, bundle, dest, as_json, **options)
     progress = make_progress(False if as_json else None)  # bars on a terminal only
     try:
         if requirements:
             shelf = open_shelf(ctx, proj, progress=progress)
-            report = shelf.install(*requirements, target=dest, allow_prereleases=pre)
+            report = shelf.install(*requirements, target=dest, allow_prereleases=pre, **options)
         else:
             from shelf.commands.project import ensure_lock
 
             shelf, lock = ensure_lock(ctx, frozen=frozen)
             shelf.progress = progress
-            report = shelf.install_locked(lock, target=dest)
+            report = shelf.install_locked(lock, target=dest, **options)
     finally:
         progress.close()
     _print_report(report, dest, as_json)
@@ -95,8 +107,11 @@ def _print_report(report, dest: Path, as_json: bool) -> None:
         "objects_fetched": report.objects_fetched,
         "bytes_fetched": report.bytes_fetched,
         "warnings": report.warnings,
+        "link_mode": report.link_mode,
+        "moved_aside": [{"name": n, "path": str(p)} for n, p in report.moved_aside],
     }
     lines = [f"installed {n} {v} -> {dest / n}" for n, v in report.installed]
+    lines += [f"moved the previous {n} (not as installed) to {p}" for n, p in report.moved_aside]
     lines += [f"unchanged {n} {v}" for n, v in report.unchanged]
     if report.objects_fetched:
         lines.append(
@@ -121,12 +136,22 @@ def _size(n: float) -> str:
 @json_option
 @click.pass_context
 def uninstall_cmd(ctx, names, target, as_json):
-    """Remove installed components from the install folder (the project file is not changed)."""
+    """Remove installed components from the install folder (the project file is not changed).
+
+    Only what cclm-shelf installed is removed; a component folder holding edited or added files is moved
+    to <target>/.cclm-shelf-trash instead.
+    """
     from shelf.install import uninstall
 
     dest = install_target(target, project())
-    removed = [{"name": name, "version": uninstall(dest, name)} for name in names]
-    lines = [f"removed {r['name']} {r['version']} from {dest}" for r in removed]
+    removed, lines = [], []
+    for name in names:
+        version, kept = uninstall(dest, name)
+        removed.append({"name": name, "version": version})
+        lines.append(f"removed {name} {version} from {dest}")
+        if kept is not None:  # only then: scripts reading "removed" see what they always saw
+            removed[-1]["moved_to"] = str(kept)
+            lines.append(f"  it held edited or added files: moved to {kept}")
     emit(as_json, {"target": str(dest), "removed": removed}, lines)
 
 
@@ -172,18 +197,25 @@ def list_cmd(target, as_json):
 )
 @json_option
 def verify_cmd(target, behaviour, as_json):
-    """Re-hash every installed file against the sha256 its manifest gave.
+    """Re-hash every installed file against the sha256 its manifest gave, and check the stack's base.
 
     \b
-    With --behaviour, also rebuild every installed model whose manifest records behaviour probes
-    (publish --probes), run the probes under the TensorFlow and Keras installed here, and report, per
-    component and item, the probe that deviates most and by how much.
+    Exits 1 when a file does not match, when the installed components disagree on their base, or when
+    nothing is installed. With --behaviour, also rebuild every installed model whose manifest records
+    behaviour probes (publish --probes), run the probes under the TensorFlow and Keras installed here,
+    and report, per component and item, the probe that deviates most and by how much.
     """
     from shelf.install import installed_file_count, verify_installed
 
     dest = install_target(target, project())
-    problems = verify_installed(dest)
     count = installed_file_count(dest)
+    if not count:
+        from shelf.errors import NotFoundError
+
+        raise NotFoundError(
+            f"nothing is installed in {dest}: there is nothing to verify", hint="cclm-shelf install NAME"
+        )
+    problems = verify_installed(dest)
     data = {"target": str(dest), "files": count, "problems": problems}
     lines = [f"problem: {p}" for p in problems] or [f"verified {count} file(s) in {dest}: all match"]
     drifted = 0
@@ -191,7 +223,7 @@ def verify_cmd(target, behaviour, as_json):
         drifted = behaviour_lines(dest, None, data, lines)
     emit(as_json, data, lines)
     if problems:
-        note(f"{len(problems)} file(s) do not match; reinstall with `cclm-shelf install`")
+        note(f"{len(problems)} problem(s); `cclm-shelf install` repairs changed files")
         raise SystemExit(1)
     if drifted:
         note(f"{drifted} item(s) behave differently than when published (see DRIFT above)")

@@ -71,6 +71,7 @@ def add_cmd(ctx, requirements, no_install, as_json):
         open_shelf=lambda p: open_shelf(ctx, p),
         install=not no_install,
         created=existing is None,
+        link_mode=_link_mode(proj),
     )
     proj, lock, installed = change.project, change.lock, change.installed
     for warning in change.warnings:
@@ -94,6 +95,12 @@ def _pin_rows(pins: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "version": version} for name, version in sorted(pins.items())]
 
 
+def _link_mode(proj) -> str | None:
+    from shelf.linking import choose_link_mode
+
+    return choose_link_mode(None, proj.link_mode)
+
+
 def _start_project(ctx: click.Context) -> Project:
     from shelf.project import start_project
 
@@ -112,8 +119,11 @@ def remove_cmd(ctx, names, no_install, as_json):
     )
     proj, lock = change.project, change.lock
     lines = [f"removed {', '.join(names)}; locked {len(lock.components)} component(s)"]
-    lines += [f"uninstalled {name}" for name, _ in change.uninstalled]
-    uninstalled = [{"name": name, "version": version} for name, version in change.uninstalled]
+    lines += [
+        f"uninstalled {name}" + (f" (edited files moved to {kept})" if kept else "")
+        for name, _version, kept in change.uninstalled
+    ]
+    uninstalled = [{"name": name, "version": version} for name, version, _kept in change.uninstalled]
     data = {
         "removed": list(names),
         "project": str(proj.path),

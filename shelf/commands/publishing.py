@@ -63,6 +63,12 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
     "published embedder it was trained on.",
 )
 @click.option(
+    "--without-base",
+    is_flag=True,
+    help="Publish a component without requiring its base (when the base is on another shelf); "
+    "installs will then not bring the embedder it needs.",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Private key (PEM, elliptic curve) to sign the manifest and every file's digest with.",
@@ -75,7 +81,9 @@ def _check_lfs_url(ctx, shelf: str, lfs_url: str) -> None:
 )
 @json_option
 @click.pass_context
-def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_key, probes, as_json):
+def publish_cmd(
+    ctx, folder, name, version, summary, license_, requires, without_base, sign_key, probes, as_json
+):
     """Publish a folder saved by the core as NAME VERSION.
 
     \b
@@ -103,7 +111,15 @@ def publish_cmd(ctx, folder, name, version, summary, license_, requires, sign_ke
     bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
     try:
         report = publish(
-            folder, info, source, shelf.store, progress=note, sign_key=sign_key, probes=probes, bars=bars
+            folder,
+            info,
+            source,
+            shelf.store,
+            progress=note,
+            sign_key=sign_key,
+            probes=probes,
+            bars=bars,
+            find_base=not without_base,
         )
     finally:
         bars.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -62,6 +63,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
     _check_is_shelf(source, shelf_path)
+    _warn_if_readable_by_others(token_file)
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop the servers on `kill` as on Ctrl-C
         signal.signal(signum, _stop_on_signal)
     try:
@@ -76,7 +78,6 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
                 click.echo(f"pointed {shelf_path}/.lfsconfig at {servers.lfs_url}", err=True)
             site = _live_site(source, shelf_path, pages, servers)
             _announce(shelf_path, servers)
-            _warn_if_readable_by_others(token_file)
             ticks = 0
             while all(p.poll() is None for p in servers.processes):
                 time.sleep(0.5)
@@ -103,7 +104,7 @@ def _s3_settings(bucket: str | None, prefix: str) -> dict[str, str] | None:
         import boto3
         import botocore.exceptions
     except ImportError:
-        raise ConfigError("--s3-bucket needs boto3", hint="pip install 'cclm-shelf[serve]' boto3") from None
+        raise ConfigError("--s3-bucket needs boto3", hint="pip install 'cclm-shelf[serve]'") from None
     try:
         boto3.client("s3").head_bucket(Bucket=bucket)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
@@ -145,7 +146,9 @@ def _update_pages(site) -> None:
 
 def _warn_if_readable_by_others(token_file: Path | None) -> None:
     """Tokens are passwords: say so when the file is open to the group or everyone."""
-    if token_file is not None and Path(token_file).stat().st_mode & 0o077:
+    with contextlib.suppress(OSError):  # a token file that cannot be read is refused by serve.start
+        if token_file is None or not Path(token_file).stat().st_mode & 0o077:
+            return
         click.echo(f"warning: other users can read {token_file}; chmod 600 {token_file}", err=True)
 
 

@@ -16,6 +16,10 @@ from shelf.remote.lfs_protocol import DownloadReport, LfsObject, UploadReport, s
 from shelf.remote.url import ShelfURL
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from shelf.api import Shelf
+    from shelf.lockfile import LockedComponent
     from shelf.store import BlobStore
 
 
@@ -76,3 +80,34 @@ def transport_for(remote_url: str, lfs_url: str | None = None, **options: Any) -
     if "auth" not in options:
         options["auth"] = auth_for(endpoint)
     return LfsClient(endpoint, **options)
+
+
+def warm_up_in_background() -> None:
+    """Import the HTTP client and build the manifest validator on a side thread.
+
+    Used before a shelf's first mirror: its blobs are most likely missing too, and the first fetch spends
+    a few hundred milliseconds waiting for git, time in which this work (as long again) costs nothing.
+    """
+    import threading
+
+    def work() -> None:
+        import shelf.remote.lfs_http  # noqa: F401
+        from registry_index.manifest import validate_manifest
+
+        validate_manifest({})  # builds and caches the validator; the problems found are not wanted
+
+    threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
+
+
+class LazyTransports(dict):
+    """Transports opened only for the shelves that actually have to send something."""
+
+    def __init__(self, shelf: Shelf, components: Sequence[LockedComponent]) -> None:
+        super().__init__()
+        self._shelf = shelf
+        self._components = {c.source: c for c in components}
+
+    def get(self, key, default=None):
+        if key not in self and key in self._components:
+            self[key] = self._shelf.transports([self._components[key]])[key]
+        return super().get(key, default)

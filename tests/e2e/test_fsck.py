@@ -74,6 +74,10 @@ def test_fsck_names_missing_and_damaged_versions_and_a_second_publish_restores_t
     assert cli("fsck", shelf_path).code == 0
     third = publish_both(cli, str(shelf_path), saved_models)
     assert all("nothing to do" in r.out for r in third)  # intact now: nothing is uploaded
+    for blob in [p for p in (shelf_path / "lfs" / "objects").rglob("*") if p.is_file()]:
+        blob.unlink()
+    emptied = cli("fsck", shelf_path)
+    assert emptied.code == 1 and "a shelf served with --s3-bucket keeps them in the bucket" in emptied.out
 
 
 def test_fsck_refuses_what_is_not_a_shelf_on_this_machine(cli, tmp_path):

@@ -239,6 +239,26 @@ def test_only_the_served_repository_is_reachable(served, tmp_path):
         assert answer.status_code == 404 and "[core]" not in answer.text, path
 
 
+def test_an_anonymous_fetch_request_cannot_fill_the_disk(served):
+    from shelf.serve_git import READER_BODY_LIMIT
+
+    _shelf_path, servers = served
+    chunk = b"0" * (1 << 20)
+
+    def body():
+        for _ in range(READER_BODY_LIMIT // len(chunk) + 2):
+            yield chunk
+
+    answer = requests.post(
+        f"{servers.http_url}/git-upload-pack",
+        data=body(),
+        headers={"Content-Type": "application/x-git-upload-pack-request"},
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert "refs/heads/main" in git("ls-remote", servers.http_url).stdout  # and the server still serves
+
+
 def test_lfs_downloads_are_open_and_uploads_need_the_token(served):
     _shelf_path, servers = served
     oid = hashlib.sha256(b"anything").hexdigest()
@@ -370,12 +390,13 @@ def test_serve_prints_role_lines_and_runs_until_terminated(tmp_path):
         shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
     )
     try:
-        lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(4)]
         http_url = f"http://127.0.0.1:{http_port}/team.git"
         assert lines == [
             f"git  git://127.0.0.1:{git_port}/team.git",
             f"http  {http_url}",
             f"lfs  {http_url}/info/lfs",
+            f"sparse  sparse+http://127.0.0.1:{http_port}/",
         ]
         assert listening(f"git://127.0.0.1:{git_port}") and listening(f"http://127.0.0.1:{http_port}")
     finally:
@@ -401,8 +422,8 @@ def test_kill_9_leaves_nothing_listening_nor_any_key_and_a_restart_works(tmp_pat
             shelf_path, git_port, http_port, "--token-file", str(tokens), tmp=tmp_path / "tmp"
         )
         try:
-            lines = [process.stdout.readline() for _ in range(3)]
-            assert lines[2].startswith("lfs  "), (
+            lines = [process.stdout.readline() for _ in range(4)]
+            assert lines[3].startswith("sparse  "), (
                 attempt,
                 lines,
                 process.stderr.read() if process.poll() else "",

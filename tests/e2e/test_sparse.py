@@ -118,6 +118,13 @@ def test_a_project_locks_installs_and_browses_a_static_shelf(cli, static_shelf, 
     assert "0.1.0" in cli("show", MLM).out
     assert [c["name"] for c in cli("search", "m", "--json").json()["results"]] == [MLM]
 
+    bundled = cli("bundle", tmp_path / "stack.cclm-bundle")
+    assert bundled.code == 0, bundled.err
+    import tarfile
+
+    with tarfile.open(tmp_path / "stack.cclm-bundle") as archive:
+        assert layout.manifest_path(MLM, "0.1.0") in archive.getnames()
+
     # Offline, with the server still there but not asked: a fresh install folder from the cache alone.
     shutil.rmtree(project / ".cclm")
     offline = cli("--offline", "install")
@@ -182,3 +189,26 @@ def test_serve_serves_the_sparse_index_and_follows_a_publish(cli, stocked_shelf,
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in err and "warning" not in err, err
+
+
+def test_a_config_of_another_format_is_one_line(cli, static_shelf, tmp_path, monkeypatch):
+    dest, url = static_shelf
+    monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "fresh-cache"))  # the blobs must be fetched
+    (dest / "config.json").write_text('{"format": 2, "blobs": {"kind": "torrent"}}\n')
+    refused = cli("--shelf", url, "install", "mlm@0.1.0", "--target", tmp_path / "t")
+    assert refused.code != 0 and "config.json is not one this version reads" in refused.err
+    assert not (tmp_path / "t").exists()
+
+
+def test_static_blobs_take_no_upload(tmp_path):
+    from shelf.errors import ConfigError
+    from shelf.remote.lfs_protocol import LfsObject
+    from shelf.static_blobs import StaticBlobs
+
+    blobs = StaticBlobs("http://127.0.0.1:9/public")
+    (tmp_path / "f").write_bytes(b"x")
+    oid = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"  # sha256 of b"x"
+    with pytest.raises(ConfigError, match="read-only"):
+        blobs.upload([(LfsObject(oid, 1), tmp_path / "f")])
+    [answer] = blobs.batch("download", [LfsObject(oid, 1)])
+    assert answer.actions["download"].href == f"http://127.0.0.1:9/public/blobs/sha256/2d/{oid}"

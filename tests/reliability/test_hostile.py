@@ -111,10 +111,13 @@ def test_an_item_type_that_climbs_out_is_refused(
     _refused_both_ways(local_shelf, "evil", box, r"\.\.", figures)
 
 
-def test_a_symlink_planted_in_the_target_is_replaced_not_followed(
+def test_a_symlink_planted_in_the_target_is_refused_then_moved_aside_not_followed(
     local_shelf: CraftedShelf, tmp_path: Path, tally: Callable[..., Tally]
 ) -> None:
+    from shelf.errors import TargetError
+
     figures = tally("hostile", "symlink planted in the target", f"{RERUN} -k planted")
+
     local_shelf.publish("planted", "0.1.0", FILES)
     box = Box(tmp_path)
     outside = tmp_path / "outside"
@@ -124,8 +127,13 @@ def test_a_symlink_planted_in_the_target_is_replaced_not_followed(
     (box.target / "planted").symlink_to(outside, target_is_directory=True)
     before = tree(outside)
     with figures.trial():
-        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+        with pytest.raises(TargetError, match="not installed by cclm-shelf"):
+            Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+        assert (box.target / "planted").is_symlink()
+        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target, force=True)
         assert not (box.target / "planted").is_symlink() and (box.target / "planted" / "model").is_dir()
+        kept = list((box.target / ".cclm-shelf-trash").iterdir())
+        assert len(kept) == 1 and kept[0].is_symlink(), "the planted link was not moved aside as a link"
         assert tree(outside) == before, "the install wrote through a planted symlink"
 
 
@@ -317,5 +325,5 @@ def test_a_planted_symlink_leaves_no_debris(local_shelf: CraftedShelf, tmp_path:
     box.target.mkdir()
     (box.target / "planted").symlink_to(tmp_path / "outside", target_is_directory=True)
     for _ in range(2):  # the second run's clean_debris does not remove it either
-        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target)
+        Shelf(local_shelf.url, cache_dir=box.cache).install("planted", target=box.target, force=True)
     assert not [p.name for p in box.target.iterdir() if p.name.startswith(".trash-")]

@@ -125,8 +125,8 @@ class Served:
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
-        lines = [self.process.stdout.readline() for _ in range(3)]
-        assert lines[2].startswith("lfs  "), lines
+        lines = [self.process.stdout.readline() for _ in range(4)]
+        assert lines[3].startswith("sparse  "), lines
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

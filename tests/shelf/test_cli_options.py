@@ -19,6 +19,8 @@ from tests.shelf.conftest import BASE, MLM, publish_folder, shelf_refs
         (["cache", "info", "--cache-dir", "D"], ["--cache-dir", "D", "cache", "info"]),
         (["install", "--", "--offline"], ["install", "--", "--offline"]),
         (["--help"], ["--help"]),
+        (["--json", "--offline", "show", "x"], ["--offline", "show", "x", "--json"]),
+        (["--json", "cache", "info", "--", "y"], ["cache", "info", "--json", "--", "y"]),
     ],
 )
 def test_global_options_move_in_front_of_the_command(args, expected):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ from cclm_core.errors import IncompatibleComponentError
 from shelf.api import Shelf
 from shelf.compose import check_stack, compose_installed, find_stack
 from shelf.errors import ConfigError, NotFoundError, ResolutionError
-from shelf.install import uninstall
 from tests.support.shelves import (
     BASE,
     CHARS,
@@ -43,6 +43,15 @@ def test_installed_components_compose_into_one_model(shelf_path: Path, tmp_path:
     assert check_stack(find_stack(target))["output_dim"] == MLM_DIM + CHARS_DIM
 
 
+def _move_installed(source: Path, target: Path, name: str) -> None:
+    """Move an installed component and its record entry from one target into another, as by hand."""
+    os.replace(source / name, target / name)
+    paths = [folder / ".cclm-shelf-install.json" for folder in (source, target)]
+    records = [json.loads(path.read_text()) for path in paths]
+    records[1]["components"][name] = records[0]["components"][name]
+    paths[1].write_text(json.dumps(records[1]))
+
+
 def test_a_component_on_another_embedder_is_refused_before_weights_load(
     shelf_path: Path, tmp_path: Path, tmp_path_factory, monkeypatch
 ) -> None:
@@ -50,10 +59,14 @@ def test_a_component_on_another_embedder_is_refused_before_weights_load(
     publisher = tmp_path / "publisher"
     publish_folder(str(shelf_path), stack.foreign_base, "tiny_foreign_base", VERSION, cache_dir=publisher)
     publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=publisher)
-    target = tmp_path / "target"
+    target, other = tmp_path / "target", tmp_path / "other"
     Shelf(str(shelf_path)).install(MLM, target=target)
-    Shelf(str(shelf_path)).install(FOREIGN, target=target)
-    uninstall(target, "tiny_foreign_base")  # the foreign component's own embedder: not in this stack
+    with pytest.raises(ResolutionError, match="embedders disagree"):  # install keeps a target one stack
+        Shelf(str(shelf_path)).install(FOREIGN, target=target)
+    # A folder assembled by other means (by hand, or by an older cclm-shelf) is still checked by compose;
+    # the foreign component's own embedder is not moved along: it is not in this stack.
+    Shelf(str(shelf_path)).install(FOREIGN, target=other)
+    _move_installed(other, target, FOREIGN)
 
     def must_not_load(*_args, **_kwargs):
         raise AssertionError("weights were loaded before the bases were checked")
@@ -101,9 +114,9 @@ def test_the_embedder_the_components_were_trained_on_is_picked(
     _second_base(saved_stack(tmp_path_factory).base, tmp_path, shelf_path)
     target = tmp_path / "target"
     Shelf(str(shelf_path)).install(MLM, target=target)
-    Shelf(str(shelf_path)).install(
-        "other_base", target=target
-    )  # one set cannot hold two bases; two installs can
+    # install keeps one base per target; a folder assembled by hand (or by an older cclm-shelf) may hold two
+    Shelf(str(shelf_path)).install("other_base", target=tmp_path / "other")
+    _move_installed(tmp_path / "other", target, "other_base")
     stack = find_stack(target, [MLM])
     assert stack.embedder == target / BASE / "embedder"
     composed = compose_installed([MLM], target=target)

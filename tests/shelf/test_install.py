@@ -349,10 +349,13 @@ def test_debris_of_an_interrupted_run_and_a_damaged_record_are_not_trusted(
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]  # nothing taken on trust
     assert sorted(p.name for p in target.iterdir()) == [
         ".cclm-shelf-install.json",
+        ".cclm-shelf-trash",
         ".install.lock",
         BASE,
         MLM,
     ]
+    # Without a record nothing proves the old folders untouched: they were moved aside, not deleted.
+    assert sorted(p.name.split("-")[0] for p in (target / ".cclm-shelf-trash").iterdir()) == [BASE, MLM]
     assert_installed(target, MLM)
     assert cli("verify", "--target", str(target)).returncode == 0
 

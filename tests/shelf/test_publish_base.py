@@ -79,3 +79,13 @@ def test_components_on_different_embedders_conflict_in_model_terms(cli, shelf_pa
     )
     assert "loosen" not in error["error"] + error["hint"]
     assert not (tmp_path / "t").exists()
+
+
+def test_without_base_publishes_a_component_alone(cli, shelf_path, saved_models):
+    result = cli(
+        "--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.1.0",
+        "--without-base", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["requires_added"] is None
+    assert _manifest(shelf_path, "mlm", "0.1.0").requires == ()

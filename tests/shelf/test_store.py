@@ -139,7 +139,7 @@ def test_link_into_hardlinks_and_replaces(store: BlobStore, tmp_path: Path) -> N
     dest = tmp_path / "install" / "model" / "model.bin"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"old")
-    assert store.link_into(oid, dest) == "link"
+    assert store.link_into(oid, dest) == "hardlink"
     assert dest.read_bytes() == b"A" * 10
     assert dest.stat().st_ino == store.path(oid).stat().st_ino
     assert [p.name for p in dest.parent.iterdir()] == ["model.bin"]
@@ -235,3 +235,62 @@ def test_eight_processes_adding_the_same_objects(tmp_path: Path) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_link_modes_copy_and_symlink(store: BlobStore, tmp_path: Path) -> None:
+    oid = store.add_file(_write(tmp_path / "a", b"D" * 10))
+    copied, linked = tmp_path / "copy.bin", tmp_path / "link.bin"
+    assert store.link_into(oid, copied, "copy") == "copy"
+    assert store.link_into(oid, linked, "symlink") == "symlink"
+    assert copied.stat().st_ino != store.path(oid).stat().st_ino and not copied.is_symlink()
+    assert linked.is_symlink() and linked.resolve() == store.path(oid).resolve()
+    assert copied.read_bytes() == linked.read_bytes() == b"D" * 10
+
+
+def test_a_verified_blob_is_stamped_and_trusted_on_a_stat(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shelf import store as store_module
+
+    oid = store.add_file(_write(tmp_path / "a", b"E" * 10))
+    assert store.path(oid).stat().st_mtime_ns == store_module.VERIFIED_MTIME_NS
+
+    def no_hashing(path: Path) -> tuple[str, int]:
+        raise AssertionError(f"{path} was re-hashed although its stamp is intact")
+
+    monkeypatch.setattr(store_module, "hash_file", no_hashing)
+    assert store.revalidate(oid, 10)
+
+
+def test_a_blob_written_through_a_link_is_evicted_before_it_is_linked_again(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    oid = store.add_file(_write(tmp_path / "a", b"F" * 10))
+    installed = tmp_path / "installed.bin"
+    store.link_into(oid, installed)
+    with installed.open("r+b") as fh:  # as root: the read-only mode does not stop this
+        fh.write(b"G")
+    assert store.has(oid, 10)  # same size: a size check alone would trust it
+    assert not store.revalidate(oid, 10)
+    assert not store.has(oid)
+    assert installed.read_bytes() == b"G" + b"F" * 9  # the edited copy is the user's, left alone
+
+
+def test_an_unstamped_blob_with_right_bytes_is_rehashed_once_and_stamped(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    from shelf.store import VERIFIED_MTIME_NS
+
+    oid = store.add_file(_write(tmp_path / "a", b"H" * 10))
+    os.utime(store.path(oid), ns=(0, 12345))  # as a blob stored before stamps existed
+    assert store.revalidate(oid, 10)
+    assert store.path(oid).stat().st_mtime_ns == VERIFIED_MTIME_NS
+
+
+def test_a_cache_path_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    cache = _write(tmp_path / "cache", b"not a folder")
+    for root in (cache, cache / "below"):
+        with pytest.raises(StoreError, match="is a file, not a folder") as caught:
+            BlobStore(root)
+        assert constants.ENV_CACHE_DIR in (caught.value.hint or "")
+    assert cache.read_bytes() == b"not a folder"
