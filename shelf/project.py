@@ -15,7 +15,6 @@ every other byte of the file (comments, other tables, formatting) stays as it wa
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +107,8 @@ def _project_file_in(folder: Path) -> Path:
 
 def _read_table(path: Path) -> dict[str, Any] | None:
     """Our settings from ``path``: the whole file for cclm-shelf.toml, [tool.cclm-shelf] otherwise."""
+    import tomllib  # here, not at import: most commands never read a project file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -239,6 +240,8 @@ def _parse_for_edit(path: Path, requirement: Requirement | str) -> Requirement:
 
 
 def _write_requires(project: Project, requires: list[str]) -> None:
+    import tomllib
+
     text = project.path.read_text(encoding="utf-8")
     new_text = replace_requires(text, requires, in_pyproject=project.in_pyproject)
     # A safety net for layouts the text edit does not understand (e.g. an inline ``cclm-shelf = {...}``
