@@ -7,8 +7,9 @@
 (2) Inference time of a ``ComposedModel`` against the same layer objects wired into one flat Keras model.
 (3) What the padding mask costs: the same ``ComposedModel`` (same weights) with the mask and without it.
 
-Run: ``python benchmarks/bench_core.py [--quick] [--masking]``; figures go to ``benchmarks/CORE_FIGURES.md``
-(``--masking`` measures (3) alone and rewrites only its section there).
+Run: ``python benchmarks/bench_core.py [--quick] [--masking | --pretraining]``; figures go to
+``benchmarks/CORE_FIGURES.md`` (``--masking`` measures (3) alone, ``--pretraining`` the rows of (1) alone,
+and each rewrites only its own section there).
 """
 
 from __future__ import annotations
@@ -141,6 +142,11 @@ MODELS = {
 }
 
 
+#: How ``best_rate`` times a run: wall seconds, or CPU seconds of this process (``--cpu``, steadier when
+#: other work loads the machine).
+CLOCK: list[Callable[[Callable[[], object]], float]] = []
+
+
 def best_rate(chars: int, runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Characters/second of each run, best of ``repeats``, the runs interleaved so load hits all alike.
 
@@ -150,7 +156,7 @@ def best_rate(chars: int, runs: dict[str, Callable[[], object]], repeats: int) -
     best = dict.fromkeys(runs, float("inf"))
     for i in range(repeats):
         for name, run in list(runs.items())[:: 1 if i % 2 == 0 else -1]:
-            best[name] = min(best[name], timed(run))
+            best[name] = min(best[name], (CLOCK[0] if CLOCK else timed)(run))
     return {name: chars / seconds for name, seconds in best.items()}
 
 
@@ -317,19 +323,9 @@ def _row(name: str, ours: float, base: float, extra: str = "") -> str:
     return f"| {name} | {ours:,.0f} | {base:,.0f} | {ours / base:.2f}x |{extra}"
 
 
-def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> str:
-    pipes, infer = results["pipelines"], results["inference"]
-    overhead = (infer["composed"] / infer["flat"] - 1) * 100
-    command = "python benchmarks/bench_core.py" + (" --quick" if quick else "")
+def pretraining_rows(results: dict[str, dict[str, float]]) -> list[str]:
+    pipes = results["pipelines"]
     lines = [
-        "## Core",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run (a shared "
-        "machine: timings swing by 10-20% between runs, the op counts do not)  ",
-        f"Data: {s.n_texts} synthetic sentences (max_len {s.max_len}, some truncated), batch {s.batch_size}, "
-        f"best of {s.repeats} interleaved runs; MaskedLanguagePretrainer on an Embedder.",
-        "",
         "| chars/second | core: tf.data, vectorised masking | per-example Python generator | ratio "
         "| model alone (cached batches) |",
         "|---|---:|---:|---:|---:|",
@@ -342,7 +338,42 @@ def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> st
                 f"pretraining, {model} model", train["ours"], train["generator"], f" {train['cached']:,.0f} |"
             )
         )
-    lines += [
+    return lines
+
+
+def pretraining_report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> str:
+    command = "python benchmarks/bench_core.py --pretraining" + (" --quick" if quick else "")
+    command += " --cpu" if CLOCK else ""
+    return "\n".join(
+        [
+            "## Pretraining input",
+            "",
+            f"Command: `{command}`  ",
+            f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run  ",
+            f"Data: {s.n_texts} synthetic sentences (max_len {s.max_len}), batch {s.batch_size}, best of "
+            f"{s.repeats} interleaved runs ({'CPU seconds of this process' if CLOCK else 'wall time'}); each "
+            "run builds its dataset and trains one epoch.",
+            "",
+            *pretraining_rows(results),
+            "",
+        ]
+    )
+
+
+def report(s: Settings, quick: bool, results: dict[str, dict[str, float]]) -> str:
+    infer = results["inference"]
+    overhead = (infer["composed"] / infer["flat"] - 1) * 100
+    command = "python benchmarks/bench_core.py" + (" --quick" if quick else "")
+    lines = [
+        "## Core",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run (a shared "
+        "machine: timings swing by 10-20% between runs, the op counts do not)  ",
+        f"Data: {s.n_texts} synthetic sentences (max_len {s.max_len}, some truncated), batch {s.batch_size}, "
+        f"best of {s.repeats} interleaved runs; MaskedLanguagePretrainer on an Embedder.",
+        "",
+        *pretraining_rows(results),
         "",
         "The last column trains on pre-masked batches cached in memory: no input pipeline can make training",
         "faster than that, so the training ratio is bounded by (model alone / generator). Where the model",
@@ -363,8 +394,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller corpus and fewer repeats")
     parser.add_argument("--masking", action="store_true", help="measure only what the padding mask costs")
+    parser.add_argument("--pretraining", action="store_true", help="measure only the pretraining rows")
+    parser.add_argument("--cpu", action="store_true", help="time the pretraining rows in CPU seconds")
     args = parser.parse_args()
     settings = QUICK if args.quick else FULL
+    if args.cpu:
+        CLOCK.append(cpu_seconds)
+    if args.pretraining:
+        results = {"pipelines": bench_pipelines(settings)}
+        for model in MODELS:
+            results[f"train_{model}"] = bench_pretraining(settings, model)
+        text = pretraining_report(settings, args.quick, results)
+        print(text)
+        write_section(text)
+        return
     masking = masking_report(settings, args.quick, bench_masking(settings))
     print(masking)
     write_section(masking)

@@ -46,7 +46,7 @@ from cclm_core.masking import MaskingConfig, mask_batch
 from cclm_core.networks import MaskedLanguageNetwork, ReconstructionNetwork
 from cclm_core.preprocessing import Preprocessor, extract_texts
 
-#: How many batches the example generator hands over at a time.
+#: How many batches are cut and masked at a time.
 CHUNK = 16
 
 __all__ = ["CharacterReconstructionPretrainer", "MaskedLanguagePretrainer", "Pretrainer", "load_component"]
@@ -182,10 +182,18 @@ class Pretrainer:
     def batches(self, corpus: Corpus, batch_size: int) -> tf.data.Dataset:
         """Character batches of ``corpus``, masked with vectorised ops (``masking.mask_batch``).
 
-        The generator hands over ``CHUNK`` batches at a time (one Python step per chunk, not per batch);
-        a chunk is masked at once and split into batches by ``rebatch``.
+        ``CHUNK`` batches are cut and masked at once and split into batches by ``rebatch`` (fewer, larger
+        steps cost less). Without an augmentor the windows are drawn inside ``tf.data``
+        (``Corpus.window_batches``); with one, a generator hands over a chunk at a time (one Python
+        step per chunk, not per batch).
         """
         n_chars, masking, rng = self.embedder.n_chars, self.masking, self.rng
+        if corpus.augmentor is None:
+            seeds = rng.integers(0, 2**31 - 1, size=2)
+            windows = corpus.window_batches(
+                batch_size * CHUNK, seeds, lambda ids, seed: mask_batch(ids, n_chars, masking, ids, seed)
+            )
+            return windows.rebatch(batch_size)
 
         def generate() -> Any:
             for rows in corpus.order(rng, batch_size * CHUNK):

@@ -77,7 +77,10 @@ class InstallTarget:
         return data
 
     def write_record(self, record: dict) -> None:
-        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        # Atomic but not fsynced (two fsyncs were most of a warm reinstall): the links it lists are not
+        # fsynced either, and a record lost in a power cut costs a re-link, or a refusal that --force
+        # settles; never the user's files.
+        atomic_write(self.record_path, json.dumps(record, indent=2, sort_keys=True) + "\n", durable=False)
 
     def component_dir(self, name: str) -> Path:
         return self.root / safe_relative(name)

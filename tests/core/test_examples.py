@@ -14,7 +14,7 @@ from cclm_core.augmentation import Augmentor, Drop  # noqa: E402
 from cclm_core.errors import DataError  # noqa: E402
 from cclm_core.masking import MaskingConfig, mask_batch  # noqa: E402
 from cclm_core.models import Embedder  # noqa: E402
-from cclm_core.preprocessing import MASK_ID, N_SPECIAL, PAD_ID, Preprocessor  # noqa: E402
+from cclm_core.preprocessing import CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, Preprocessor  # noqa: E402
 from cclm_core.pretraining import CharacterReconstructionPretrainer, MaskedLanguagePretrainer  # noqa: E402
 
 LONG = [
@@ -185,3 +185,18 @@ def test_token_targets_need_a_tokenizer(prep, texts):
         MaskedLanguagePretrainer(_embedder(plain), plain, targets="words")
     with pytest.raises(DataError, match="min_mask_len must be a positive integer"):
         MaskedLanguagePretrainer(_embedder(plain), plain, targets="tokens", min_mask_len=0)
+
+
+def test_windows_drawn_in_tf_data_are_framed_as_the_preprocessor_frames_them():
+    texts = ["short", "a text much longer than the input window", "mid length"]
+    prep = Preprocessor(max_example_len=8, add_cls=True).fit(texts, skip_tokenizer=True)
+    pretrainer = _rec(prep, masking=NO_MASKING, seed=3)
+    epochs = [np.concatenate([t for _, t, _ in _epoch(pretrainer, texts, batch_size=2)]) for _ in range(6)]
+    for rows in epochs:
+        assert (rows[:, -1] == CLS_ID).all() and len(rows) == len(texts)
+        windows = [prep.array_to_string(r) for r in rows]
+        assert "short" in windows and all(len(w) == 7 or w in texts for w in windows)
+        assert all(any(w in t for t in texts) for w in windows)
+        exact = prep.strings_to_array(windows, 8)  # what the preprocessor makes of the same windows
+        assert np.array_equal(np.sort(exact, axis=0), np.sort(rows, axis=0))
+    assert len({prep.array_to_string(r) for rows in epochs for r in rows}) > 4  # new windows each epoch

@@ -133,3 +133,16 @@ def test_the_one_sha256_check_refuses_anything_but_64_lowercase_hex(bad: object)
 
 def test_the_one_sha256_check_accepts_a_digest() -> None:
     assert is_sha256_hex(OID) and check_oid(OID) == OID
+
+
+def test_atomic_write_without_fsync_still_replaces_all_at_once(tmp_path, monkeypatch):
+    path = tmp_path / "record.json"
+    atomic_write(path, "old\n")
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    atomic_write(path, "new\n", durable=False)
+    assert path.read_text() == "new\n" and synced == []
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temporary file left beside it
+    atomic_write(path, "newer\n")
+    assert path.read_text() == "newer\n" and len(synced) == 2  # the file and its folder

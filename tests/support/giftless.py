@@ -105,7 +105,14 @@ class GiftlessServer:
         config.write_text(self._config, encoding="utf-8")
         gunicorn = Path(sys.executable).parent / "gunicorn"
         env = {**os.environ, "GIFTLESS_CONFIG_FILE": str(config)}
-        command = [str(gunicorn), "-b", f"127.0.0.1:{self.port}", "-w", str(self._workers)]
+        command = [
+            str(gunicorn),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(self._workers),
+            "--no-control-socket",
+        ]
         log = open(self.workdir / "gunicorn.log", "wb")  # noqa: SIM115 - owned by the child process
         self._process = subprocess.Popen(
             [*command, "giftless.wsgi_entrypoint:app"], env=env, stdout=log, stderr=subprocess.STDOUT
