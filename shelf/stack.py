@@ -83,10 +83,10 @@ def check_stack(target: Path, installed: Mapping[str, Member], incoming: Mapping
     problems = disagreements({**staying, **incoming})
     if not problems or not staying:
         return
-    names = " ".join(sorted({*incoming, *staying}))
+    kept = ", ".join(sorted(member[0] for member in staying.values()))
     raise ResolutionError(
         f"installing {', '.join(m[0] for m in incoming.values())} into {target} would break its stack: "
         + "; ".join(problems),
-        hint=f"install them together so they resolve as one stack (cclm-shelf install {names}), "
-        "uninstall what no longer fits, or use another --target",
+        hint=f"what stays installed ({kept}) has no version on that base here: uninstall it first "
+        "(cclm-shelf uninstall NAME), or install into another --target",
     )
