@@ -22,7 +22,6 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import semver
@@ -188,6 +187,8 @@ def provided_base(kind: str, provides: Mapping[str, Any], base: Base | None) -> 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The manifest JSON Schema (2020-12) shipped with the package."""
+    from importlib import resources  # here: only validating a new manifest reads the schema
+
     text = resources.files("registry_index").joinpath("schemas/manifest-v1.schema.json").read_text("utf-8")
     return json.loads(text)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import semver
 
@@ -211,6 +212,13 @@ def parse_requirement(text: str) -> Requirement:
     """Parse a requirement string; anything unreadable raises RequirementError quoting it."""
     if not isinstance(text, str):
         raise RequirementError(f"a requirement must be a string, got {type(text).__name__}", hint=_EXAMPLE)
+    return _parse_requirement(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_requirement(text: str) -> Requirement:
+    # Cached: the versions of one component mostly repeat the same requirement strings, and an index
+    # read parses every line's. A Requirement is immutable, so one object can serve every caller.
     match = re.fullmatch(r"\s*([^\s@~=!<>,]*)\s*(.*?)\s*", text, re.DOTALL)
     name, rest = match.groups() if match else ("", text)
     if not name:

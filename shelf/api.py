@@ -67,6 +67,7 @@ class Shelf:
         self.cache_dir = Path(cache_dir) if cache_dir else constants.cache_dir()
         self.offline = constants.offline() if offline is None else offline
         self.jobs = jobs or constants.jobs()
+        constants.index_max_age()  # a bad CCLM_SHELF_INDEX_MAX_AGE is an error before anything runs
         self.store = BlobStore(self.cache_dir)
         self._sources: dict[str, ShelfSource] = {}
         self.progress: Progress = progress or NullProgress()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +231,8 @@ def load_lockfile(path: Path) -> Lockfile:
 
 def loads_lockfile(text: str, path: Path | None = None) -> Lockfile:
     """Parse lockfile text; ``path`` only names the file in errors."""
+    import tomllib  # here, not at import: an install without a lockfile never parses TOML
+
     where = str(path) if path is not None else "<lockfile>"
     try:
         data = tomllib.loads(text)

@@ -15,7 +15,6 @@ Editing (``add_requirements``, ``remove_requirement``) goes through tomlkit and 
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +153,8 @@ def _project_file_in(folder: Path) -> Path:
 
 def _read_table(path: Path) -> dict[str, Any] | None:
     """Our settings from ``path``: the whole file for cclm-shelf.toml, [tool.cclm-shelf] otherwise."""
+    import tomllib  # here, not at import: most commands never read a project file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -285,6 +286,8 @@ def _parse_for_edit(path: Path, requirement: Requirement | str) -> Requirement:
 
 
 def _write_requires(project: Project, requires: list[str]) -> None:
+    import tomllib
+
     text = project.path.read_text(encoding="utf-8")
     new_text = replace_requires(text, requires, in_pyproject=project.in_pyproject)
     # A safety net: never write a file that does not read back as intended.
@@ -313,10 +316,10 @@ def replace_requires(text: str, requires: list[str], *, in_pyproject: bool) -> s
     array = tomlkit.array()
     array.extend(requires)
     array.multiline(True)
-    if not in_pyproject and "requires" not in tomllib.loads(text):
+    document = tomlkit.parse(text)
+    if not in_pyproject and "requires" not in document:
         # A new top-level key goes first: after a table header it would land inside that table.
         return tomlkit.dumps({"requires": array}) + text
-    document = tomlkit.parse(text)
     table: Any = document
     if in_pyproject:
         tool = document.setdefault("tool", tomlkit.table(is_super_table=True))

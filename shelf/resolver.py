@@ -95,7 +95,7 @@ def resolve(
     policy = Policy(dict(locked or {}), _upgrade_set(upgrade), allow_prereleases)
     provider = ShelfProvider(CandidateIndex(source), policy, {r.identifier for r in roots})
     reporter = ShelfReporter()
-    explainer = Explainer(provider, reporter, _known_names(source))
+    explainer = Explainer(provider, reporter, lambda: _known_names(source))
     for root in roots:
         if not provider.index.candidates(root.identifier):
             raise explainer.unknown_name(root.identifier, None)

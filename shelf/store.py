@@ -19,7 +19,8 @@ A verified blob's mtime is stamped ``VERIFIED_MTIME_NS``. Installed files are ha
 blobs, and the read-only mode stops nobody running as root: a write through any installed link moves the
 blob's mtime. ``revalidate`` (called before a blob is linked again) trusts a blob with the stamp and its
 size, re-hashes any other, re-stamps it when its bytes are right and evicts it when they are not, so the
-next install fetches it again instead of spreading the damage.
+next install fetches it again instead of spreading the damage. Checking and trimming the whole store
+(``verify``, ``prune``) live in ``shelf.store_maintenance``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ from shelf import constants
 from shelf.blob_writer import VERIFIED_MTIME_NS, BlobWriter, seal
 from shelf.errors import IntegrityError, StoreError
 from shelf.fsutil import atomic_write, beside, copy_hashing, fsync_dir, hash_file
+from shelf.store_maintenance import INCOMPLETE as _INCOMPLETE
+from shelf.store_maintenance import StoreMaintenance
 
-_INCOMPLETE = ".incomplete"
 LOCK_PREFIX = 3  # hex digits of an object id that name its lock file
 _LOCK_TIMEOUT = 3600.0  # a writer may hold the lock for a whole large download
 _CACHEDIR_TAG = (
@@ -59,15 +61,6 @@ class BlobInfo:
     oid: str
     size: int
     path: Path
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file in the store that failed verification and was removed."""
-
-    oid: str
-    path: Path
-    reason: str
 
 
 def check_oid(oid: str) -> str:
@@ -102,7 +95,7 @@ def _check_folder(root: Path) -> None:
         )
 
 
-class BlobStore:
+class BlobStore(StoreMaintenance):
     """A folder of verified blobs named by sha256; safe to share between processes."""
 
     def __init__(self, root: Path | None = None) -> None:
@@ -369,73 +362,3 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         return method
-
-    # Maintenance ---------------------------------------------------------------------------------------
-
-    def verify(self) -> list[Problem]:
-        """Re-hash every blob; remove and report the ones whose name, size or bytes are wrong."""
-        problems = []
-        for blob in list(self.iter_blobs()):
-            reason = self._blob_problem(blob)
-            if reason is None:
-                continue
-            with self._lock_or_skip(blob.oid) as locked:
-                if locked or not is_sha256_hex(blob.oid):
-                    with contextlib.suppress(FileNotFoundError):
-                        blob.path.unlink()
-            problems.append(Problem(oid=blob.oid, path=blob.path, reason=reason))
-        return problems
-
-    @staticmethod
-    def _blob_problem(blob: BlobInfo) -> str | None:
-        if not is_sha256_hex(blob.oid):
-            return "the file name is not a sha256 object id"
-        if blob.path.parent.name != blob.oid[:2]:
-            return "the blob is in the wrong folder"
-        actual, _ = hash_file(blob.path)
-        if actual != blob.oid:
-            return f"its bytes hash to {actual}"
-        return None
-
-    @contextlib.contextmanager
-    def _lock_or_skip(self, oid: str) -> Iterator[bool]:
-        """Hold the object's lock if nobody else does; yield whether it is held."""
-        if not is_sha256_hex(oid):
-            yield False
-            return
-        lock = self._lock_file(oid)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
-
-    def prune(self, keep: set[str]) -> tuple[int, int]:
-        """Remove every blob (and stale partial file) not in ``keep``; return (count, bytes) removed."""
-        count = freed = 0
-        for blob in list(self.iter_blobs()):
-            if blob.oid in keep:
-                continue
-            with self._lock_or_skip(blob.oid) as locked:
-                if locked or not is_sha256_hex(blob.oid):
-                    blob.path.unlink(missing_ok=True)
-                    count += 1
-                    freed += blob.size
-        freed += self._prune_partials(keep)
-        return count, freed
-
-    def _prune_partials(self, keep: set[str]) -> int:
-        freed = 0
-        for partial in self._blobs.glob(f"*/*{_INCOMPLETE}") if self._blobs.is_dir() else ():
-            oid = partial.name[: -len(_INCOMPLETE)]
-            if oid in keep:
-                continue
-            with self._lock_or_skip(oid) as locked:
-                if locked:
-                    freed += partial.stat().st_size
-                    partial.unlink(missing_ok=True)
-        return freed

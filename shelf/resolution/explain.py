@@ -9,7 +9,7 @@ sha256:cd34…"), each with what would fix it.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +41,15 @@ def short(value: str) -> str:
 
 @dataclass(frozen=True)
 class Explainer:
-    """Everything a conflict story needs: the provider (index + policy), the reporter, known names."""
+    """Everything a conflict story needs: the provider (index + policy), the reporter, known names.
+
+    ``known_names`` lists every name only when a story needs it (an unknown name): listing a large index
+    costs more than a whole resolve that never fails.
+    """
 
     provider: ShelfProvider
     reporter: ShelfReporter
-    known_names: Sequence[str] = ()
+    known_names: Callable[[], Sequence[str]] = tuple
 
     def explain(self, causes: Sequence[Any]) -> ResolutionError:
         by_identifier: dict[str, list[Any]] = {}
@@ -93,7 +97,7 @@ class Explainer:
 
     def unknown_name(self, name: str, parent: ComponentCandidate | None) -> ResolutionError:
         where = "" if parent is None else f" (required by {parent}, {self.origin(parent)})"
-        close = difflib.get_close_matches(name, list(self.known_names), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(self.known_names()), n=1, cutoff=0.6)
         message = f"no component named {name!r} on the shelf{where}"
         if close:
             message += f"; did you mean {close[0]!r}?"

@@ -65,6 +65,13 @@ def test_a_bad_jobs_setting_is_an_error(cli, stocked_shelf, tmp_path, monkeypatc
     assert not (tmp_path / "t").exists()
 
 
+def test_a_bad_index_max_age_is_an_error(cli, stocked_shelf, tmp_path, monkeypatch):
+    monkeypatch.setenv("CCLM_SHELF_INDEX_MAX_AGE", "soon")
+    result = cli("--shelf", stocked_shelf, "install", "mlm", "--target", tmp_path / "t")
+    assert result.code == 2 and "CCLM_SHELF_INDEX_MAX_AGE='soon'" in result.err
+    assert not (tmp_path / "t").exists()
+
+
 def test_yank_twice_keeps_the_first_reason_and_unyank_undoes_it(cli, stocked_shelf):
     first = cli("--shelf", stocked_shelf, "yank", "base@0.1.0", "--reason", "wrong split", "--json").json()
     assert first == {

@@ -56,3 +56,29 @@ def test_manifests_are_validated_once_per_machine(shelf_path: Path, tmp_path: Pa
     report = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "two")
     assert [c for c in calls if c] == []  # the same bytes (same digest) were validated by the first install
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+
+
+def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: Path, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    Shelf(str(shelf_path), cache_dir=cache).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    args = ["--shelf", str(shelf_path), "--cache-dir", str(cache), "install", f"{MLM}@v{VERSION}"]
+    code = (
+        "import json, sys\nfrom shelf.cli import main\ncode = None\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if '.' not in m)]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "--target", str(tmp_path / "two")],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status in (0, None) and (tmp_path / "two" / MLM).is_dir()
+    unused = {"tensorflow", "requests", "jsonschema", "model_signing", "tomllib", "rich", "h5py", "numpy"}
+    assert unused.isdisjoint(modules), unused.intersection(modules)

@@ -262,3 +262,21 @@ def test_why_lists_every_chain_through_a_diamond(indexes: dict[str, LocalIndex])
     assert chains == [["app", "left", "shared"], ["app", "right", "shared"]]
     assert {e.requirement for e in result.dependents("shared")} == {"shared>=1.2", "shared<1.5"}
     assert [e.child for e in result.dependencies("app")] == ["left", "right"]
+
+
+class CountingSource(MemorySource):
+    """Counts how often the whole index is listed (costly on a large shelf)."""
+
+    listed = 0
+
+    def names(self) -> list[str]:
+        self.listed += 1
+        return super().names()
+
+
+def test_the_index_is_listed_only_to_explain_an_unknown_name() -> None:
+    source = CountingSource({"a_1": [_generated_entry("a_1", 0, "E1", [])]})
+    assert resolve(["a_1"], source).versions() == {"a_1": "1.0.0"} and source.listed == 0
+    with pytest.raises(ResolutionError, match="did you mean 'a_1'"):
+        resolve(["a_2"], source)
+    assert source.listed == 1
