@@ -29,6 +29,7 @@ from registry_index.index import IndexEntry, LocalIndex, format_index_file, inde
 from registry_index.layout import INDEX_CONFIG_PATH, index_path
 from registry_index.manifest import Base
 from registry_index.requirements import _parse_requirement
+from registry_index.versions import _parse_version
 from shelf.resolver import resolve
 
 STACK = 30
@@ -106,7 +107,8 @@ def measure(root: Path, runs: int) -> tuple[list[float], int, dict[str, str], di
     timings, files_read, versions, stats = [], 0, {}, {}
     for _ in range(runs):
         source = LocalIndex(root)  # fresh reader: every run reads and parses its files again
-        _parse_requirement.cache_clear()  # and parses requirement strings as a new process would
+        _parse_requirement.cache_clear()  # and parses requirements and versions as a new process would
+        _parse_version.cache_clear()
         start = time.perf_counter()
         result = resolve(stack, source)
         timings.append(time.perf_counter() - start)

@@ -6,6 +6,7 @@ A leading ``v`` is accepted on input (tags are written ``name/v1.2.3``) but neve
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import semver
 
@@ -27,6 +28,13 @@ def parse_version(text: str) -> semver.Version:
     """Parse a full SemVer 2.0 version (``MAJOR.MINOR.PATCH[-pre][+build]``), with an optional leading v."""
     if not isinstance(text, str):
         raise VersionError(f"a version must be a string, got {type(text).__name__}", hint=f"use {_EXAMPLE}")
+    return _parse_version(text)
+
+
+@lru_cache(maxsize=8192)
+def _parse_version(text: str) -> semver.Version:
+    # Cached: reading an index parses each version twice (checking the line, then sorting candidates),
+    # and a semver.Version is immutable, so one object can serve every caller.
     raw = text[1:] if text[:1] in ("v", "V") else text
     # Checked here first because semver's own pattern uses \d, which also matches non-ASCII digits.
     if not _SEMVER.fullmatch(raw):
