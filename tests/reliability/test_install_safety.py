@@ -14,7 +14,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import ResolutionError, TargetError
-from tests.reliability.conftest import record, trials
+from tests.reliability.conftest import Tally, record, trials
 from tests.reliability.kit import VOCAB, CraftedShelf, check_store, cli_env, manifest_dict, stack_files, tree
 from tests.support.giftless import GiftlessServer
 from tests.support.git_servers import GitDaemon
@@ -119,52 +119,50 @@ def _plant(target: Path, name: str, kind: int, outside: Path) -> None:
         (spot / "model").mkdir(parents=True)  # looks like ours, but nothing records it
 
 
-def test_a_folder_not_installed_by_cclm_shelf_is_refused_and_kept(team: Team, tmp_path: Path) -> None:
+def test_a_folder_not_installed_by_cclm_shelf_is_refused_and_kept(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
-    count = trials(4, 12)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        _plant(target, "sa", trial % 4, outside)
-        before, outside_before = tree(target), tree(outside)
-        if trial % 2:
-            done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), cache=cache)
-            assert done.returncode == 1 and "not installed by cclm-shelf" in done.stderr, done.stderr
-            assert "--force" in done.stderr
-        else:
-            with pytest.raises(TargetError, match="not installed by cclm-shelf"):
-                Shelf(team.url, cache_dir=cache).install("sa", target=target)
-        assert tree(target) == before and tree(outside) == outside_before
-        ok += 1
-    record(
+    figures = tally(
         GROUP,
         "folder, file or link not installed by cclm-shelf: refused, kept",
-        count,
-        ok,
         f"{RERUN} -k refused_and_kept",
     )
+    for trial in range(trials(4, 12)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            _plant(target, "sa", trial % 4, outside)
+            before, outside_before = tree(target), tree(outside)
+            if trial % 2:
+                done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), cache=cache)
+                assert done.returncode == 1 and "not installed by cclm-shelf" in done.stderr, done.stderr
+                assert "--force" in done.stderr
+            else:
+                with pytest.raises(TargetError, match="not installed by cclm-shelf"):
+                    Shelf(team.url, cache_dir=cache).install("sa", target=target)
+            assert tree(target) == before and tree(outside) == outside_before
 
 
-def test_force_moves_what_is_in_the_way_into_the_trash(team: Team, tmp_path: Path) -> None:
+def test_force_moves_what_is_in_the_way_into_the_trash(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    count = trials(4, 12)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        _plant(target, "sa", trial % 4, outside)
-        planted = tree(target / "sa") if (target / "sa").is_dir() and trial % 4 != 2 else None
-        done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), "--force", cache=cache)
-        assert done.returncode == 0, done.stderr
-        (kept,) = list((target / TRASH).iterdir())
-        assert kept.is_symlink() == (trial % 4 == 2)
-        if planted is not None:
-            assert {k: v[:2] for k, v in tree(kept).items()} == {k: v[:2] for k, v in planted.items()}
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(GROUP, "--force: moved into the target's trash, never deleted", count, ok, f"{RERUN} -k force")
+    figures = tally(GROUP, "--force: moved into the target's trash, never deleted", f"{RERUN} -k force")
+    for trial in range(trials(4, 12)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            _plant(target, "sa", trial % 4, outside)
+            planted = tree(target / "sa") if (target / "sa").is_dir() and trial % 4 != 2 else None
+            done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), "--force", cache=cache)
+            assert done.returncode == 0, done.stderr
+            (kept,) = list((target / TRASH).iterdir())
+            assert kept.is_symlink() == (trial % 4 == 2)
+            if planted is not None:
+                assert {k: v[:2] for k, v in tree(kept).items()} == {k: v[:2] for k, v in planted.items()}
+            assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
 def _edit_trial(team: Team, root: Path, mode: str) -> None:
@@ -202,66 +200,56 @@ def _edit_trial(team: Team, root: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["hardlink", "copy", "symlink"])
 def test_an_installed_file_edited_in_place_is_caught_and_repaired(
-    team: Team, tmp_path: Path, mode: str
+    team: Team, tmp_path: Path, mode: str, tally: Callable[..., Tally]
 ) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        _edit_trial(team, tmp_path / f"t{trial}", mode)
-        ok += 1
-    record(
+    figures = tally(
         GROUP,
         f"installed file edited in place as root, {mode}: store and targets repaired, edit kept",
-        count,
-        ok,
         f"{RERUN} -k 'edited and {mode}'",
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            _edit_trial(team, tmp_path / f"t{trial}", mode)
 
 
-def test_a_component_on_another_base_is_refused_in_model_terms(team: Team, tmp_path: Path) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        Shelf(team.url, cache_dir=cache).install("sb", target=target)
-        before = tree(target)
-        if trial % 2:
-            done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
-            assert done.returncode == 1 and "embedder" in done.stderr, done.stderr
-        else:
-            with pytest.raises(ResolutionError, match="embedder"):
-                Shelf(team.url, cache_dir=cache).install("sc", target=target)
-        assert tree(target) == before, "a refused install changed the target"
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(
+def test_a_component_on_another_base_is_refused_in_model_terms(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally(
         GROUP,
         "second install on another base: refused in model terms, target unchanged",
-        count,
-        ok,
         f"{RERUN} -k refused_in_model",
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            Shelf(team.url, cache_dir=cache).install("sb", target=target)
+            before = tree(target)
+            if trial % 2:
+                done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
+                assert done.returncode == 1 and "embedder" in done.stderr, done.stderr
+            else:
+                with pytest.raises(ResolutionError, match="embedder"):
+                    Shelf(team.url, cache_dir=cache).install("sc", target=target)
+            assert tree(target) == before, "a refused install changed the target"
+            assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
-def test_a_second_install_moves_the_whole_stack_together(team: Team, tmp_path: Path) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        Shelf(team.url, cache_dir=cache).install("sa", "sbase==0.1.0", target=target)
-        assert _installed(target) == {"sa": "0.1.0", "sbase": "0.1.0"}
-        done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
-        assert done.returncode == 0, done.stderr
-        assert _installed(target) == {"sa": "0.2.0", "sbase": "0.2.0", "sc": "0.1.0"}
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(
-        GROUP,
-        "second install on a new base: the whole stack upgraded together",
-        count,
-        ok,
-        f"{RERUN} -k together",
+def test_a_second_install_moves_the_whole_stack_together(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally(
+        GROUP, "second install on a new base: the whole stack upgraded together", f"{RERUN} -k together"
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            Shelf(team.url, cache_dir=cache).install("sa", "sbase==0.1.0", target=target)
+            assert _installed(target) == {"sa": "0.1.0", "sbase": "0.1.0"}
+            done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
+            assert done.returncode == 0, done.stderr
+            assert _installed(target) == {"sa": "0.2.0", "sbase": "0.2.0", "sc": "0.1.0"}
+            assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
 def _installed(target: Path) -> dict[str, str]:

@@ -87,6 +87,11 @@ def _cclm(
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def _publish_args(url: str, folder: Path, version: str, name: str = "tiny_base") -> list[str]:
+    """``--shelf URL publish FOLDER --name NAME --version VERSION``."""
+    return ["--shelf", url, "publish", str(folder), "--name", name, "--version", version]
+
+
 @dataclass
 class Served:
     """One ``cclm-shelf serve`` process on fixed ports, and the team's repositories beside the shelf."""
@@ -261,18 +266,7 @@ def test_nobody_writes_without_a_token(served: Served, folder: Path, tmp_path: P
             ok += attack() and (_refs(served.shelf), _refs(served.sibling), _objects(served.shelf)) == before
         record("served", f"refused: {name}", rounds, ok, RERUN)
         assert ok == rounds, name
-    publish = _cclm(
-        "--shelf",
-        served.http_url,
-        "publish",
-        str(folder),
-        "--name",
-        "tiny_base",
-        "--version",
-        "0.1.0",
-        cache=tmp_path / "pub",
-        token=TOKEN,
-    )
+    publish = _cclm(*_publish_args(served.http_url, folder, "0.1.0"), cache=tmp_path / "pub", token=TOKEN)
     record("served", "accepted: cclm-shelf publish with the token", 1, int(publish.returncode == 0), RERUN)
     assert publish.returncode == 0, publish.stderr
     git_fsck(served.shelf)
@@ -280,7 +274,7 @@ def test_nobody_writes_without_a_token(served: Served, folder: Path, tmp_path: P
 
 def _refused_publish(served: Served, folder: Path, tmp_path: Path, token: str | None) -> bool:
     """Refused in one `error:` line naming the shelf, no traceback, the token nowhere in the output."""
-    args = ["--shelf", served.http_url, "publish", str(folder), "--name", "intruder", "--version", "6.6.6"]
+    args = _publish_args(served.http_url, folder, "6.6.6", name="intruder")
     done = _cclm(*args, cache=tmp_path / "intruder", token=token)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     named = len(errors) == 1 and served.shelf.name in errors[0]
@@ -371,14 +365,7 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
                 sys.executable,
                 "-m",
                 "shelf.cli",
-                "--shelf",
-                served.http_url,
-                "publish",
-                str(folder),
-                "--name",
-                "tiny_base",
-                "--version",
-                f"0.2.{trial}",
+                *_publish_args(served.http_url, folder, f"0.2.{trial}"),
             ]
             child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.0, 2.0))
@@ -410,16 +397,7 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
 def test_lost_blobs_are_named_and_restored_by_publishing_again(
     served: Served, folder: Path, tmp_path: Path
 ) -> None:
-    publish = [
-        "--shelf",
-        served.http_url,
-        "publish",
-        str(folder),
-        "--name",
-        "tiny_base",
-        "--version",
-        "1.0.0",
-    ]
+    publish = _publish_args(served.http_url, folder, "1.0.0")
     assert _cclm(*publish, cache=tmp_path / "pub", token=TOKEN).returncode == 0
     objects = sorted((served.shelf / "lfs" / "objects").rglob("*"))
     objects = [p for p in objects if p.is_file()]
