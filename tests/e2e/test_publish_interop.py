@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,19 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr}"
     return done.stdout
+
+
+@contextmanager
+def served_lfs_shelf(tmp_path: Path, token: str, monkeypatch) -> Iterator:
+    """A new shelf served with ``token``, its LFS URL pointed at the served LFS, the token set to publish."""
+    shelf = Path(create_shelf(tmp_path / "team.git"))
+    (tmp_path / "tokens").write_text(f"{token}\n")
+    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
+        source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
+        source.refresh()
+        serve.point_lfs_url(source, servers.lfs_url)
+        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+        yield servers
 
 
 def lfs_clone(url: str, dest: Path, home: Path) -> Path:
@@ -58,14 +73,7 @@ def test_git_lfs_pulls_a_local_shelf(tmp_path, saved_models):  # noqa: F811
 
 @pytest.mark.network
 def test_git_lfs_pulls_a_served_shelf(tmp_path, saved_models, monkeypatch):  # noqa: F811
-    shelf = Path(create_shelf(tmp_path / "team.git"))
-    token = "interop-token-0123456789"
-    (tmp_path / "tokens").write_text(f"{token}\n")
-    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
-        source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
-        source.refresh()
-        serve.point_lfs_url(source, servers.lfs_url)
-        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+    with served_lfs_shelf(tmp_path, "interop-token-0123456789", monkeypatch) as servers:
         publish_folder(servers.http_url, saved_models / BASE, "base", "0.1.0")
         monkeypatch.delenv("CCLM_SHELF_TOKEN")
         checkout = lfs_clone(servers.git_url, tmp_path / "checkout", tmp_path / "home")

@@ -7,19 +7,15 @@ checked-out component folder with the key, and refuses it once one byte is chang
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from registry_index import layout
-from shelf import serve
 from shelf.api import Shelf
 from shelf.errors import TrustError
 from shelf.publish import PackageInfo, publish
 from shelf.signing import keygen
-from shelf.source import ShelfSource, create_shelf
 from shelf.trust import load_policy
-from tests.e2e.test_publish_interop import lfs_clone
+from tests.e2e.test_publish_interop import lfs_clone, served_lfs_shelf
 from tests.shelf.conftest import BASE, MLM, saved_models  # noqa: F401 - shared fixture
 
 
@@ -29,14 +25,7 @@ def test_a_signed_version_survives_serve_mirrors_and_git_lfs(tmp_path, saved_mod
 
     private, public, _fp = keygen(tmp_path / "team.pem")
     other = keygen(tmp_path / "other.pem")[1]
-    shelf = Path(create_shelf(tmp_path / "team.git"))
-    token = "signed-interop-token-0123456789"
-    (tmp_path / "tokens").write_text(f"{token}\n")
-    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
-        source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
-        source.refresh()
-        serve.point_lfs_url(source, servers.lfs_url)
-        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
+    with served_lfs_shelf(tmp_path, "signed-interop-token-0123456789", monkeypatch) as servers:
         publisher = Shelf(servers.http_url, cache_dir=tmp_path / "publisher")
         for folder, name in ((BASE, "base"), (MLM, "mlm")):
             info = PackageInfo(name, "0.1.0")

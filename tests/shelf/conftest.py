@@ -79,6 +79,11 @@ def publish_folder(shelf_url: str | Path, folder: Path, name: str, version: str,
     return publish(folder, PackageInfo(name, version, requires=tuple(requires)), shelf.source(), shelf.store)
 
 
+def publish_args(folder: Path, name: str, version: str = "0.1.0", *extra: str | Path) -> tuple:
+    """The CLI arguments ``publish FOLDER --name NAME --version VERSION EXTRA...``."""
+    return ("publish", folder, "--name", name, "--version", version, *extra)
+
+
 @pytest.fixture
 def stocked_shelf(shelf_path, saved_models) -> Path:
     """A shelf holding base 0.1.0 and mlm 0.1.0 (which requires base==0.1.0)."""

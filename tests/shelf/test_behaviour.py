@@ -25,7 +25,7 @@ from cclm_core.probes import (
 )
 from registry_index.manifest import load_manifest
 from shelf.errors import IntegrityError
-from tests.shelf.conftest import BASE, MLM
+from tests.shelf.conftest import BASE, MLM, publish_args
 
 ROOT = Path(__file__).resolve().parents[2]
 OTHER_KERAS = Path(sys.prefix) / "keras-3.10.0"
@@ -95,17 +95,7 @@ def test_publish_records_probes_for_every_item_that_computes(probed_shelf):
 
 
 def test_publishing_twice_records_the_same_probes(probed_shelf, saved_models, cli):
-    again = cli(
-        "--shelf",
-        probed_shelf,
-        "publish",
-        saved_models / BASE,
-        "--name",
-        "base",
-        "--version",
-        "0.1.0",
-        "--probes",
-    )
+    again = cli("--shelf", probed_shelf, *publish_args(saved_models / BASE, "base"), "--probes")
     assert again.code == 0 and "identical content" in again.out
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shelf.cli import hoist_global_options, wants_json
-from tests.shelf.conftest import BASE, MLM, publish_folder, shelf_refs
+from tests.shelf.conftest import BASE, MLM, publish_args, publish_folder, shelf_refs
 
 
 @pytest.mark.parametrize(
@@ -95,17 +95,7 @@ def test_yank_twice_keeps_the_first_reason_and_unyank_undoes_it(cli, stocked_she
 
 
 def test_add_remove_uninstall_and_publish_report_json(cli, shelf_path, saved_models, tmp_path, monkeypatch):
-    published = cli(
-        "publish",
-        saved_models / BASE,
-        "--name",
-        "base",
-        "--version",
-        "0.1.0",
-        "--shelf",
-        shelf_path,
-        "--json",
-    ).json()
+    published = cli(*publish_args(saved_models / BASE, "base"), "--shelf", shelf_path, "--json").json()
     assert (published["name"], published["version"]) == ("base", "0.1.0")
     assert published["manifest_digest"].startswith("sha256:") and len(published["manifest_digest"]) == 71
     publish_folder(shelf_path, saved_models / MLM, "mlm", "0.1.0", ["base==0.1.0"])

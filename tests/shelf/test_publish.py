@@ -28,6 +28,7 @@ from tests.shelf.conftest import (
     OTHER_BASE,
     OTHER_MLM,
     lfs_objects,
+    publish_args,
     publish_folder,
     shelf_refs,
 )
@@ -46,17 +47,7 @@ def sha256(path: Path) -> str:
 
 
 def test_publish_commits_manifest_pointers_index_and_tag(cli, shelf_path, saved_models):
-    result = cli(
-        "--shelf",
-        shelf_path,
-        "publish",
-        saved_models / BASE,
-        "--name",
-        "base",
-        "--version",
-        "0.1.0",
-        "--json",
-    )
+    result = cli("--shelf", shelf_path, *publish_args(saved_models / BASE, "base"), "--json")
     assert result.code == 0, result.err
     report = result.json()
     tag_commit = git(shelf_path, "rev-parse", "base/v0.1.0^{commit}").strip()
@@ -238,18 +229,7 @@ def test_unsafe_or_inconsistent_folders_are_refused(cli, shelf_path, models, dam
 
 
 def test_requirement_missing_from_the_shelf_is_refused(cli, shelf_path, saved_models):
-    result = cli(
-        "--shelf",
-        shelf_path,
-        "publish",
-        saved_models / MLM,
-        "--name",
-        "mlm",
-        "--version",
-        "0.1.0",
-        "--requires",
-        "base==0.1.0",
-    )
+    result = cli("--shelf", shelf_path, *publish_args(saved_models / MLM, "mlm"), "--requires", "base==0.1.0")
     assert result.code == 1
     assert "error: mlm 0.1.0 cannot be installed from" in result.err and "base" in result.err
     assert "mlm" not in git(shelf_path, "tag")
@@ -258,33 +238,13 @@ def test_requirement_missing_from_the_shelf_is_refused(cli, shelf_path, saved_mo
 def test_requirement_on_another_embedder_is_refused(cli, shelf_path, saved_models):
     publish_folder(shelf_path, saved_models / OTHER_BASE, "base", "0.1.0")
     before = shelf_refs(shelf_path)
-    result = cli(
-        "--shelf",
-        shelf_path,
-        "publish",
-        saved_models / MLM,
-        "--name",
-        "mlm",
-        "--version",
-        "0.1.0",
-        "--requires",
-        "base==0.1.0",
-    )
+    result = cli("--shelf", shelf_path, *publish_args(saved_models / MLM, "mlm"), "--requires", "base==0.1.0")
     assert result.code == 1 and "error: mlm 0.1.0 cannot be installed" in result.err
     assert "embedder" in result.err
     assert shelf_refs(shelf_path) == before
     # The component trained on that embedder is accepted.
     ok = cli(
-        "--shelf",
-        shelf_path,
-        "publish",
-        saved_models / OTHER_MLM,
-        "--name",
-        "mlm",
-        "--version",
-        "0.1.0",
-        "--requires",
-        "base==0.1.0",
+        "--shelf", shelf_path, *publish_args(saved_models / OTHER_MLM, "mlm"), "--requires", "base==0.1.0"
     )
     assert ok.code == 0, ok.err
 

@@ -30,7 +30,7 @@ from shelf.signing import (
     verify,
 )
 from shelf.source import ShelfSource
-from tests.shelf.conftest import BASE, MLM, publish_folder
+from tests.shelf.conftest import BASE, MLM, publish_args, publish_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,16 +171,7 @@ def test_a_forged_envelope_is_refused(keys):
 
 
 def test_publish_says_who_signed(shelf_path, saved_models, keys, cli):
-    args = (
-        "publish",
-        saved_models / BASE,
-        "--name",
-        "base",
-        "--version",
-        "0.1.0",
-        "--sign-key",
-        keys["team"][0],
-    )
+    args = (*publish_args(saved_models / BASE, "base"), "--sign-key", keys["team"][0])
     result = cli("--shelf", shelf_path, *args, "--json")
     assert result.code == 0, result.err
     assert result.json()["signer"] == fingerprint(keys["team"][1].read_bytes())
@@ -261,16 +252,7 @@ def test_a_public_key_cannot_sign_and_nothing_is_hashed(
 ):
     monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / "cache"))
     result = cli(
-        "--shelf",
-        shelf_path,
-        "publish",
-        saved_models / BASE,
-        "--name",
-        "b",
-        "--version",
-        "0.1.0",
-        "--sign-key",
-        keys["team"][1],
+        "--shelf", shelf_path, *publish_args(saved_models / BASE, "b"), "--sign-key", keys["team"][1]
     )
     assert result.code == 2 and "is not a PEM private key" in result.err
     assert "hashing" not in result.err

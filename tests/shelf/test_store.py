@@ -220,7 +220,9 @@ def test_eight_processes_adding_the_same_objects(tmp_path: Path) -> None:
     payloads = [os.urandom(200_000 + i) for i in range(4)]
     files = [str(_write(tmp_path / f"f{i}", p)) for i, p in enumerate(payloads)]
     root = str(tmp_path / "shared")
-    ctx = multiprocessing.get_context("fork")  # separate processes, without re-importing everything
+    # Spawned, not forked: by now the test process has threads (servers, TensorFlow) and a forked child can
+    # inherit one of their locks held, and hang. The children import only shelf.store.
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(8) as pool:
         added = pool.starmap(_add_in_process, [(root, files)] * 8)
         pool.starmap(_write_in_process, [(root, payloads[0])] * 8)
