@@ -8,7 +8,7 @@ stat changed (edited, truncated, replaced) is hashed again, and forgotten when d
 the same content again uploads it anew. ``cclm-shelf fsck`` hashes everything regardless.
 
 Used by the giftless storage of ``serve`` (``shelf.lfs_storage``) and by publishing to a local path
-(``shelf.lfs.LocalLfsObjects``), which share the folder.
+(``shelf.remote.lfs_local.LocalLfsObjects``), which share the folder.
 """
 
 from __future__ import annotations

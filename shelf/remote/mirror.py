@@ -7,7 +7,8 @@ LFS content is never fetched or smudged.
 Cache layout (under :func:`shelf.constants.cache_dir`)::
 
     mirrors/<slug>-<sha256(key)[:16]>.git        bare repository: refs/heads/* and refs/tags/* of the remote
-    mirrors/<slug>-<sha256(key)[:16]>.git.lock   file lock held while the mirror is created or fetched
+    mirrors/<slug>-<sha256(key)[:16]>.git.lock   file lock held while git writes to the mirror (git's own
+                                                 *.lock files found inside then are stale: removed)
 
 ``<key>`` is ``ShelfURL.mirror_key`` (the normalised URL without credentials), so ``/srv/shelf`` and
 ``file:///srv/shelf`` share a mirror. Publishing (``shelf.remote.commits``) builds its commits here.
@@ -21,7 +22,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -39,6 +40,7 @@ from shelf.remote.url import ShelfURL, is_local_url, normalise_url
 MIRRORS_DIR = "mirrors"
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mirror
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_LOOSE_OBJECTS = re.compile(r"[0-9a-f]{2}")  # objects/ab/...: git writes no lock files there
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
 _TAG_LISTING = "shelf-remote-tags"  # in the mirror: the remote's tags as last listed, for offline use
 
@@ -109,9 +111,13 @@ class ShelfMirror:
     def _git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return run_git([*git_dir_args(self.path), *args], input=input, check=check)
 
-    def _lock(self) -> FileLock:
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the mirror's file lock; git lock files left inside by a killed run are removed first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+        with FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT):
+            remove_stale_git_locks(self.path)
+            yield
 
     def _has_refs(self) -> bool:
         if not (self.path / "HEAD").is_file():
@@ -383,6 +389,26 @@ class ShelfMirror:
         from shelf.remote.commits import commit_and_push
 
         return commit_and_push(self, files, message, **refs)
+
+
+def remove_stale_git_locks(git_dir: Path) -> list[Path]:
+    """Delete git's own ``*.lock`` files inside ``git_dir`` (shallow.lock, packed-refs.lock, refs/...lock).
+
+    Only call this while holding the mirror's file lock: every git process writing to the mirror runs
+    under it, so a git lock file found then was left by a run that was killed, and would make the next
+    ``git fetch`` fail. Loose object folders are not walked (git keeps no lock files there).
+    """
+    removed: list[Path] = []
+    for folder, subfolders, files in os.walk(git_dir):
+        if Path(folder) == git_dir / "objects":
+            subfolders[:] = [name for name in subfolders if not _LOOSE_OBJECTS.fullmatch(name)]
+        for name in files:
+            if name.endswith(".lock"):
+                path = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _parse_tag_listing(out: str) -> dict[str, str]:
