@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from shelf import serve
 from shelf.api import Shelf
 from shelf.source import ShelfSource, create_shelf
 from tests.shelf.conftest import BASE, MLM, cli, saved_models, shelf_refs  # noqa: F401 - shared fixtures
+from tests.support.processes import eventually, port_listening, processes_mentioning
 
 pytestmark = pytest.mark.network
 
@@ -29,18 +29,7 @@ LFS_JSON = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "applicati
 
 def listening(url: str) -> bool:
     host, port = url.split("//")[1].split("/")[0].split(":")
-    with socket.socket() as sock:
-        return sock.connect_ex((host, int(port))) == 0
-
-
-def eventually(check, timeout: float = 15.0) -> bool:
-    """True once ``check()`` is; False if it never is within ``timeout`` (a bound, not a measurement)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
+    return port_listening(int(port), host)
 
 
 def group_gone(pid: int) -> bool:
@@ -52,18 +41,6 @@ def group_gone(pid: int) -> bool:
         return False
 
     return eventually(gone)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Ids of the live processes whose command line contains ``text`` (read from /proc)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                found.append(int(cmdline.parent.name))
-        except OSError:  # the process ended while we looked
-            continue
-    return found
 
 
 def git(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -133,12 +110,7 @@ def test_publish_over_http_with_a_token_and_install_with_another_cache(
     assert dict(local.installed) == {"base": "0.1.0", "mlm": "0.1.0"}
 
 
-def test_publishing_without_or_with_a_wrong_token_changes_nothing(
-    served,
-    cli,
-    saved_models,
-    monkeypatch,
-):
+def test_publishing_without_or_with_a_wrong_token_changes_nothing(served, cli, saved_models, monkeypatch):
     shelf_path, servers = served
     before = shelf_refs(shelf_path)
     for token, said in (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from registry_index import (
 )
 from registry_index.errors import IndexFetchError
 from tests.registry_index import factories
+from tests.support.git_servers import free_port
 
 pytestmark = pytest.mark.network
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +36,6 @@ def publish_tree(root: Path, versions: list[str]) -> None:
     for relative, data in build_index(manifests).items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_bytes(data)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_serving(port: int) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,20 @@ def git_fsck(repo: Path) -> str:
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for a ``cclm-shelf`` child process run from this checkout."""
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT), **extra}
+
+
+def run_cli(*args: str, cache: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """``cclm-shelf ARGS`` in a child process with its own cache; whatever it says, never a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "shelf.cli", *args],
+        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 # Invariants ---------------------------------------------------------------------------------------------

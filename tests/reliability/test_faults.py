@@ -9,7 +9,6 @@ re-hashes before resuming). A later run without the fault then succeeds.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from shelf.api import Shelf
 from shelf.errors import ShelfError
 from tests.reliability.conftest import full_run
-from tests.reliability.kit import CraftedShelf, check_store, check_target, cli_env, stack_files, tree
+from tests.reliability.kit import CraftedShelf, check_store, check_target, run_cli, stack_files, tree
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.giftless import GiftlessServer
 
@@ -133,25 +132,8 @@ def _api_install(served: Served, cache: Path, target: Path) -> str:
 
 
 def _cli_install(served: Served, cache: Path, target: Path) -> tuple[str, subprocess.CompletedProcess]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shelf.cli",
-            "--shelf",
-            served.shelf.url,
-            "install",
-            "ra",
-            "--target",
-            str(target),
-        ],
-        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache)),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    args = ("--shelf", served.shelf.url, "install", "ra", "--target", str(target))
+    done = run_cli(*args, cache=cache, timeout=180)
     return ("ok" if done.returncode == 0 else "error"), done
 
 

@@ -11,7 +11,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from shelf.api import Shelf
 from shelf.errors import IntegrityError, ShelfError, UnsafeContentError
 from tests.reliability.conftest import Tally
-from tests.reliability.kit import CraftedShelf, blob, cli_env, manifest_dict, sha256, tree
+from tests.reliability.kit import CraftedShelf, blob, manifest_dict, run_cli, sha256, tree
 
 pytestmark = pytest.mark.network
 
@@ -51,14 +50,7 @@ class Box:
 
 
 def _cli(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "shelf.cli", *args],
-        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(*args, cache=cache)
     assert done.returncode != 0, done.stdout
     assert done.stderr.strip() and "Traceback" not in done.stderr, done.stderr
     return done

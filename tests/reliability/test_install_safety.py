@@ -12,9 +12,7 @@ import hashlib
 import json
 import os
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +20,16 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import ResolutionError, TargetError
-from tests.reliability.conftest import record, trials
-from tests.reliability.kit import VOCAB, CraftedShelf, check_store, cli_env, manifest_dict, stack_files, tree
+from tests.reliability.conftest import Tally, record, trials
+from tests.reliability.kit import (
+    VOCAB,
+    CraftedShelf,
+    check_store,
+    manifest_dict,
+    run_cli,
+    stack_files,
+    tree,
+)
 from tests.support.giftless import GiftlessServer
 from tests.support.git_servers import GitDaemon
 
@@ -83,19 +89,6 @@ def team(tmp_path_factory) -> Iterator[Team]:
         yield Team(daemon.url("shelf.git"), known)
 
 
-def _cli(*args: str, cache: Path, **env: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "shelf.cli", *args],
-        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache), **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
-
-
 def _weights(target: Path, name: str) -> Path:
     return target / name / "model" / "weights.h5"
 
@@ -119,52 +112,52 @@ def _plant(target: Path, name: str, kind: int, outside: Path) -> None:
         (spot / "model").mkdir(parents=True)  # looks like ours, but nothing records it
 
 
-def test_a_folder_not_installed_by_cclm_shelf_is_refused_and_kept(team: Team, tmp_path: Path) -> None:
+def test_a_folder_not_installed_by_cclm_shelf_is_refused_and_kept(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
-    count = trials(4, 12)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        _plant(target, "sa", trial % 4, outside)
-        before, outside_before = tree(target), tree(outside)
-        if trial % 2:
-            done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), cache=cache)
-            assert done.returncode == 1 and "not installed by cclm-shelf" in done.stderr, done.stderr
-            assert "--force" in done.stderr
-        else:
-            with pytest.raises(TargetError, match="not installed by cclm-shelf"):
-                Shelf(team.url, cache_dir=cache).install("sa", target=target)
-        assert tree(target) == before and tree(outside) == outside_before
-        ok += 1
-    record(
+    figures = tally(
         GROUP,
         "folder, file or link not installed by cclm-shelf: refused, kept",
-        count,
-        ok,
         f"{RERUN} -k refused_and_kept",
     )
+    for trial in range(trials(4, 12)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            _plant(target, "sa", trial % 4, outside)
+            before, outside_before = tree(target), tree(outside)
+            if trial % 2:
+                done = run_cli("--shelf", team.url, "install", "sa", "--target", str(target), cache=cache)
+                assert done.returncode == 1 and "not installed by cclm-shelf" in done.stderr, done.stderr
+                assert "--force" in done.stderr
+            else:
+                with pytest.raises(TargetError, match="not installed by cclm-shelf"):
+                    Shelf(team.url, cache_dir=cache).install("sa", target=target)
+            assert tree(target) == before and tree(outside) == outside_before
 
 
-def test_force_moves_what_is_in_the_way_into_the_trash(team: Team, tmp_path: Path) -> None:
+def test_force_moves_what_is_in_the_way_into_the_trash(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    count = trials(4, 12)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        _plant(target, "sa", trial % 4, outside)
-        planted = tree(target / "sa") if (target / "sa").is_dir() and trial % 4 != 2 else None
-        done = _cli("--shelf", team.url, "install", "sa", "--target", str(target), "--force", cache=cache)
-        assert done.returncode == 0, done.stderr
-        (kept,) = list((target / TRASH).iterdir())
-        assert kept.is_symlink() == (trial % 4 == 2)
-        if planted is not None:
-            assert {k: v[:2] for k, v in tree(kept).items()} == {k: v[:2] for k, v in planted.items()}
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(GROUP, "--force: moved into the target's trash, never deleted", count, ok, f"{RERUN} -k force")
+    figures = tally(GROUP, "--force: moved into the target's trash, never deleted", f"{RERUN} -k force")
+    for trial in range(trials(4, 12)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            _plant(target, "sa", trial % 4, outside)
+            planted = tree(target / "sa") if (target / "sa").is_dir() and trial % 4 != 2 else None
+            done = run_cli(
+                "--shelf", team.url, "install", "sa", "--target", str(target), "--force", cache=cache
+            )
+            assert done.returncode == 0, done.stderr
+            (kept,) = list((target / TRASH).iterdir())
+            assert kept.is_symlink() == (trial % 4 == 2)
+            if planted is not None:
+                assert {k: v[:2] for k, v in tree(kept).items()} == {k: v[:2] for k, v in planted.items()}
+            assert run_cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
 def _edit_trial(team: Team, root: Path, mode: str) -> None:
@@ -174,7 +167,7 @@ def _edit_trial(team: Team, root: Path, mode: str) -> None:
     env = {"CCLM_SHELF_LINK_MODE": mode}
     for target in (a, b):
         assert (
-            _cli(
+            run_cli(
                 "--shelf", team.url, "install", "sa@0.1.0", "--target", str(target), cache=cache, **env
             ).returncode
             == 0
@@ -184,14 +177,16 @@ def _edit_trial(team: Team, root: Path, mode: str) -> None:
         handle.write(b"fine-tuned weights")
     shared = mode != "copy"
     assert (_sha(_weights(b, "sa")) != good) == shared, "an edit in copy mode reached another target"
-    assert (_cli("verify", "--target", str(b), cache=cache).returncode == 1) == shared
+    assert (run_cli("verify", "--target", str(b), cache=cache).returncode == 1) == shared
     Shelf(team.url, cache_dir=cache).install("sa@0.1.0", target=c, link_mode=mode)
     assert _sha(_weights(c, "sa")) == good, "a damaged blob was linked into a new target"
     for target in (b, a):  # install repairs every target that shares the damaged file
-        done = _cli("--shelf", team.url, "install", "sa@0.1.0", "--target", str(target), cache=cache, **env)
+        done = run_cli(
+            "--shelf", team.url, "install", "sa@0.1.0", "--target", str(target), cache=cache, **env
+        )
         assert done.returncode == 0, done.stderr
         assert _sha(_weights(target, "sa")) == good
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
+        assert run_cli("verify", "--target", str(target), cache=cache).returncode == 0
     # The user's edit is kept aside, never lost: with the folder in the target's trash, or (symlinks: the
     # bytes were the store's) in the store's evicted/ folder.
     (kept,) = list((a / TRASH).iterdir()) if mode != "symlink" else list((cache / "evicted").iterdir())
@@ -202,66 +197,56 @@ def _edit_trial(team: Team, root: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["hardlink", "copy", "symlink"])
 def test_an_installed_file_edited_in_place_is_caught_and_repaired(
-    team: Team, tmp_path: Path, mode: str
+    team: Team, tmp_path: Path, mode: str, tally: Callable[..., Tally]
 ) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        _edit_trial(team, tmp_path / f"t{trial}", mode)
-        ok += 1
-    record(
+    figures = tally(
         GROUP,
         f"installed file edited in place as root, {mode}: store and targets repaired, edit kept",
-        count,
-        ok,
         f"{RERUN} -k 'edited and {mode}'",
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            _edit_trial(team, tmp_path / f"t{trial}", mode)
 
 
-def test_a_component_on_another_base_is_refused_in_model_terms(team: Team, tmp_path: Path) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        Shelf(team.url, cache_dir=cache).install("sb", target=target)
-        before = tree(target)
-        if trial % 2:
-            done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
-            assert done.returncode == 1 and "embedder" in done.stderr, done.stderr
-        else:
-            with pytest.raises(ResolutionError, match="embedder"):
-                Shelf(team.url, cache_dir=cache).install("sc", target=target)
-        assert tree(target) == before, "a refused install changed the target"
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(
+def test_a_component_on_another_base_is_refused_in_model_terms(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally(
         GROUP,
         "second install on another base: refused in model terms, target unchanged",
-        count,
-        ok,
         f"{RERUN} -k refused_in_model",
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            Shelf(team.url, cache_dir=cache).install("sb", target=target)
+            before = tree(target)
+            if trial % 2:
+                done = run_cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
+                assert done.returncode == 1 and "embedder" in done.stderr, done.stderr
+            else:
+                with pytest.raises(ResolutionError, match="embedder"):
+                    Shelf(team.url, cache_dir=cache).install("sc", target=target)
+            assert tree(target) == before, "a refused install changed the target"
+            assert run_cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
-def test_a_second_install_moves_the_whole_stack_together(team: Team, tmp_path: Path) -> None:
-    count = trials(2, 6)
-    ok = 0
-    for trial in range(count):
-        target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
-        Shelf(team.url, cache_dir=cache).install("sa", "sbase==0.1.0", target=target)
-        assert _installed(target) == {"sa": "0.1.0", "sbase": "0.1.0"}
-        done = _cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
-        assert done.returncode == 0, done.stderr
-        assert _installed(target) == {"sa": "0.2.0", "sbase": "0.2.0", "sc": "0.1.0"}
-        assert _cli("verify", "--target", str(target), cache=cache).returncode == 0
-        ok += 1
-    record(
-        GROUP,
-        "second install on a new base: the whole stack upgraded together",
-        count,
-        ok,
-        f"{RERUN} -k together",
+def test_a_second_install_moves_the_whole_stack_together(
+    team: Team, tmp_path: Path, tally: Callable[..., Tally]
+) -> None:
+    figures = tally(
+        GROUP, "second install on a new base: the whole stack upgraded together", f"{RERUN} -k together"
     )
+    for trial in range(trials(2, 6)):
+        with figures.trial():
+            target, cache = tmp_path / f"t{trial}" / "target", tmp_path / f"t{trial}" / "cache"
+            Shelf(team.url, cache_dir=cache).install("sa", "sbase==0.1.0", target=target)
+            assert _installed(target) == {"sa": "0.1.0", "sbase": "0.1.0"}
+            done = run_cli("--shelf", team.url, "install", "sc", "--target", str(target), cache=cache)
+            assert done.returncode == 0, done.stderr
+            assert _installed(target) == {"sa": "0.2.0", "sbase": "0.2.0", "sc": "0.1.0"}
+            assert run_cli("verify", "--target", str(target), cache=cache).returncode == 0
 
 
 def _installed(target: Path) -> dict[str, str]:
@@ -278,7 +263,7 @@ def test_verify_reports_a_target_whose_bases_disagree(team: Team, tmp_path: Path
     records = [json.loads((t / ".cclm-shelf-install.json").read_text()) for t in (old, new)]
     records[0]["components"]["sc"] = records[1]["components"]["sc"]
     (old / ".cclm-shelf-install.json").write_text(json.dumps(records[0]))
-    done = _cli("verify", "--target", str(old), cache=cache)
+    done = run_cli("verify", "--target", str(old), cache=cache)
     assert done.returncode == 1 and "not one stack" in done.stdout and "embedders disagree" in done.stdout
     record(GROUP, "verify: a target whose bases disagree exits 1", 1, 1, f"{RERUN} -k disagree")
 
@@ -286,11 +271,11 @@ def test_verify_reports_a_target_whose_bases_disagree(team: Team, tmp_path: Path
 def test_one_line_failures_cache_path_a_file_and_verify_of_nothing(team: Team, tmp_path: Path) -> None:
     cache = tmp_path / "cache-file"
     cache.write_text("x")
-    done = _cli("--shelf", team.url, "install", "sa", "--target", str(tmp_path / "t"), cache=cache)
+    done = run_cli("--shelf", team.url, "install", "sa", "--target", str(tmp_path / "t"), cache=cache)
     assert done.returncode == 1 and done.stderr.startswith("error: ") and "is a file" in done.stderr
     assert cache.read_text() == "x" and not (tmp_path / "t").exists()
     (tmp_path / "empty").mkdir()
-    done = _cli("verify", "--target", str(tmp_path / "empty"), cache=tmp_path / "cache")
+    done = run_cli("verify", "--target", str(tmp_path / "empty"), cache=tmp_path / "cache")
     assert done.returncode == 1 and "nothing is installed" in done.stderr
     record(
         GROUP,

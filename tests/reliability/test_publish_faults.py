@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from shelf.errors import ShelfError
-from tests.reliability.kit import cli_env, git_fsck, sha256
+from tests.reliability.kit import git_fsck, run_cli, sha256
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.giftless import GiftlessServer
 
@@ -77,16 +76,8 @@ def _api_publish(repo: Path, folder: Path, cache: Path) -> str:
 
 
 def _cli_publish(repo: Path, folder: Path, cache: Path) -> str:
-    command = [sys.executable, "-m", "shelf.cli", "--shelf", str(repo), "publish", str(folder)]
-    done = subprocess.run(
-        [*command, "--name", NAME, "--version", VERSION, "--json"],
-        env=cli_env(CCLM_SHELF_CACHE_DIR=str(cache)),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    args = ("--shelf", str(repo), "publish", str(folder), "--name", NAME, "--version", VERSION, "--json")
+    done = run_cli(*args, cache=cache, timeout=180)
     if done.returncode == 0:
         assert json.loads(done.stdout)["version"] == VERSION
         return "ok"

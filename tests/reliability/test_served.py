@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import requests
 
 from tests.reliability.conftest import record, trials
 from tests.reliability.kit import cli_env, git_fsck
+from tests.support.git_servers import free_port
+from tests.support.processes import eventually, port_listening, processes_mentioning
 
 TOKEN = "reliability-team-token-0123456789"
 WRONG = "reliability-wrong-token-0123456789"
@@ -45,37 +46,6 @@ def _objects(repo: Path) -> list[str]:
     return sorted(p.name for p in (repo / "lfs" / "objects").rglob("*") if p.is_file())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _mentioning(text: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
-
-
 def _cclm(
     *args: str, cache: Path, token: str | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess:
@@ -85,6 +55,11 @@ def _cclm(
         env["CCLM_SHELF_TOKEN"] = token
     command = [sys.executable, "-m", "shelf.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _publish_args(url: str, folder: Path, version: str, name: str = "tiny_base") -> list[str]:
+    """``--shelf URL publish FOLDER --name NAME --version VERSION``."""
+    return ["--shelf", url, "publish", str(folder), "--name", name, "--version", version]
 
 
 @dataclass
@@ -133,17 +108,19 @@ class Served:
             self.process.kill()
             self.process.wait()
 
+    def left(self) -> list[int]:
+        """Ids of the processes still serving this server's ports."""
+        return processes_mentioning(f"127.0.0.1:{self.http_port}") + processes_mentioning(
+            f"--port={self.git_port}"
+        )
+
     def gone(self) -> bool:
         """Nothing of the killed server runs or listens, and it left no file behind."""
-        quiet = _eventually(
-            lambda: (
-                not _mentioning(f"127.0.0.1:{self.http_port}") and not _mentioning(f"--port={self.git_port}")
-            )
-        )
+        quiet = eventually(lambda: not self.left(), timeout=20.0)
         return (
             quiet
-            and not _listening(self.git_port)
-            and not _listening(self.http_port)
+            and not port_listening(self.git_port)
+            and not port_listening(self.http_port)
             and not any(self.tmp.iterdir())
             and not any((self.tmp.parent / "serve-home").iterdir())
         )
@@ -165,7 +142,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{TOKEN}\n")
     (tmp_path / "tmp").mkdir()
-    served = Served(shelf, sibling, tokens, tmp_path / "tmp", _free_port(), _free_port())
+    served = Served(shelf, sibling, tokens, tmp_path / "tmp", free_port(), free_port())
     served.start()
     try:
         yield served
@@ -261,18 +238,7 @@ def test_nobody_writes_without_a_token(served: Served, folder: Path, tmp_path: P
             ok += attack() and (_refs(served.shelf), _refs(served.sibling), _objects(served.shelf)) == before
         record("served", f"refused: {name}", rounds, ok, RERUN)
         assert ok == rounds, name
-    publish = _cclm(
-        "--shelf",
-        served.http_url,
-        "publish",
-        str(folder),
-        "--name",
-        "tiny_base",
-        "--version",
-        "0.1.0",
-        cache=tmp_path / "pub",
-        token=TOKEN,
-    )
+    publish = _cclm(*_publish_args(served.http_url, folder, "0.1.0"), cache=tmp_path / "pub", token=TOKEN)
     record("served", "accepted: cclm-shelf publish with the token", 1, int(publish.returncode == 0), RERUN)
     assert publish.returncode == 0, publish.stderr
     git_fsck(served.shelf)
@@ -280,7 +246,7 @@ def test_nobody_writes_without_a_token(served: Served, folder: Path, tmp_path: P
 
 def _refused_publish(served: Served, folder: Path, tmp_path: Path, token: str | None) -> bool:
     """Refused in one `error:` line naming the shelf, no traceback, the token nowhere in the output."""
-    args = ["--shelf", served.http_url, "publish", str(folder), "--name", "intruder", "--version", "6.6.6"]
+    args = _publish_args(served.http_url, folder, "6.6.6", name="intruder")
     done = _cclm(*args, cache=tmp_path / "intruder", token=token)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     named = len(errors) == 1 and served.shelf.name in errors[0]
@@ -371,14 +337,7 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
                 sys.executable,
                 "-m",
                 "shelf.cli",
-                "--shelf",
-                served.http_url,
-                "publish",
-                str(folder),
-                "--name",
-                "tiny_base",
-                "--version",
-                f"0.2.{trial}",
+                *_publish_args(served.http_url, folder, f"0.2.{trial}"),
             ]
             child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.0, 2.0))
@@ -393,8 +352,8 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
         git_fsck(served.shelf)
         fsck = _cclm("fsck", str(served.shelf), cache=tmp_path / "fsck")
         if not (clean and reads and fsck.returncode == 0):
-            left = _mentioning(f"127.0.0.1:{served.http_port}") + _mentioning(f"--port={served.git_port}")
-            print(f"  FAILED: clean {clean} (left {left}, files {list(served.tmp.iterdir())}), reads {reads}")
+            files = list(served.tmp.iterdir())
+            print(f"  FAILED: clean {clean} (left {served.left()}, files {files}), reads {reads}")
             print(f"  fsck {fsck.returncode}: {fsck.stdout[-500:]} {fsck.stderr[-500:]}")
         ok += clean and reads and fsck.returncode == 0
     record(
@@ -410,16 +369,7 @@ def test_kill_9_of_serve_leaves_nothing_and_a_restart_works(
 def test_lost_blobs_are_named_and_restored_by_publishing_again(
     served: Served, folder: Path, tmp_path: Path
 ) -> None:
-    publish = [
-        "--shelf",
-        served.http_url,
-        "publish",
-        str(folder),
-        "--name",
-        "tiny_base",
-        "--version",
-        "1.0.0",
-    ]
+    publish = _publish_args(served.http_url, folder, "1.0.0")
     assert _cclm(*publish, cache=tmp_path / "pub", token=TOKEN).returncode == 0
     objects = sorted((served.shelf / "lfs" / "objects").rglob("*"))
     objects = [p for p in objects if p.is_file()]

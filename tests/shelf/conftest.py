@@ -92,6 +92,15 @@ def stocked_shelf(shelf_path, saved_models) -> Path:
     return shelf_path
 
 
+@pytest.fixture
+def project_dir(tmp_path, monkeypatch) -> Path:
+    """An empty project folder, the working directory for the test."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
 @dataclass(frozen=True)
 class CliResult:
     code: int

@@ -12,14 +12,6 @@ import pytest
 from tests.shelf.conftest import BASE, MLM, publish_folder
 
 
-@pytest.fixture
-def project_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
 def locked_versions(folder: Path) -> dict[str, str]:
     data = tomllib.loads((folder / "cclm-shelf.lock").read_text(encoding="utf-8"))
     return {c["name"]: c["version"] for c in data["component"]}

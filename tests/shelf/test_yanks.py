@@ -21,14 +21,6 @@ def _yank_elsewhere(shelf: Path, tmp_path: Path, spec: str, reason: str) -> None
 
 
 @pytest.fixture
-def project_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-@pytest.fixture
 def base_two(stocked_shelf, saved_models) -> Path:
     """The stocked shelf plus base 0.2.0, yanked for "wrong vocabulary"."""
     publish_folder(stocked_shelf, saved_models / BASE, "base", "0.2.0")

@@ -14,7 +14,6 @@ damage them. To share one server between tests, wrap it in a module- or session-
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,10 @@ from pathlib import Path
 
 import requests
 
+from tests.support.git_servers import free_port
+
 SIGNING_KEY = "cclm-shelf-tests-signing-key-0123456789abcdef"  # HS256 needs 32+ bytes
 _START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(storage: Path, auth: str, action_lifetime: int) -> str:
