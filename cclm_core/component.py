@@ -17,8 +17,7 @@ from cclm_core.formats import (
     COMPONENT_CONFIG,
     COMPONENT_WEIGHTS,
     FORMAT_VERSION,
-    check_format,
-    read_json,
+    read_config,
     require_keys,
     write_json,
 )
@@ -26,6 +25,17 @@ from cclm_core.networks import describe_model, model_from_saved_config
 from cclm_core.serialization import load_weights, save_weights
 
 BASE_KEYS = ("embedder", "vocab", "max_input_length", "n_chars")
+
+
+def describe_base(embedder_fp: str, embedder: Any, preprocessor: Any = None) -> dict[str, Any]:
+    """The base a component is trained on: the ``Embedder``'s fingerprint and sizes, and the fingerprint
+    of the ``Preprocessor``'s vocabulary (None without one)."""
+    return {
+        "embedder": embedder_fp,
+        "vocab": preprocessor.fingerprint if preprocessor else None,
+        "max_input_length": embedder.max_len,
+        "n_chars": embedder.n_chars,
+    }
 
 
 class Component:
@@ -78,9 +88,7 @@ def load_component(folder: str | Path) -> Component:
     """Load a saved component (safe mode); ``.model`` is the Keras model, ``.base`` what it needs."""
     folder = Path(folder)
     path = folder / COMPONENT_CONFIG
-    config = read_json(path)
-    check_format(config, path)
-    require_keys(config, ("base", "output_dim"), path)
+    config = read_config(path, ("base", "output_dim"))
     if not isinstance(config["base"], dict):
         raise FormatError(f"{path}: 'base' must be an object")
     require_keys(config["base"], BASE_KEYS, path)

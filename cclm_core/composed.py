@@ -16,19 +16,16 @@ from typing import Any
 import keras
 
 from cclm_core.compat import check_compatible, short
-from cclm_core.component import Component, load_component
+from cclm_core.component import Component, describe_base, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import IncompatibleComponentError
-from cclm_core.fingerprint import embedder_fingerprint
+from cclm_core.fingerprint import composed_component_dirs, embedder_fingerprint
 from cclm_core.formats import (
     COMPOSED_COMPONENTS_DIR,
     COMPOSED_CONFIG,
     COMPOSED_EMBEDDER_DIR,
     FORMAT_VERSION,
     PREPROCESSOR_CONFIG,
-    check_format,
-    read_json,
-    require_keys,
     write_json,
 )
 from cclm_core.networks import ComposedNetwork
@@ -97,28 +94,14 @@ class ComposedModel:
 
     def _check_preprocessor(self) -> None:
         """Ids from a preprocessor with another vocabulary size or length would not fit the embedder."""
-        prep = self.preprocessor
-        if prep is None:
-            return
-        if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
-            raise IncompatibleComponentError(
-                f"the preprocessor has n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
-                f"but the embedder expects n_chars {self.embedder.n_chars} "
-                f"and max_len {self.embedder.max_len}",
-                hint="attach the Preprocessor the embedder was built with",
-            )
+        if self.preprocessor is not None:
+            self.embedder.check_preprocessor(self.preprocessor)
 
     def _build(self) -> keras.Model:
         return ComposedNetwork(self.embedder.model, [c.model for c in self.components])
 
     def _base(self, embedder_fp: str) -> dict[str, Any]:
-        vocab = self.preprocessor.fingerprint if self.preprocessor else None
-        return {
-            "embedder": embedder_fp,
-            "vocab": vocab,
-            "max_input_length": self.embedder.max_len,
-            "n_chars": self.embedder.n_chars,
-        }
+        return describe_base(embedder_fp, self.embedder, self.preprocessor)
 
     def save(self, folder: str | Path) -> Path:
         """Save the embedder, every component (with its base) and the optional preprocessor."""
@@ -144,10 +127,7 @@ class ComposedModel:
     def load(cls, folder: str | Path) -> ComposedModel:
         """Load a saved composed model; bases are checked from the files before anything is built."""
         folder = Path(folder)
-        config = read_json(folder / COMPOSED_CONFIG)
-        check_format(config, folder / COMPOSED_CONFIG)
-        require_keys(config, ("n_components",), folder / COMPOSED_CONFIG)
-        dirs = [folder / COMPOSED_COMPONENTS_DIR / str(i) for i in range(int(config["n_components"]))]
+        dirs = composed_component_dirs(folder)
         prep_dir = folder / PREPROCESSOR_DIR
         prep = prep_dir if (prep_dir / PREPROCESSOR_CONFIG).is_file() else None
         check_compatible(folder / COMPOSED_EMBEDDER_DIR, dirs, prep)

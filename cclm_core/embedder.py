@@ -18,15 +18,13 @@ from typing import Any
 
 import keras
 
-from cclm_core.errors import DataError, FormatError
+from cclm_core.errors import DataError, FormatError, IncompatibleComponentError
 from cclm_core.fingerprint import embedder_fingerprint
 from cclm_core.formats import (
     EMBEDDER_CONFIG,
     EMBEDDER_WEIGHTS,
     FORMAT_VERSION,
-    check_format,
-    read_json,
-    require_keys,
+    read_config,
     write_json,
 )
 from cclm_core.networks import EmbedderNetwork, describe_model, model_from_saved_config
@@ -72,6 +70,15 @@ class Embedder:
             raise DataError(
                 f"the embedder's model must be a Keras model taking ids of shape (batch, {max_len})",
                 hint="pass a keras.Model or a ComposedModel built for this max_len",
+            )
+
+    def check_preprocessor(self, prep: Any) -> None:
+        """Refuse a ``Preprocessor`` whose ids would not fit: another vocabulary size or input length."""
+        if prep.n_chars != self.n_chars or prep.max_example_len != self.max_len:
+            raise IncompatibleComponentError(
+                f"the preprocessor gives n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
+                f"but the embedder expects n_chars {self.n_chars} and max_len {self.max_len}",
+                hint="use the Preprocessor the embedder was built with",
             )
 
     @property
@@ -123,9 +130,7 @@ class Embedder:
         """Rebuild a saved embedder (safe mode) and load its weights; outputs match the saved one exactly."""
         folder = Path(folder)
         path = folder / EMBEDDER_CONFIG
-        config = read_json(path)
-        check_format(config, path)
-        require_keys(config, ("max_len", "n_chars"), path)
+        config = read_config(path, ("max_len", "n_chars"))
         if config.get("class") != "Embedder":
             raise FormatError(f"{path} describes a {config.get('class')!r}, not an Embedder")
         model = model_from_saved_config(config, path)

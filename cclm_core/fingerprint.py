@@ -31,7 +31,7 @@ from cclm_core.formats import (
     PREPROCESSOR_CONFIG,
     VOLATILE_KEYS,
     canonical_json,
-    check_format,
+    read_config,
     read_json,
     require_keys,
 )
@@ -87,8 +87,7 @@ def _stable_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_fingerprint(folder: Path, config_name: str, weights_name: str) -> str:
-    config = read_json(folder / config_name)
-    check_format(config, folder / config_name)
+    config = read_config(folder / config_name)
     digest = hashlib.sha256()
     _record(digest, "config", canonical_json(_stable_config(config)))
     _hash_weights(digest, folder / weights_name)
@@ -117,8 +116,7 @@ def vocab_fingerprint(path: str | Path) -> str:
     the original cclm format give the same value exactly when they map every text to the same ids.
     """
     path = _preprocessor_path(path)
-    config = read_json(path)
-    check_format(config, path, required=False)
+    config = read_config(path, format_required=False)
     return vocab_fingerprint_of(config, path)
 
 
@@ -150,15 +148,14 @@ def composed_fingerprint(folder: str | Path) -> str:
     folder = Path(folder)
     parts = {
         "embedder": embedder_fingerprint(folder / COMPOSED_EMBEDDER_DIR),
-        "components": [component_fingerprint(p) for p in _composed_component_dirs(folder)],
+        "components": [component_fingerprint(p) for p in composed_component_dirs(folder)],
     }
     return PREFIX + hashlib.sha256(canonical_json(parts)).hexdigest()
 
 
-def _composed_component_dirs(folder: Path) -> list[Path]:
-    config = read_json(folder / COMPOSED_CONFIG)
-    check_format(config, folder / COMPOSED_CONFIG)
-    require_keys(config, ("n_components",), folder / COMPOSED_CONFIG)
+def composed_component_dirs(folder: Path) -> list[Path]:
+    """The component folders of a saved composed model, in order (from its config)."""
+    config = read_config(folder / COMPOSED_CONFIG, ("n_components",))
     return [folder / COMPOSED_COMPONENTS_DIR / str(i) for i in range(int(config["n_components"]))]
 
 
@@ -233,7 +230,7 @@ def _describe_component(folder: Path) -> dict[str, Any]:
 
 def _describe_composed(folder: Path) -> dict[str, Any]:
     embedder = _describe_embedder(folder / COMPOSED_EMBEDDER_DIR)
-    components = [_describe_component(p) for p in _composed_component_dirs(folder)]
+    components = [_describe_component(p) for p in composed_component_dirs(folder)]
     provides = {
         "embedder": embedder["fingerprint"],
         "n_chars": embedder["provides"]["n_chars"],

@@ -81,6 +81,17 @@ def require_keys(config: dict[str, Any], keys: tuple[str, ...], path: Path) -> N
             raise FormatError(f"{path} lacks the field {key!r}", hint="the file is incomplete; save it again")
 
 
+def read_config(path: Path, keys: tuple[str, ...] = (), *, format_required: bool = True) -> dict[str, Any]:
+    """A saved item's JSON config: read, its format version checked and ``keys`` required.
+
+    ``format_required=False`` accepts a file without a format version (see ``check_format``).
+    """
+    config = read_json(path)
+    check_format(config, path, required=format_required)
+    require_keys(config, keys, path)
+    return config
+
+
 def canonical_json(data: Any) -> bytes:
     """Serialise ``data`` the one way fingerprints use: sorted keys, fixed separators, UTF-8."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -17,6 +17,7 @@ passes the mask on (see ``cclm_core.layers``).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ _register = keras.saving.register_keras_serializable(package="cclm_core")
 class _Network(keras.Model):
     """A functional model that remembers its hyperparameters; subclasses build the layers."""
 
-    def _remember(self, **hyperparameters: Any) -> None:
-        self._hyperparameters = dict(hyperparameters)
+    def _remember(self, arguments: dict[str, Any]) -> None:
+        """Keep the ``__init__`` arguments named in its signature (``name`` aside) as the hyperparameters;
+        subclasses pass ``locals()``."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "name")]
+        self._hyperparameters = {n: arguments[n] for n in names}
         # the layers inside carry the padding mask; the network passes it on to whatever it feeds
         self.supports_masking = True
 
@@ -51,16 +55,19 @@ class _Network(keras.Model):
 
 @_register
 class EmbedderNetwork(_Network):
-    """Character embedding, a masked Conv1D projection and residual conv blocks: ids -> vectors."""
+    """Character embedding, a masked Conv1D projection and residual conv blocks: ids -> vectors.
+
+    Built by ``cclm_core.embedder.Embedder``, which holds the defaults and checks the values.
+    """
 
     def __init__(
         self,
         max_len: int,
         n_chars: int,
-        char_emb_size: int = 32,
-        n_filters: int = 64,
-        n_blocks: int = 2,
-        filter_len: int = 5,
+        char_emb_size: int,
+        n_filters: int,
+        n_blocks: int,
+        filter_len: int,
         mask_padding: bool = True,
         name: str = "embedder",
     ) -> None:
@@ -70,15 +77,7 @@ class EmbedderNetwork(_Network):
         for i in range(n_blocks):
             x = ResidualConvBlock(n_filters, filter_len, name=f"conv_block_{i}")(x)
         super().__init__(ids, x, name=name)
-        self._remember(
-            max_len=max_len,
-            n_chars=n_chars,
-            char_emb_size=char_emb_size,
-            n_filters=n_filters,
-            n_blocks=n_blocks,
-            filter_len=filter_len,
-            mask_padding=mask_padding,
-        )
+        self._remember(locals())
 
 
 @_register
@@ -103,14 +102,7 @@ class MaskedLanguageNetwork(_Network):
             x = TransformerBlock(num_heads, key_dim, 2 * hidden_dim, name=f"mlm_transformer_{i}")(x)
         outputs = keras.layers.Dense(output_dim, name="mlm_output_projection")(x)
         super().__init__(inputs, outputs, name=name)
-        self._remember(
-            max_len=max_len,
-            input_dim=input_dim,
-            output_dim=output_dim,
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            n_layers=n_layers,
-        )
+        self._remember(locals())
 
 
 @_register
@@ -131,13 +123,7 @@ class ReconstructionNetwork(_Network):
         for i in range(n_layers):
             x = ResidualConvBlock(output_dim, kernel_size, name=f"reconstruction_conv_block_{i}")(x)
         super().__init__(inputs, x, name=name)
-        self._remember(
-            max_len=max_len,
-            input_dim=input_dim,
-            output_dim=output_dim,
-            n_layers=n_layers,
-            kernel_size=kernel_size,
-        )
+        self._remember(locals())
 
 
 @_register
@@ -158,7 +144,9 @@ class ComposedNetwork(_Network):
         outputs = [component(hidden) for component in components]
         output = keras.layers.Concatenate(name="concat")(outputs) if len(outputs) > 1 else outputs[0]
         super().__init__(ids, output, name=name)
-        self._remember(embedder=describe_model(embedder), components=[describe_model(c) for c in components])
+        self._remember(
+            {"embedder": describe_model(embedder), "components": [describe_model(c) for c in components]}
+        )
 
 
 NETWORKS: dict[str, type[_Network]] = {

@@ -30,9 +30,7 @@ from cclm_core.errors import DataError, FormatError
 from cclm_core.formats import (
     FORMAT_VERSION,
     PREPROCESSOR_CONFIG,
-    check_format,
-    read_json,
-    require_keys,
+    read_config,
     write_json,
 )
 
@@ -284,9 +282,7 @@ class Preprocessor:
     def _load(self, path: Path) -> None:
         if path.is_dir():
             path = path / PREPROCESSOR_CONFIG
-        config = read_json(path)
-        check_format(config, path, required=False)
-        require_keys(config, ("char_dict", "char_rev", "max_example_len"), path)
+        config = read_config(path, ("char_dict", "char_rev", "max_example_len"), format_required=False)
         scheme = id_scheme(config, path)
         try:
             char_dict = {str(ch): int(i) for ch, i in config["char_dict"].items()}

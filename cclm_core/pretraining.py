@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from cclm_core.augmentation import Augmentor, seeded_rng
 from cclm_core.compat import short
-from cclm_core.component import Component, load_component
+from cclm_core.component import Component, describe_base, load_component
 from cclm_core.embedder import Embedder
 from cclm_core.errors import DataError, IncompatibleComponentError
 from cclm_core.examples import Corpus, get_substr
@@ -110,7 +110,7 @@ class Pretrainer:
         self.embedder = embedder
         self.preprocessor = preprocessor
         if preprocessor is not None:
-            self._check_preprocessor(preprocessor)
+            self.embedder.check_preprocessor(preprocessor)
         self.output_dim = output_dim
         self.masking = masking or self.default_masking()
         self.learning_rate = learning_rate
@@ -149,19 +149,10 @@ class Pretrainer:
         """Train this pretrainer's component again from the next ``fit``."""
         self.model.trainable = True
 
-    def _check_preprocessor(self, prep: Preprocessor) -> None:
-        if prep.n_chars != self.embedder.n_chars or prep.max_example_len != self.embedder.max_len:
-            raise IncompatibleComponentError(
-                f"the preprocessor gives n_chars {prep.n_chars} and max_example_len {prep.max_example_len}, "
-                f"but the embedder was built for n_chars {self.embedder.n_chars} "
-                f"and max_len {self.embedder.max_len}",
-                hint="pass the Preprocessor the embedder was built with",
-            )
-
     def _preprocessor_for(self, texts: list[str]) -> Preprocessor:
         if self.preprocessor is None:
             prep = Preprocessor(max_example_len=self.embedder.max_len).fit(texts)
-            self._check_preprocessor(prep)
+            self.embedder.check_preprocessor(prep)
             self.preprocessor = prep
         return self.preprocessor
 
@@ -251,13 +242,7 @@ class Pretrainer:
         """The base this component is trained on right now (embedder weights, vocabulary, sizes)."""
         with tempfile.TemporaryDirectory(prefix="cclm-base-") as tmp:
             fingerprint = embedder_fingerprint(self.embedder.save(tmp))
-        vocab = self.preprocessor.fingerprint if self.preprocessor else None
-        return {
-            "embedder": fingerprint,
-            "vocab": vocab,
-            "max_input_length": self.embedder.max_len,
-            "n_chars": self.embedder.n_chars,
-        }
+        return describe_base(fingerprint, self.embedder, self.preprocessor)
 
     def save(self, folder: str | Path) -> Path:
         """Save the component (not the training head) with the base it was trained on into ``folder``.

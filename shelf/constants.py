@@ -82,16 +82,12 @@ def token() -> str | None:
 
 def jobs() -> int:
     """Parallel transfers: ``$CCLM_SHELF_JOBS`` (a whole number from 1 to 256), else 8."""
-    raw = _env(ENV_JOBS)
-    if raw is None:
-        return DEFAULT_JOBS
-    if raw.isdigit() and 0 < int(raw) <= MAX_JOBS:
-        return int(raw)
-    from shelf.errors import ConfigError
-
-    raise ConfigError(
-        f"{ENV_JOBS}={raw!r} is not a number of parallel transfers",
-        hint=f"set {ENV_JOBS} to a whole number from 1 to {MAX_JOBS}, or unset it for {DEFAULT_JOBS}",
+    return _whole_number(
+        ENV_JOBS,
+        DEFAULT_JOBS,
+        "a number of parallel transfers",
+        f"a whole number from 1 to {MAX_JOBS}, or unset it for {DEFAULT_JOBS}",
+        allowed=range(1, MAX_JOBS + 1),
     )
 
 
@@ -101,14 +97,21 @@ def link_mode() -> str | None:
 
 def index_max_age() -> int:
     """Seconds a mirrored index answers without a fetch when online (``$CCLM_SHELF_INDEX_MAX_AGE``, 300)."""
-    raw = _env(ENV_INDEX_MAX_AGE)
+    return _whole_number(
+        ENV_INDEX_MAX_AGE,
+        DEFAULT_INDEX_MAX_AGE,
+        "a number of seconds",
+        "a whole number of seconds (0: always fetch), or unset it",
+    )
+
+
+def _whole_number(name: str, default: int, what: str, hint: str, allowed: range | None = None) -> int:
+    """``$name`` as a whole number (in ``allowed`` when given), ``default`` when unset; else ConfigError."""
+    raw = _env(name)
     if raw is None:
-        return DEFAULT_INDEX_MAX_AGE
-    if raw.isdigit():
+        return default
+    if raw.isdigit() and (allowed is None or int(raw) in allowed):
         return int(raw)
     from shelf.errors import ConfigError
 
-    raise ConfigError(
-        f"{ENV_INDEX_MAX_AGE}={raw!r} is not a number of seconds",
-        hint=f"set {ENV_INDEX_MAX_AGE} to a whole number of seconds (0: always fetch), or unset it",
-    )
+    raise ConfigError(f"{name}={raw!r} is not {what}", hint=f"set {name} to {hint}")

@@ -294,7 +294,11 @@ def _publish_once(
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
     if _already_published(source, prepared.entry, report):
-        _restore(prepared, source, store, report, progress, bars)
+        # The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
+        # local shelf, counts a damaged object as absent); this needs the same write access as publishing.
+        _upload(prepared.files, source, store, report, progress, bars)
+        if report.uploaded:
+            report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
         return True
     check_resolves(prepared.entry, source)
     if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
@@ -363,21 +367,6 @@ def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishRe
             hint="this version was published before the index knew it; publish a new version",
         )
     return False
-
-
-def _restore(
-    prepared: Prepared,
-    source: ShelfSource,
-    store: BlobStore,
-    report: PublishReport,
-    progress: Callable[[str], None],
-    bars: Progress | None = None,
-) -> None:
-    """The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
-    local shelf, counts a damaged object as absent); this needs the same write access as publishing."""
-    _upload(prepared.files, source, store, report, progress, bars)
-    if report.uploaded:
-        report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
 
 
 def _upload(

@@ -122,15 +122,21 @@ class ShelfSource:
         self._mark_fetched()
         self.reread()
 
+    def _fetched_mark(self) -> Path:
+        """The file touched after each fetch: its mtime says how old the mirrored index is."""
+        return self.mirror.path / FETCHED_MARK
+
     def _mark_fetched(self) -> None:
         # A read-only cache only means the next command fetches again.
+        mark = self._fetched_mark()
         with contextlib.suppress(OSError):
-            (self.mirror.path / FETCHED_MARK).touch()
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
 
     def fetched_at(self) -> float | None:
-        """When the mirror last fetched from the remote (seconds since the epoch), if known."""
+        """When the index was last read from the remote (seconds since the epoch), if known."""
         try:
-            return (self.mirror.path / FETCHED_MARK).stat().st_mtime
+            return self._fetched_mark().stat().st_mtime
         except OSError:
             return None
 

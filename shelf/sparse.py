@@ -12,7 +12,6 @@ and yanking need the git shelf (``mirror`` says so in one line).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -100,16 +99,8 @@ class SparseSource(ShelfSource):
     def reread(self) -> None:
         self.__dict__.pop("index", None)
 
-    def _mark_fetched(self) -> None:
-        with contextlib.suppress(OSError):
-            self.http.cache_root.mkdir(parents=True, exist_ok=True)
-            (self.http.cache_root / FETCHED_MARK).touch()
-
-    def fetched_at(self) -> float | None:
-        try:
-            return (self.http.cache_root / FETCHED_MARK).stat().st_mtime
-        except OSError:
-            return None
+    def _fetched_mark(self) -> Path:
+        return self.http.cache_root / FETCHED_MARK
 
     @property
     def head(self) -> str:

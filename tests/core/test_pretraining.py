@@ -69,12 +69,10 @@ def test_dataset_is_batched_tensors_with_targets_and_weights(prep, texts):
 def test_vocabulary_that_does_not_fit_the_embedder_is_refused(prep, texts):
     embedder = Embedder(prep.max_example_len, prep.n_chars, n_filters=8, n_blocks=1)
     pretrainer = MaskedLanguagePretrainer(embedder=embedder, output_dim=8, hidden_dim=8)
-    with pytest.raises(
-        IncompatibleComponentError, match=f"but the embedder was built for n_chars {prep.n_chars}"
-    ):
+    with pytest.raises(IncompatibleComponentError, match=f"but the embedder expects n_chars {prep.n_chars}"):
         pretrainer.fit(["entirely different text: QXZ 0123456789 ~~~"], epochs=1)
     other = Preprocessor(max_example_len=32).fit(["abc"])
-    with pytest.raises(IncompatibleComponentError, match="pass the Preprocessor the embedder was built with"):
+    with pytest.raises(IncompatibleComponentError, match="use the Preprocessor the embedder was built with"):
         CharacterReconstructionPretrainer(embedder=embedder, preprocessor=other)
 
 
