@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shelf import serve
 from shelf.errors import NotFoundError
-from shelf.source import ShelfSource, create_shelf
+from shelf.source import create_shelf
 from tests.shelf.conftest import BASE, MLM, cli, saved_models, shelf_refs  # noqa: F401 - shared fixtures
+from tests.support.served import served_lfs_shelf
 
 TOKEN = "fsck-token-0123456789abcdef"
 
@@ -91,13 +91,8 @@ def test_fsck_refuses_what_is_not_a_shelf_on_this_machine(cli, tmp_path):
 def test_a_served_shelf_refuses_a_damaged_blob_and_a_second_publish_restores_it(
     cli, saved_models, tmp_path, monkeypatch
 ):
-    shelf_path = Path(create_shelf(tmp_path / "team.git"))
-    (tmp_path / "tokens").write_text(f"{TOKEN}\n")
-    with serve.start(shelf_path, token_file=tmp_path / "tokens") as servers:
-        source = ShelfSource(str(shelf_path), cache_dir=tmp_path / "server-cache")
-        source.refresh()
-        serve.point_lfs_url(source, servers.lfs_url)
-        monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
+    shelf_path = tmp_path / "team.git"
+    with served_lfs_shelf(tmp_path, TOKEN, monkeypatch) as servers:
         assert all(r.code == 0 for r in publish_both(cli, servers.http_url, saved_models))
         component = oid_of(saved_models / MLM / "component.weights.h5")
         flip_a_byte(lfs_object(shelf_path, component))

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from registry_index import layout
-from shelf import serve
-from shelf.source import ShelfSource, create_shelf
+from shelf.source import create_shelf
 from tests.shelf.conftest import BASE, MLM, publish_folder, saved_models  # noqa: F401 - shared fixture
+from tests.support.served import served_lfs_shelf
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stderr}"
     return done.stdout
-
-
-@contextmanager
-def served_lfs_shelf(tmp_path: Path, token: str, monkeypatch) -> Iterator:
-    """A new shelf served with ``token``, its LFS URL pointed at the served LFS, the token set to publish."""
-    shelf = Path(create_shelf(tmp_path / "team.git"))
-    (tmp_path / "tokens").write_text(f"{token}\n")
-    with serve.start(shelf, token_file=tmp_path / "tokens") as servers:
-        source = ShelfSource(str(shelf), cache_dir=tmp_path / "server-cache")
-        source.refresh()
-        serve.point_lfs_url(source, servers.lfs_url)
-        monkeypatch.setenv("CCLM_SHELF_TOKEN", token)  # publishing goes over HTTP, with the token
-        yield servers
 
 
 def lfs_clone(url: str, dest: Path, home: Path) -> Path:

@@ -15,8 +15,9 @@ from shelf.errors import TrustError
 from shelf.publish import PackageInfo, publish
 from shelf.signing import keygen
 from shelf.trust import load_policy
-from tests.e2e.test_publish_interop import lfs_clone, served_lfs_shelf
+from tests.e2e.test_publish_interop import lfs_clone
 from tests.shelf.conftest import BASE, MLM, saved_models  # noqa: F401 - shared fixture
+from tests.support.served import served_lfs_shelf
 
 
 @pytest.mark.network
