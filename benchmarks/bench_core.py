@@ -209,14 +209,20 @@ def flat_model(composed: ComposedModel) -> keras.Model:
     return keras.Model(ids, keras.layers.Concatenate()(outputs))
 
 
-def bench_inference(s: Settings) -> dict[str, float]:
-    """Best seconds of ``predict`` over the corpus for the composed and the flat model, interleaved."""
-    texts = corpus(s.n_texts, s.max_len, seed=1)
+def two_components(s: Settings, seed: int) -> tuple[list[str], Preprocessor, Embedder, list[keras.Model]]:
+    """A corpus, its preprocessor, an untrained embedder and two components on it (MLM, reconstruction)."""
+    texts = corpus(s.n_texts, s.max_len, seed=seed)
     prep = Preprocessor(max_example_len=s.max_len).fit(texts)
     embedder = Embedder(s.max_len, prep.n_chars)
     a = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep)
     b = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep)
-    composed = ComposedModel(embedder, [a.model, b.model])
+    return texts, prep, embedder, [a.model, b.model]
+
+
+def bench_inference(s: Settings) -> dict[str, float]:
+    """Best seconds of ``predict`` over the corpus for the composed and the flat model, interleaved."""
+    texts, prep, embedder, components = two_components(s, seed=1)
+    composed = ComposedModel(embedder, components)
     flat = flat_model(composed)
     x = prep.strings_to_array(texts, s.max_len)
     assert np.allclose(composed.model.predict(x[:8], verbose=0), flat.predict(x[:8], verbose=0), atol=1e-5)
@@ -238,16 +244,12 @@ MASKING_ROUNDS = 25
 
 def bench_masking(s: Settings) -> dict[str, float]:
     """Best seconds of ``predict`` of one composition with the padding mask and without it (same weights)."""
-    texts = corpus(s.n_texts, s.max_len, seed=2)
-    prep = Preprocessor(max_example_len=s.max_len).fit(texts)
-    embedder = Embedder(s.max_len, prep.n_chars)
-    a = MaskedLanguagePretrainer(embedder=embedder, preprocessor=prep)
-    b = CharacterReconstructionPretrainer(embedder=embedder, preprocessor=prep)
-    masked = ComposedModel(embedder, [a.model, b.model]).model
+    texts, prep, embedder, components = two_components(s, seed=2)
+    masked = ComposedModel(embedder, components).model
     hyper = embedder.model.get_config() | {"mask_padding": False}
     plain_embedder = EmbedderNetwork(**hyper)
     plain_embedder.set_weights(embedder.model.get_weights())
-    plain = ComposedNetwork(plain_embedder, [a.model, b.model])
+    plain = ComposedNetwork(plain_embedder, components)
     x = prep.strings_to_array(texts, s.max_len)
     full = x[(x != 0).all(axis=1)][:8]  # rows without padding: both models must agree exactly there
     assert np.allclose(masked.predict(full, verbose=0), plain.predict(full, verbose=0), atol=1e-5)

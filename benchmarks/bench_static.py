@@ -141,11 +141,8 @@ def report(rows: list[tuple[str, list[bt.Sample]]], exports, index_rows, command
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (writes nothing)")
-    parser.add_argument("--runs", type=int, help="runs per install scenario (default 3)")
-    parser.add_argument("--no-write", action="store_true", help=f"do not update {bt.FIGURES.name}")
-    return parser.parse_args(argv)
+    quick_help = "small sizes, for a smoke run (writes nothing)"
+    return bt.base_parser(__doc__, quick_help, "runs per install scenario (default 3)").parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,9 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shelf.source import create_shelf
 
     args = parse_args(argv)
-    sizes = QUICK if args.quick else SIZES
-    if args.runs:
-        sizes = bt.Sizes(**{**sizes.__dict__, "big_runs": args.runs, "small_runs": args.runs})
+    sizes = bt.chosen_sizes(args, QUICK, SIZES)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="cclm-bench-static-"))
     try:

@@ -673,12 +673,26 @@ def report(rows: Sequence[Row], parts: str, info: dict[str, str], command: str, 
 # Main ---------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--runs", type=int, help="runs per scenario (default: 3 big, 5 small)")
-    parser.add_argument("--workdir", type=Path, help="where the shelf and the runs go (default: a temp dir)")
+def base_parser(doc: str, quick_help: str, runs_help: str) -> argparse.ArgumentParser:
+    """The options every transfer benchmark takes: --quick, --runs, --no-write."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--runs", type=int, help=runs_help)
     parser.add_argument("--no-write", action="store_true", help=f"do not update {FIGURES.name}")
+    return parser
+
+
+def chosen_sizes(args: argparse.Namespace, quick: Sizes, full: Sizes) -> Sizes:
+    """``quick`` or ``full`` as --quick says, with --runs for every scenario when given."""
+    sizes = quick if args.quick else full
+    return Sizes(**{**sizes.__dict__, "big_runs": args.runs, "small_runs": args.runs}) if args.runs else sizes
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = base_parser(
+        __doc__, "small sizes, for a smoke run", "runs per scenario (default: 3 big, 5 small)"
+    )
+    parser.add_argument("--workdir", type=Path, help="where the shelf and the runs go (default: a temp dir)")
     return parser.parse_args(argv)
 
 
@@ -687,9 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shelf.source import create_shelf
 
     args = parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    if args.runs:
-        sizes = Sizes(**{**sizes.__dict__, "big_runs": args.runs, "small_runs": args.runs})
+    sizes = chosen_sizes(args, QUICK, FULL)
     work = Path(tempfile.mkdtemp(prefix="cclm-bench-transfer-", dir=args.workdir))
     started = time.perf_counter()
     try:

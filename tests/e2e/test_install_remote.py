@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,22 @@ def _serve_shelf(root: Path, lfs: GiftlessServer) -> Path:
     repo = root / "repos" / "shelf.git"
     create_shelf(repo, lfs_url=lfs.endpoint("org", "shelf"))
     return repo
+
+
+@contextmanager
+def _base_installed_once(tmp_path_factory, tmp_path: Path) -> Iterator[tuple[str, GiftlessServer]]:
+    """BASE published to a shelf on git:// with giftless and installed once (into ``one``): the shelf's
+    URL and its LFS server. Both servers stop when the block ends."""
+    stack = saved_stack(tmp_path_factory)
+    lfs = GiftlessServer(tmp_path / "giftless").start()
+    try:
+        with GitDaemon(_serve_shelf(tmp_path, lfs).parent) as daemon:
+            url = daemon.url("shelf.git")
+            publish_folder(url, stack.base, BASE, cache_dir=tmp_path / "publisher")
+            Shelf(url).install(BASE, target=tmp_path / "one")
+            yield url, lfs
+    finally:
+        lfs.stop()
 
 
 @pytest.fixture(scope="module")
@@ -121,19 +138,10 @@ def test_a_blob_damaged_on_the_lfs_server_is_refused(remote: RemoteShelf, tmp_pa
 
 
 def test_warm_and_offline_installs_need_neither_server(tmp_path_factory, tmp_path: Path) -> None:
-    stack = saved_stack(tmp_path_factory)
-    lfs = GiftlessServer(tmp_path / "giftless").start()
-    daemon = GitDaemon(_serve_shelf(tmp_path, lfs).parent).__enter__()
-    try:
-        url = daemon.url("shelf.git")
-        publish_folder(url, stack.base, BASE, cache_dir=tmp_path / "publisher")
-        Shelf(url).install(BASE, target=tmp_path / "one")
+    with _base_installed_once(tmp_path_factory, tmp_path) as (url, lfs):
         lfs.stop()
         report = Shelf(url).install(BASE, target=tmp_path / "two")  # metadata from git, blobs from the store
         assert report.installed == [(BASE, VERSION)] and report.objects_fetched == 0
-    finally:
-        lfs.stop()
-        daemon.__exit__(None, None, None)
     assert_installed(tmp_path / "two", BASE)
     Shelf(url, offline=True).install(BASE, target=tmp_path / "three")
     assert_installed(tmp_path / "three", BASE)
@@ -181,16 +189,8 @@ def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
 def test_a_shelf_that_does_not_answer_is_one_line_and_exact_pins_install_from_the_mirror(
     tmp_path_factory, tmp_path: Path
 ) -> None:
-    stack = saved_stack(tmp_path_factory)
-    lfs = GiftlessServer(tmp_path / "giftless").start()
-    daemon = GitDaemon(_serve_shelf(tmp_path, lfs).parent).__enter__()
-    try:
-        url = daemon.url("shelf.git")
-        publish_folder(url, stack.base, BASE, cache_dir=tmp_path / "publisher")
-        Shelf(url).install(BASE, target=tmp_path / "one")  # mirrored, and its blobs in the store
-    finally:
-        lfs.stop()
-        daemon.__exit__(None, None, None)
+    with _base_installed_once(tmp_path_factory, tmp_path) as (url, _lfs):
+        pass  # mirrored, and its blobs in the store; then both servers stop
     always_fetch = {"CCLM_SHELF_INDEX_MAX_AGE": "0"}  # the mirror is too old: the shelf must be asked
     pinned = cli(
         "--shelf", url, "install", f"{BASE}@{VERSION}", "--target", str(tmp_path / "two"), env=always_fetch

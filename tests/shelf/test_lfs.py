@@ -468,18 +468,25 @@ def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
 
 
-def test_objects_pushed_by_git_lfs_are_readable(tmp_path: Path, store: BlobStore) -> None:
+def _lfs_work_tree(tmp_path: Path, data: bytes) -> tuple[Path, Path]:
+    """A bare ``shelf.git`` and a git-lfs work tree with one commit tracking ``model.bin`` (``data``),
+    the bare repository as its remote ``origin``; nothing pushed yet."""
     bare, work = tmp_path / "shelf.git", tmp_path / "work"
-    _git("init", "-q", "--bare", str(bare), cwd=tmp_path)
+    _git("init", "-q", "-b", "main", "--bare", str(bare), cwd=tmp_path)
     _git("init", "-q", "-b", "main", str(work), cwd=tmp_path)
     _git("lfs", "install", "--local", cwd=work)
     _git("lfs", "track", "*.bin", cwd=work)
-    data = os.urandom(30_000)
     (work / "model.bin").write_bytes(data)
     _git("add", ".gitattributes", "model.bin", cwd=work)
     _git("commit", "-q", "-m", "add a model", cwd=work)
     # git-lfs needs a named remote (or a file:// URL) to push objects to a local path.
     _git("remote", "add", "origin", str(bare), cwd=work)
+    return bare, work
+
+
+def test_objects_pushed_by_git_lfs_are_readable(tmp_path: Path, store: BlobStore) -> None:
+    data = os.urandom(30_000)
+    bare, work = _lfs_work_tree(tmp_path, data)
     _git("push", "-q", "origin", "main", cwd=work)
     transport = transport_for(str(bare))
     assert isinstance(transport, LocalLfsObjects)
@@ -488,16 +495,8 @@ def test_objects_pushed_by_git_lfs_are_readable(tmp_path: Path, store: BlobStore
 
 
 def test_git_lfs_reads_objects_uploaded_locally(tmp_path: Path) -> None:
-    bare, work, clone = tmp_path / "shelf.git", tmp_path / "work", tmp_path / "clone"
-    _git("init", "-q", "-b", "main", "--bare", str(bare), cwd=tmp_path)
-    _git("init", "-q", "-b", "main", str(work), cwd=tmp_path)
-    _git("lfs", "install", "--local", cwd=work)
-    _git("lfs", "track", "*.bin", cwd=work)
     data = os.urandom(20_000)
-    (work / "model.bin").write_bytes(data)
-    _git("add", ".gitattributes", "model.bin", cwd=work)
-    _git("commit", "-q", "-m", "add a model", cwd=work)
-    _git("remote", "add", "origin", str(bare), cwd=work)
+    (bare, work), clone = _lfs_work_tree(tmp_path, data), tmp_path / "clone"
     # Push only the pointer; the object goes in through LocalLfsObjects instead of git-lfs.
     _git("push", "-q", "origin", "main", cwd=work, env={**os.environ, "GIT_LFS_SKIP_PUSH": "1"})
     assert not (bare / "lfs").exists()

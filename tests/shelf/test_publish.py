@@ -137,9 +137,7 @@ def test_invalid_publish_file_is_refused(cli, shelf_path, models, text, message)
 
 def test_identical_republish_is_a_no_op(cli, stocked_shelf, saved_models):
     before = shelf_refs(stocked_shelf)
-    result = cli(
-        "--shelf", stocked_shelf, "publish", saved_models / BASE, "--name", "base", "--version", "0.1.0"
-    )
+    result = cli("--shelf", stocked_shelf, *publish_args(saved_models / BASE, "base"))
     assert result.code == 0
     assert "identical content; nothing to do" in result.out
     assert shelf_refs(stocked_shelf) == before
@@ -147,9 +145,7 @@ def test_identical_republish_is_a_no_op(cli, stocked_shelf, saved_models):
 
 def test_same_version_with_other_content_is_refused(cli, stocked_shelf, saved_models):
     before = shelf_refs(stocked_shelf)
-    result = cli(
-        "--shelf", stocked_shelf, "publish", saved_models / OTHER_BASE, "--name", "base", "--version", "0.1.0"
-    )
+    result = cli("--shelf", stocked_shelf, *publish_args(saved_models / OTHER_BASE, "base"))
     assert result.code == 1
     assert "error: base 0.1.0 is already published with different content" in result.err
     assert "cclm-shelf yank base@0.1.0" in result.err
