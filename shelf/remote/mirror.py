@@ -40,6 +40,7 @@ from shelf.remote.url import ShelfURL, is_local_url, normalise_url
 MIRRORS_DIR = "mirrors"
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mirror
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_NO_DETACHED_GC = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
 _LOOSE_OBJECTS = re.compile(r"[0-9a-f]{2}")  # objects/ab/...: git writes no lock files there
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
 _TAG_LISTING = "shelf-remote-tags"  # in the mirror: the remote's tags as last listed, for offline use
@@ -109,7 +110,9 @@ class ShelfMirror:
     # ---- fetching
 
     def _git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return run_git([*git_dir_args(self.path), *args], input=input, check=check)
+        # An automatic gc after a fetch runs before git returns, inside our lock, never detached past it
+        # (the lock's holder removes git lock files it finds, see remove_stale_git_locks).
+        return run_git([*git_dir_args(self.path), *_NO_DETACHED_GC, *args], input=input, check=check)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
