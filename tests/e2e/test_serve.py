@@ -48,6 +48,18 @@ def git(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], capture_output=True, text=True, env=full)
 
 
+def bare_repo_with_a_file(tmp_path: Path, name: str, file: str, text: str) -> Path:
+    """A bare repository (not a shelf), main holding one commit with ``file``, pushed from tmp_path/seed."""
+    repo, seed = tmp_path / name, tmp_path / "seed"
+    assert git("init", "-q", "--bare", str(repo)).returncode == 0
+    assert git("init", "-q", str(seed)).returncode == 0
+    (seed / file).write_text(text)
+    assert git("-C", str(seed), "add", ".").returncode == 0
+    assert git("-C", str(seed), "commit", "-qm", f"add {file}").returncode == 0
+    assert git("-C", str(seed), "push", "-q", str(repo), "HEAD:refs/heads/main").returncode == 0
+    return repo
+
+
 def token_file(folder: Path, *tokens: str) -> Path:
     path = folder / "tokens"
     path.write_text("# who may publish\n" + "".join(f"{t}\n" for t in tokens), encoding="utf-8")
@@ -77,11 +89,7 @@ def publish(cli, url: str, folder: Path, name: str, *extra: str):
 
 
 def test_publish_over_http_with_a_token_and_install_with_another_cache(
-    served,
-    cli,
-    saved_models,
-    tmp_path,
-    monkeypatch,
+    served, cli, saved_models, tmp_path, monkeypatch
 ):
     shelf_path, servers = served
     lfsconfig = git(f"--git-dir={shelf_path}", "show", "main:.lfsconfig").stdout
@@ -131,11 +139,7 @@ def test_publishing_without_or_with_a_wrong_token_changes_nothing(served, cli, s
 
 
 def test_the_token_may_come_from_netrc_or_a_git_credential_helper(
-    served,
-    cli,
-    saved_models,
-    tmp_path,
-    monkeypatch,
+    served, cli, saved_models, tmp_path, monkeypatch
 ):
     shelf_path, servers = served
     host = servers.http_url.split("//")[1].split("/")[0].split(":")[0]
@@ -184,14 +188,8 @@ def test_git_pushes_need_a_token_and_git_url_is_read_only(served, tmp_path):
 
 def test_only_the_served_repository_is_reachable(served, tmp_path):
     _shelf_path, servers = served
-    sibling = tmp_path / "secrets.git"
-    assert git("init", "-q", "--bare", str(sibling)).returncode == 0
-    seed = tmp_path / "seed"
-    assert git("init", "-q", str(seed)).returncode == 0
-    (seed / "password.txt").write_text("hunter2\n")
-    assert git("-C", str(seed), "add", ".").returncode == 0
-    assert git("-C", str(seed), "commit", "-qm", "secret").returncode == 0
-    assert git("-C", str(seed), "push", "-q", str(sibling), "HEAD:refs/heads/main").returncode == 0
+    sibling = bare_repo_with_a_file(tmp_path, "secrets.git", "password.txt", "hunter2\n")
+    seed = tmp_path / "seed"  # the work tree it was pushed from
     sibling_refs = shelf_refs(sibling)
     right = f"http://x:{TOKEN}@"
     for url in (
@@ -450,14 +448,7 @@ def test_a_bad_token_file_is_one_line_and_starts_nothing(cli, tmp_path, content,
 
 
 def test_a_git_repository_that_is_not_a_shelf_is_refused_untouched(cli, tmp_path):
-    repo = tmp_path / "code.git"
-    seed = tmp_path / "seed"
-    assert git("init", "-q", "--bare", str(repo)).returncode == 0
-    assert git("init", "-q", str(seed)).returncode == 0
-    (seed / "notes.txt").write_text("mine\n")
-    assert git("-C", str(seed), "add", ".").returncode == 0
-    assert git("-C", str(seed), "commit", "-qm", "notes").returncode == 0
-    assert git("-C", str(seed), "push", "-q", str(repo), "HEAD:refs/heads/main").returncode == 0
+    repo = bare_repo_with_a_file(tmp_path, "code.git", "notes.txt", "mine\n")
     before = shelf_refs(repo)
     result = cli("serve", repo, "--git-port", "1", "--http-port", "2")
     assert result.code == 2 and "is a git repository but not a shelf" in result.err
