@@ -22,6 +22,7 @@ from registry_index import (
 from registry_index.errors import IndexFetchError
 from tests.registry_index import factories
 from tests.support.git_servers import free_port
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.network
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,8 +71,7 @@ def plain_server(tmp_path):
         wait_until_serving(port)
         yield folder, f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 @pytest.fixture
@@ -86,8 +86,7 @@ def etag_server(tmp_path):
         wait_until_serving(port)
         yield folder, f"http://127.0.0.1:{port}", Path(str(folder.resolve()) + ".log")
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def statuses(log: Path, name: str) -> list[str]:

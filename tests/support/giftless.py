@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from tests.support.git_servers import free_port
+from tests.support.processes import stop_process
 
 SIGNING_KEY = "cclm-shelf-tests-signing-key-0123456789abcdef"  # HS256 needs 32+ bytes
 _START_TIMEOUT = 30.0
@@ -137,12 +138,7 @@ class GiftlessServer:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def __enter__(self) -> GiftlessServer:

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.processes import stop_process
+
 __all__ = ["GitDaemon", "GitHttpServer", "free_port", "wait_for_port"]
 
 START_TIMEOUT = 15.0
@@ -86,13 +88,8 @@ class GitDaemon:
         self._stop()
 
     def _stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process, timeout=5)
         self._process = None
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.support.git_servers import free_port, wait_for_port
+from tests.support.processes import stop_process
 
 FAKE_KEYS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -26,5 +27,4 @@ def moto_s3() -> Iterator[dict[str, str]]:
         wait_for_port(port, process=process)
         yield {**FAKE_KEYS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,3 +35,15 @@ def port_listening(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something accepts TCP connections on ``host:port`` now."""
     with socket.socket() as sock:
         return sock.connect_ex((host, port)) == 0
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate a server we started and reap it; kill it if it does not end within ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.git_servers import free_port, wait_for_port
+from tests.support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +30,7 @@ def static_server(folder: Path, *, etag: bool = False) -> Iterator[str]:
         wait_for_port(port, process=process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def request_log(folder: Path) -> list[str]:
