@@ -22,14 +22,9 @@ from tests.support.shelves import (
     MLM_DIM,
     VERSION,
     publish_folder,
-    published_shelf,
+    published_shelf_path,  # noqa: F401 - the shelf_path fixture
     saved_stack,
 )
-
-
-@pytest.fixture
-def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
 
 
 def test_installed_components_compose_into_one_model(shelf_path: Path, tmp_path: Path) -> None:

@@ -32,15 +32,10 @@ from tests.support.shelves import (
     lfs_object,
     manifest_files,
     publish_folder,
-    published_shelf,
+    published_shelf_path,  # noqa: F401 - the shelf_path fixture
     saved_stack,
     tree_snapshot,
 )
-
-
-@pytest.fixture
-def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
 
 
 def _cache() -> Path:

@@ -9,12 +9,14 @@ import pytest
 
 from shelf.api import Shelf
 from shelf.errors import ShelfError
-from tests.support.shelves import BASE, MLM, VERSION, publish_folder, published_shelf, saved_stack
-
-
-@pytest.fixture
-def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+from tests.support.shelves import (
+    BASE,
+    MLM,
+    VERSION,
+    publish_folder,
+    published_shelf_path,  # noqa: F401 - the shelf_path fixture
+    saved_stack,
+)
 
 
 def test_exact_pins_need_no_fetch_once_mirrored(shelf_path: Path, tmp_path: Path) -> None:

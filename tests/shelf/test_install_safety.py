@@ -14,14 +14,17 @@ import pytest
 from shelf.api import Shelf
 from shelf.errors import ConfigError, TargetError
 from shelf.store import BlobStore
-from tests.support.shelves import BASE, MLM, VERSION, assert_installed, cli, published_shelf, sha256_of
+from tests.support.shelves import (
+    BASE,
+    MLM,
+    VERSION,
+    assert_installed,
+    cli,
+    published_shelf_path,  # noqa: F401 - the shelf_path fixture
+    sha256_of,
+)
 
 WEIGHTS = Path(MLM) / "component" / "component.weights.h5"
-
-
-@pytest.fixture
-def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
 
 
 def _store() -> BlobStore:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from shelf.api import Shelf
 from shelf.remote.mirror import mirror_path
-from tests.support.shelves import BASE, MLM, VERSION, publish_folder, published_shelf, saved_stack
+from tests.support.shelves import (
+    BASE,
+    MLM,
+    VERSION,
+    publish_folder,
+    published_shelf_path,  # noqa: F401 - the shelf_path fixture
+    saved_stack,
+)
 
 # What a `kill -9` during `git fetch`, `update-ref` or `symbolic-ref` in the mirror leaves behind.
 GIT_LOCKS = ("shallow.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "index.lock")
-
-
-@pytest.fixture
-def shelf_path(tmp_path_factory, tmp_path: Path) -> Path:
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
 
 
 def _plant_locks(mirror: Path) -> list[Path]:
