@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,13 @@ import requests
 from tests.reliability.conftest import record, trials
 from tests.reliability.kit import cli_env, git_fsck
 from tests.support.git_servers import free_port
-from tests.support.processes import eventually, port_listening, processes_mentioning
+from tests.support.processes import (
+    descendants,
+    eventually,
+    port_listening,
+    processes_mentioning,
+    still_running,
+)
 
 TOKEN = "reliability-team-token-0123456789"
 WRONG = "reliability-wrong-token-0123456789"
@@ -73,6 +79,7 @@ class Served:
     git_port: int
     http_port: int
     process: subprocess.Popen | None = None
+    tree: set[int] = field(default_factory=set)
 
     @property
     def git_url(self) -> str:
@@ -104,15 +111,18 @@ class Served:
         assert lines[3].startswith("sparse  "), lines
 
     def kill(self) -> None:
+        """``kill -9`` of serve alone (not its process group), remembering every process it had started."""
         if self.process is not None and self.process.poll() is None:
+            self.tree = descendants(self.process.pid)
             self.process.kill()
             self.process.wait()
 
     def left(self) -> list[int]:
-        """Ids of the processes still serving this server's ports."""
-        return processes_mentioning(f"127.0.0.1:{self.http_port}") + processes_mentioning(
-            f"--port={self.git_port}"
-        )
+        """Ids of the processes serve had started that still run, and of any still serving its git port.
+
+        Clients are not counted: a client's own helper (``git remote-http http://127.0.0.1:PORT/...``)
+        names the port too, and it ends on its own time once its server is gone."""
+        return still_running(self.tree) + processes_mentioning(f"--port={self.git_port}")
 
     def gone(self) -> bool:
         """Nothing of the killed server runs or listens, and it left no file behind."""
