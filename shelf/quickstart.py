@@ -203,6 +203,9 @@ def publish_all(shelf, saved: Path, version: str, say: Callable[[str], None]) ->
         say(f"published {info.name} {info.version}  ({report.manifest_digest[:19]}…)")
 
 
+WORKDIR_MARKER = ".cclm-shelf-quickstart"
+
+
 def run(
     workdir: Path,
     shelf_url: str | None,
@@ -217,8 +220,10 @@ def run(
     started = time.monotonic()
     workdir = Path(workdir).absolute()
     saved, target = workdir / "saved", workdir / ".cclm"
+    _check_workdir(workdir, (saved, target))
     for folder in (saved, target):
         shutil.rmtree(folder, ignore_errors=True)
+    claim_workdir(workdir)
     say("[1/5] training")
     train_and_save(config, saved, say)
     shelf = Shelf(shelf_url, cache_dir=cache_dir)
@@ -229,6 +234,28 @@ def run(
     install_and_compose(Shelf(shelf.url, cache_dir=cache_dir), result, say)  # a fresh handle, as elsewhere
     result.seconds = time.monotonic() - started
     return result
+
+
+def claim_workdir(workdir: Path) -> None:
+    """Mark ``workdir`` as quickstart's: later runs may replace its saved/ and .cclm/."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / WORKDIR_MARKER
+    if not marker.is_file():
+        marker.write_text("made by cclm-shelf quickstart: each run replaces saved/ and .cclm/ here\n")
+
+
+def _check_workdir(workdir: Path, replaced: tuple[Path, ...]) -> None:
+    """Refuse a folder whose saved/ or .cclm/ quickstart did not make: they would be replaced."""
+    from shelf.errors import ConfigError
+
+    if (workdir / WORKDIR_MARKER).is_file():
+        return
+    taken = [folder for folder in replaced if folder.exists() or folder.is_symlink()]
+    if taken:
+        raise ConfigError(
+            f"{workdir} already holds {taken[0].name}, which quickstart did not make; nothing was changed",
+            hint="give --workdir a new or empty folder (quickstart replaces saved/ and .cclm/ in it)",
+        )
 
 
 def install_and_compose(installer, result: QuickstartResult, say: Callable[[str], None]) -> None:

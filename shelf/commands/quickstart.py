@@ -31,7 +31,7 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     import dataclasses
 
     from shelf.native_logs import quiet_native_logs
-    from shelf.quickstart import SMALL, QuickstartConfig, run
+    from shelf.quickstart import SMALL, QuickstartConfig, claim_workdir, run
 
     quiet_native_logs()
 
@@ -39,7 +39,10 @@ def quickstart_cmd(ctx, workdir, small, epochs):
     if epochs:
         config = dataclasses.replace(config, epochs=epochs)
     opts = settings(ctx)
-    workdir = (workdir or default_workdir()).absolute()
+    if workdir is None:
+        workdir = default_workdir().absolute()
+        claim_workdir(workdir)  # its own folder: earlier runs' saved/ and .cclm/ are quickstart's
+    workdir = workdir.absolute()
     note(f"working in {workdir}")
     result = run(workdir, opts.shelf, config, note, cache_dir=opts.cache_dir)
     names = " ".join(f"{n}@v{v}" for n, v in result.installed if n != "stdlib_docs_base")

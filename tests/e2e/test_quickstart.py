@@ -93,3 +93,19 @@ def test_quickstart_works_in_its_own_folder_quietly_and_prints_commands_that_run
     )
     assert ran.returncode == 0, ran.stderr
     assert (here / ".cclm" / "stdlib_docs_chars").is_dir()
+
+
+def test_a_workdir_whose_saved_or_cclm_folder_is_the_users_is_refused(tmp_path):
+    """quickstart replaces saved/ and .cclm/ in its folder: never ones it did not make."""
+    from shelf.quickstart import WORKDIR_MARKER
+
+    for taken in ("saved", ".cclm"):
+        workdir = tmp_path / taken.strip(".")
+        (workdir / taken).mkdir(parents=True)
+        (workdir / taken / "mine.txt").write_text("mine")
+        done = cclm_shelf("quickstart", "--small", "--workdir", str(workdir), cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"error: {workdir} already holds {taken}, which quickstart did not make" in done.stderr
+        assert (workdir / taken / "mine.txt").read_text() == "mine"
+        assert sorted(p.name for p in workdir.iterdir()) == [taken]  # no marker, nothing trained
+    assert not (tmp_path / "cclm").joinpath(WORKDIR_MARKER).exists()
