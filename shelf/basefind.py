@@ -16,6 +16,7 @@ from registry_index.index import entry_from_manifest
 from registry_index.manifest import Manifest, dump_manifest, manifest_digest
 from registry_index.versions import parse_version
 from shelf.errors import PublishError
+from shelf.redaction import redact
 
 if TYPE_CHECKING:
     from registry_index.index import IndexEntry
@@ -32,10 +33,10 @@ def with_base_requirement(prepared: Prepared, source: ShelfSource) -> tuple[Prep
     if provider is None:
         raise PublishError(
             f"{manifest.name} {manifest.version} was trained on the embedder {manifest.base.embedder}, "
-            f"and no published version on {source.url} provides it",
-            hint=f"publish the embedder with fingerprint {manifest.base.embedder} first (cclm-shelf publish "
-            "BASE_FOLDER --name NAME --version X, from the folder the component was trained on), "
-            "or name its package with --requires",
+            f"and no published version on {redact(source.url)} provides it",
+            hint=f"publish the embedder with fingerprint {manifest.base.embedder} first (cclm-shelf --shelf "
+            f"{redact(source.url)} publish BASE_FOLDER --name NAME --version X, from the folder the "
+            "component was trained on), name its package with --requires, or publish with --without-base",
         )
     requirement = f"{provider.name}=={provider.version}"
     rebuilt = Manifest.from_dict(manifest.to_dict() | {"requires": [requirement]})

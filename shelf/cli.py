@@ -153,8 +153,8 @@ def _available(name: str) -> bool:
     "shelf",
     metavar="URL",
     envvar="CCLM_SHELF_URL",
-    help="Shelf to use: a path, file://, git:// or http(s):// URL. "
-    "Default: the project's shelf, else the local shelf on disk.",
+    help="Shelf to use: a path, user@host:path, or a file://, ssh://, git://, http(s):// or "
+    "sparse+http(s):// (static, read-only) URL. Default: the project's shelf, else the local shelf on disk.",
 )
 @click.option(
     "--cache-dir",

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,18 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that exists, when it is not a folder (then ``path`` cannot
+    be made a folder); None when that one is a folder."""
+    for folder in (path, *path.parents):
+        try:
+            found = folder.stat()  # one stat: a folder created meanwhile by another process is fine
+        except OSError:
+            continue  # not there (yet), or under a file: the parent tells
+        return None if stat.S_ISDIR(found.st_mode) else folder
+    return None
 
 
 def beside(path: Path, suffix: str = TMP_SUFFIX) -> Path:

@@ -41,7 +41,7 @@ from registry_index.pointer import is_sha256_hex
 from shelf import constants
 from shelf.blob_writer import VERIFIED_MTIME_NS, BlobWriter, seal
 from shelf.errors import IntegrityError, StoreError
-from shelf.fsutil import atomic_write, beside, copy_hashing, fsync_dir, hash_file
+from shelf.fsutil import atomic_write, beside, copy_hashing, file_in_the_way, fsync_dir, hash_file
 from shelf.store_maintenance import INCOMPLETE as _INCOMPLETE
 from shelf.store_maintenance import StoreMaintenance
 
@@ -82,13 +82,8 @@ def _size_on_disk(path: Path, fallback: int) -> int:
 
 def _check_folder(root: Path) -> None:
     """Refuse a cache path that is (or lies under) a file, in one line, before anything uses it."""
-    for folder in (root, *root.parents):
-        try:
-            found = folder.stat()  # one stat: a folder created meanwhile by another process is fine
-        except OSError:
-            continue  # not there (yet), or under a file: the parent tells
-        if stat.S_ISDIR(found.st_mode):
-            return
+    folder = file_in_the_way(root)
+    if folder is not None:
         raise StoreError(
             f"the cache folder {root} cannot be used: {folder} is a file, not a folder",
             hint=f"point {constants.ENV_CACHE_DIR} (or --cache-dir) at a folder",

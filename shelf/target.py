@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from shelf import constants
 from shelf.errors import ConfigError, TargetError, UnsafeContentError
-from shelf.fsutil import STAGING_PREFIX, TRASH_PREFIX, atomic_write, discard, remove_tree
+from shelf.fsutil import STAGING_PREFIX, TRASH_PREFIX, atomic_write, discard, file_in_the_way, remove_tree
 
 RECORD_VERSION = 1
 
@@ -58,8 +58,10 @@ class InstallTarget:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            blocker = file_in_the_way(self.root)
+            why = f"{blocker} is a file, not a folder" if blocker is not None else e.strerror
             raise ConfigError(
-                f"cannot use {self.root} as an install folder: {e.strerror}",
+                f"cannot use {self.root} as an install folder: {why}",
                 hint="pass --target with a folder you can write to",
             ) from e
         return FileLock(str(self.root / ".install.lock"))

@@ -13,7 +13,8 @@ from shelf.commands._common import emit, install_target, json_option, note, proj
 @click.argument("names", nargs=-1)
 @target_option
 @click.option("--save", "save_to", type=click.Path(file_okay=False, path_type=Path),
-              help="Build the composed model and save it to this folder (loads TensorFlow).")  # fmt: skip
+              help="Build the composed model and save it to this folder: a new or empty one, or an earlier "
+                   "save, replaced whole (loads TensorFlow).")  # fmt: skip
 @click.option(
     "--check",
     "check_behaviour",
@@ -53,6 +54,8 @@ def compose_cmd(names, target, save_to, check_behaviour, as_json):
     lines = [f"embedder  {checked['embedder']['fingerprint'][:19]}…  ({stack.embedder.parent.name})"]
     lines += [f"component {c['name']:<40} out {c['provides']['output_dim']}" for c in checked["components"]]
     lines.append(f"composed output shape for one input: {tuple(shape)}; every base matches")
+    if save_to is not None:
+        _check_save_folder(save_to)  # before any model is built
     if save_to is not None or check_behaviour:
         from shelf.native_logs import quiet_native_logs
 
@@ -60,14 +63,39 @@ def compose_cmd(names, target, save_to, check_behaviour, as_json):
     drifted = _check(dest, stack, data, lines) if check_behaviour else 0
     if save_to is not None and not drifted:  # a stack that drifted is not saved as if it were sound
         note("building the composed model")
-        composed = compose_installed(names or None, target=dest)
-        composed.save(save_to)
+        _save(compose_installed(names or None, target=dest), save_to)
         data["saved"] = str(save_to)
         lines.append(f"saved the composed model to {save_to}")
     emit(as_json, data, lines)
     if drifted:
         note(f"{drifted} item(s) behave differently than when published (see DRIFT above)")
         raise SystemExit(1)
+
+
+def _check_save_folder(save_to: Path) -> None:
+    """Refuse to save over a folder of the user's: only a new or empty one, or an earlier composed save."""
+    from cclm_core.formats import COMPOSED_CONFIG
+    from shelf.errors import ConfigError
+
+    if save_to.is_dir() and any(save_to.iterdir()) and not (save_to / COMPOSED_CONFIG).is_file():
+        raise ConfigError(
+            f"{save_to} holds files that are not a composed model; nothing was saved",
+            hint="give --save a new or empty folder, or one an earlier `cclm-shelf compose --save` wrote",
+        )
+
+
+def _save(composed, save_to: Path) -> None:
+    """Save beside ``save_to``, then swap it in: an earlier save is replaced whole, never mixed with this."""
+    from shelf.fsutil import new_staging, remove_tree, swap_dir
+
+    final = save_to.absolute()
+    staging = new_staging(final)
+    try:
+        composed.save(staging)
+        swap_dir(staging, final)
+    except BaseException:
+        remove_tree(staging)
+        raise
 
 
 def _check(dest: Path, stack, data: dict, lines: list[str]) -> int:

@@ -162,6 +162,7 @@ def lock_cmd(ctx, upgrade, upgrade_packages, check, as_json):
         return
     from shelf import lockdiff
 
+    _check_upgrade_names(proj, previous, upgrade_packages)
     shelf = open_shelf(ctx, proj)
     lock, _ = resolve_and_lock(shelf, proj, previous, upgrade=upgrade or set(upgrade_packages))
     old = previous.pins() if previous else {}
@@ -179,6 +180,19 @@ def lock_cmd(ctx, upgrade, upgrade_packages, check, as_json):
     }
     lines = [f"locked {len(lock.components)} component(s) in {lock_path(proj)}", *(c.line() for c in changes)]
     emit(as_json, data, lines)
+
+
+def _check_upgrade_names(proj, previous, names) -> None:
+    """Refuse an --upgrade-package NAME neither the project nor its lockfile knows: a typo locks nothing."""
+    from shelf.errors import NotFoundError
+
+    known = {r.name for r in proj.requirements} | set(previous.pins() if previous else ())
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise NotFoundError(
+            f"--upgrade-package {unknown[0]}: not a component of this project or its lockfile",
+            hint=f"it has: {', '.join(sorted(known)) or 'nothing yet'} (see `cclm-shelf tree`)",
+        )
 
 
 def _locked_entries(ctx):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from filelock import Timeout
 
 from shelf.errors import ConfigError, OfflineError, PushRejected, UnsafeContentError
+from shelf.fsutil import file_in_the_way
 from shelf.redaction import redact
 from shelf.remote.git import (
     DEFAULT_BRANCH,
@@ -256,6 +257,7 @@ def init_shelf(
             raise ConfigError("both lfs_url and an .lfsconfig file were given", hint="give only one")
         files[".lfsconfig"] = f"[lfs]\n\turl = {lfs_url}\n".encode()
     existed = target.is_dir()
+    _make_folder(target)
     try:
         _create_bare(target, files)
     except BaseException:
@@ -266,6 +268,18 @@ def init_shelf(
             shutil.rmtree(target, ignore_errors=True)
         raise
     return str(target)
+
+
+def _make_folder(target: Path) -> None:
+    """The shelf's folder, or one line naming why it cannot be made (a file in the way, no permission)."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = file_in_the_way(target)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else e.strerror
+        raise ConfigError(
+            f"cannot make a shelf at {target}: {why}", hint="choose a path in a folder you can write to"
+        ) from e
 
 
 def _create_bare(target: Path, files: Mapping[str, bytes]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -91,19 +92,32 @@ _UNREACHABLE = {
 }
 UNREACHABLE_HINT = "check the address and that the shelf's server is running"
 
+# git's words for an address that answers but holds no git repository.
+_NO_REPOSITORY = re.compile(
+    r"does not appear to be a git repository|not a git repository|repository '.*' not found"
+)
+_NEEDS_CREDENTIALS = ("terminal prompts disabled", "could not read Username", "error: 401")
+
 
 def transport_error(action: str, url: str, stderr: str) -> TransportError:
-    """An AuthError where the remote wants credentials, one line for a server that does not answer, and a
-    GitError naming git's complaint otherwise."""
+    """An AuthError where the remote wants credentials, one line for a server that does not answer or an
+    address with no repository, and a GitError naming git's complaint otherwise."""
     why = next((ours for marker, ours in _UNREACHABLE.items() if marker in stderr), None)
     if why is not None:
         return GitError(f"the shelf {redact(url)} did not answer ({why})", hint=UNREACHABLE_HINT)
-    detail = redact(stderr.strip())
+    if _NO_REPOSITORY.search(stderr):
+        return GitError(
+            f"there is no shelf at {redact(url)}: no git repository there",
+            hint="check the path or URL; `cclm-shelf init PATH` makes a shelf on disk",
+        )
     if any(marker in stderr for marker in _AUTH_FAILURES):
+        asked = any(marker in stderr for marker in _NEEDS_CREDENTIALS)
         return AuthError(
-            f"the shelf {redact(url)} refused access: {detail}",
+            f"the shelf {redact(url)} refused access: "
+            + ("it needs credentials" if asked else "the credentials given are wrong"),
             hint=f"set {constants.ENV_TOKEN} to a token the shelf accepts, or configure a credential helper",
         )
+    detail = redact(stderr.strip())
     read_only = "service not enabled" in stderr  # git daemon without receive-pack, as `serve` runs it
     hint = (
         "a served shelf's git:// URL is read-only: publish to its http:// URL with a token"

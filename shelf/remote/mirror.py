@@ -191,7 +191,7 @@ class ShelfMirror:
         if is_local_url(self.url) and not Path(self.url).is_dir():
             raise NotFoundError(
                 f"the shelf {self.url} does not exist",
-                hint="check the path, or create a shelf there first",
+                hint=f"check the path, or make a shelf there: cclm-shelf init {self.url}",
             )
 
     def _fetch(self) -> None:

@@ -158,6 +158,6 @@ def shelf_folder(parsed: ShelfURL) -> Path:
     if path.is_file():
         raise ConfigError(
             f"{path} is a file, not a shelf",
-            hint="a shelf is a git repository folder: point at the folder (or create one with init_shelf)",
+            hint="a shelf is a git repository folder: point at one, or make one with `cclm-shelf init PATH`",
         )
     return path

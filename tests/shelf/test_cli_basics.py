@@ -17,6 +17,8 @@ def test_help_lists_commands_and_exits_zero():
     assert result.returncode == 0, result.stderr
     assert "Usage: cclm-shelf" in result.stdout
     assert "--offline" in result.stdout
+    shelf_help = " ".join(result.stdout.split("--shelf URL", 1)[1].split("--cache-dir", 1)[0].split())
+    assert "sparse+http(s)://" in shelf_help and "ssh://" in shelf_help  # every kind of shelf URL it takes
 
 
 def test_help_does_not_import_tensorflow():

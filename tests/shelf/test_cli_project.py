@@ -105,6 +105,12 @@ def test_upgrade_package_moves_only_what_it_names(cli, shelf_path, saved_models,
     kept = cli("lock", "--json")
     assert kept.code == 0 and kept.json()["changes"] == []
     assert locked_versions(project_dir) == {"base": "0.1.0", "mlm": "0.1.0"}
+    lock_bytes = (project_dir / "cclm-shelf.lock").read_bytes()
+    typo = cli("lock", "--upgrade-package", "bsae", "--json")  # a typo is refused, not silently a no-op
+    assert typo.code == 1
+    assert typo.json()["error"] == "--upgrade-package bsae: not a component of this project or its lockfile"
+    assert "base, mlm" in typo.json()["hint"]
+    assert (project_dir / "cclm-shelf.lock").read_bytes() == lock_bytes
     one = cli("lock", "--upgrade-package", "base", "--json")
     assert one.json()["changes"] == [{"name": "base", "old": "0.1.0", "new": "0.1.1", "reason": "upgraded"}]
     assert locked_versions(project_dir) == {"base": "0.1.1", "mlm": "0.1.0"}

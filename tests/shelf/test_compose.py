@@ -137,6 +137,23 @@ def test_compose_from_a_lockfile_and_through_the_cli(shelf_path: Path, tmp_path:
     saved = cli("compose", "--save", str(tmp_path / "composed"), cwd=project)
     assert saved.returncode == 0, saved.stderr
     assert (tmp_path / "composed" / "composed.json").is_file()
+    (tmp_path / "composed" / "components" / "7").mkdir()  # a leftover an older, larger save would leave
+    again = cli(
+        "compose", "--save", str(tmp_path / "composed"), cwd=project
+    )  # an earlier save: replaced whole
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (tmp_path / "composed" / "components").iterdir()) == ["0"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging or trash folder left
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    refused = cli("compose", "--save", str(mine), cwd=project)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.splitlines()[0]
+        == f"error: {mine} holds files that are not a composed model; nothing was saved"
+    )
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     missing = cli("compose", MLM, cwd=project)
     assert (
         missing.returncode == 1 and "not installed in" in missing.stderr and "Traceback" not in missing.stderr

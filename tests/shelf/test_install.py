@@ -329,6 +329,17 @@ def test_a_target_that_is_a_file_is_a_clear_error(shelf_path: Path, tmp_path: Pa
     assert target.read_text() == "not a folder"
     done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
     assert done.returncode == 2 and "is a file" in done.stderr
+    # the default folder .cclm, or a folder under a file: the file in the way is named, not errno's words
+    (tmp_path / ".cclm").write_text("mine")
+    default = cli("--shelf", str(shelf_path), "install", MLM, cwd=tmp_path)
+    assert default.returncode == 2
+    assert (
+        default.stderr.splitlines()[0]
+        == "error: cannot use .cclm as an install folder: .cclm is a file, not a folder"
+    )
+    under = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target / "sub"))
+    assert f"{target} is a file, not a folder" in under.stderr.splitlines()[0]
+    assert target.read_text() == "not a folder" and (tmp_path / ".cclm").read_text() == "mine"
 
 
 def test_debris_of_an_interrupted_run_and_a_damaged_record_are_not_trusted(

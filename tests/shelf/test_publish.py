@@ -430,6 +430,15 @@ def test_init_creates_a_shelf_and_refuses_other_folders(cli, tmp_path):
     refused = cli("init", tmp_path / "stuff")
     assert refused.code == 2 and "is a non-empty folder that is not a shelf" in refused.err
     assert sorted(p.name for p in (tmp_path / "stuff").iterdir()) == ["file.txt"]
+    under_a_file = cli("init", tmp_path / "stuff" / "file.txt" / "x.git")  # one line of ours, not git's
+    assert under_a_file.code == 2
+    assert under_a_file.err.splitlines()[0] == (
+        f"error: cannot make a shelf at {tmp_path / 'stuff' / 'file.txt' / 'x.git'}: "
+        f"{tmp_path / 'stuff' / 'file.txt'} is a file, not a folder"
+    )
+    assert (tmp_path / "stuff" / "file.txt").read_text(encoding="utf-8") == "mine"
+    a_file = cli("--shelf", tmp_path / "stuff" / "file.txt", "show", "x")
+    assert a_file.code == 2 and "cclm-shelf init PATH" in a_file.err
 
 
 def test_default_shelf_is_created_on_first_use(cli, saved_models):

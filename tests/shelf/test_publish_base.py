@@ -58,6 +58,13 @@ def test_a_component_whose_base_is_not_published_is_refused(cli, shelf_path, sav
     assert f"no published version on {shelf_path} provides it" in error["error"]
     assert error["hint"].startswith("publish the embedder with fingerprint sha256:")
     assert shelf_refs(shelf_path) == before
+    # the command the hint suggests runs as printed (placeholders filled in), on the same shelf
+    suggested = error["hint"].split("(", 1)[1].split(", from the folder", 1)[0].split()
+    assert suggested[:4] == ["cclm-shelf", "--shelf", str(shelf_path), "publish"]
+    filled = {"BASE_FOLDER": str(saved_models / BASE), "NAME": "base", "X": "0.1.0"}
+    assert cli(*(filled.get(word, word) for word in suggested[1:])).code == 0
+    again = cli("--shelf", shelf_path, "publish", saved_models / MLM, "--name", "mlm", "--version", "0.1.0")
+    assert again.code == 0 and "requires base==0.1.0" in again.out
 
 
 def test_components_on_different_embedders_conflict_in_model_terms(cli, shelf_path, saved_models, tmp_path):
