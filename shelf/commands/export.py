@@ -42,7 +42,8 @@ def export_cmd(ctx, dest, with_blobs, lfs_url, html, shelf_url, as_json):
     With --html, also the web pages: index.html lists every component (latest version, kind, summary,
     base); a page per component shows its versions (yanked ones with the reason), files and sizes,
     requires, base fingerprints, signer, and the install command to copy; a page per base lists what
-    was trained on it. Plain HTML and one stylesheet, no scripts.
+    was trained on it. Plain HTML and one stylesheet, no scripts. A file of yours where a page goes (your
+    own index.html) is never written over: export refuses and writes nothing.
 
     \b
     Examples:
@@ -50,13 +51,13 @@ def export_cmd(ctx, dest, with_blobs, lfs_url, html, shelf_url, as_json):
       cclm-shelf export site/ --html --shelf-url https://models.example.org/shelf.git
     """
     from shelf.errors import ConfigError
-    from shelf.remote.url import is_local_url
     from shelf.sparse_export import ExportReport, blob_source, export_sparse
 
     if with_blobs and lfs_url:
         raise click.UsageError("give either --with-blobs or --lfs-url, not both")
     shelf = open_shelf(ctx, project())
     source = shelf.source()
+    pages = _pages(source, dest, shelf_url) if html else {}
     report = ExportReport()
     try:
         blobs_from = blob_source(source, lfs_url, with_blobs)
@@ -69,12 +70,27 @@ def export_cmd(ctx, dest, with_blobs, lfs_url, html, shelf_url, as_json):
         report = export_sparse(source, dest, lfs_url=blobs_from, store=store)
     changed = list(report.changed)
     if html:
-        from shelf.site import export_site
+        from shelf.site import write_site
 
-        url = shelf_url or (None if is_local_url(source.url) else source.url)
-        changed += export_site(source, dest, url)
+        changed += write_site(pages, dest)
     emit(
         as_json,
         {"dest": str(dest), "changed": changed, "blobs_added": report.blobs_added},
         [f"wrote {len(changed)} changed file(s) and {report.blobs_added} new blob(s) to {dest}"],
     )
+
+
+def _pages(source, dest: Path, shelf_url: str | None) -> dict[str, bytes]:
+    """The web pages, rendered before anything is written; refused when DEST holds a file of the user's."""
+    from shelf.errors import ConfigError
+    from shelf.remote.url import is_local_url
+    from shelf.site import foreign_pages, site_pages
+
+    pages = site_pages(source, shelf_url or (None if is_local_url(source.url) else source.url))
+    foreign = foreign_pages(pages, dest)
+    if foreign:
+        raise ConfigError(
+            f"{dest / foreign[0]} is not a page cclm-shelf wrote; nothing was exported",
+            hint="export the pages to a new folder, or move that file out of the way first",
+        )
+    return pages

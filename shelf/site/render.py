@@ -106,8 +106,26 @@ def export_site(source, dest: Path, shelf_url: str | None = None) -> list[str]:
     ``shelf_url`` is the address people install from, shown in the install commands; it is stripped of
     credentials. Without it the commands name no shelf.
     """
+    return write_site(site_pages(source, shelf_url), dest)
+
+
+def site_pages(source, shelf_url: str | None = None) -> dict[str, bytes]:
+    """The pages of a ``ShelfSource`` by relative path, rendered, not yet written (see ``export_site``)."""
     from shelf.lockfile import public_source
     from shelf.site.catalog import read_catalog
 
     public = public_source(shelf_url) if shelf_url else None
-    return write_site(render_site(read_catalog(source), public), dest)
+    return render_site(read_catalog(source), public)
+
+
+def foreign_pages(pages: Mapping[str, bytes], dest: Path) -> list[str]:
+    """The paths among ``pages`` where ``dest`` already holds a file cclm-shelf did not write (every page and
+    the stylesheet it writes names cclm-shelf); writing there would replace a file of the user's."""
+    found = []
+    for rel in sorted(pages):
+        try:
+            if b"cclm-shelf" not in (Path(dest) / rel).read_bytes():
+                found.append(rel)
+        except OSError:
+            continue  # not there (or unreadable): write_site says what is wrong when it gets there
+    return found

@@ -115,6 +115,17 @@ def test_export_mistakes_say_what_to_do(cli, browsed_shelf, tmp_path):
     result = cli("--shelf", browsed_shelf, "export", a_file, "--html")
     assert result.code == 2 and "is a file" in result.err
     assert a_file.read_text() == "x"
+    website = tmp_path / "website"  # a folder of the user's with its own front page: never written over
+    website.mkdir()
+    (website / "index.html").write_text("<html>mine</html>")
+    refused = cli("--shelf", browsed_shelf, "export", website, "--html", "--with-blobs")
+    assert refused.code == 2
+    assert (
+        refused.err.splitlines()[0]
+        == f"error: {website / 'index.html'} is not a page cclm-shelf wrote; nothing was exported"
+    )
+    assert [p.name for p in website.iterdir()] == ["index.html"]  # not even the sparse index was written
+    assert (website / "index.html").read_text() == "<html>mine</html>"
 
 
 def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
