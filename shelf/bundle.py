@@ -78,6 +78,16 @@ def blob_path(oid: str) -> str:
     return f"blobs/sha256/{oid[:2]}/{oid}"
 
 
+def is_bundle_file(path: Path) -> bool:
+    """Whether ``path`` starts as every bundle does: a tar header naming the table of contents."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(TOC_NAME) + 1)
+    except OSError:
+        return False
+    return head == TOC_NAME.encode() + b"\0"
+
+
 def write_bundle(lock: Lockfile, metadata: Mapping[str, bytes], store: BlobStore, dest: Path) -> int:
     """Write the bundle of ``lock`` to ``dest`` (through a temporary file beside it); returns its size.
 

@@ -44,12 +44,19 @@ def bundle_cmd(ctx, file, as_json):
 
 
 def _check_destination(file: Path) -> None:
+    """A new file in an existing folder, or an earlier bundle: never a file of the user's (their lockfile)."""
+    from shelf.bundle import is_bundle_file
     from shelf.errors import ConfigError
 
     if not file.parent.is_dir():
         raise ConfigError(
             f"cannot write a bundle to {file}: no such folder {file.parent}",
             hint="give a file path in an existing folder, e.g. stack.cclm-bundle",
+        )
+    if (file.exists() or file.is_symlink()) and not is_bundle_file(file):
+        raise ConfigError(
+            f"{file} exists and is not a bundle; nothing was written",
+            hint="give a new file name, e.g. stack.cclm-bundle (an earlier bundle is replaced)",
         )
 
 

@@ -208,6 +208,16 @@ def test_bundle_mistakes_say_what_to_do(cli, machine_a, tmp_path):
     assert result.code == 2 and "is a directory" in result.err
     result = cli("bundle", tmp_path / "no" / "such" / "x.bundle")
     assert result.code == 2 and "no such folder" in result.err
+    for mine in (machine_a / "cclm-shelf.lock", not_a_bundle):  # a file of the user's is never written over
+        before = mine.read_bytes()
+        refused = cli("bundle", mine)
+        assert refused.code == 2
+        assert refused.err.splitlines()[0] == f"error: {mine} exists and is not a bundle; nothing was written"
+        assert mine.read_bytes() == before
+    bundle = make_bundle(cli, machine_a)
+    make_bundle(cli, machine_a)  # an earlier bundle is replaced
+    with tarfile.open(bundle) as tar:
+        assert tar.getnames()[0] == "cclm-bundle.json"
 
 
 def test_bundle_needs_a_fresh_lockfile(cli, tmp_path, monkeypatch, stocked_shelf):
