@@ -91,9 +91,11 @@ def _write_tree(git_dir: Path, base: str | None, files: Mapping[str, bytes | Non
         return run_git([*git_dir_args(git_dir), "write-tree"], env=env).stdout.decode().strip()
 
 
-def _config_has(git_dir: Path, key: str) -> bool:
-    done = run_git([*git_dir_args(git_dir), "config", "--get", key], check=False)
-    return done.returncode == 0 and bool(done.stdout.strip())
+def _configured_identity(git_dir: Path) -> set[str]:
+    """Which of user.name and user.email git config sets to a non-empty value (one git process)."""
+    args = [*git_dir_args(git_dir), "config", "--get-regexp", r"^user\.(name|email)$"]
+    lines = run_git(args, check=False).stdout.decode(errors="replace").splitlines()
+    return {key.lower() for key, _, value in (line.partition(" ") for line in lines) if value.strip()}
 
 
 def _identity_env(git_dir: Path) -> dict[str, str]:
@@ -102,12 +104,15 @@ def _identity_env(git_dir: Path) -> dict[str, str]:
     CI machines often have no ~/.gitconfig; git would then guess from the host name or refuse to commit.
     """
     env: dict[str, str] = {}
+    configured: set[str] | None = None
     fallbacks = {"NAME": ("user.name", FALLBACK_NAME), "EMAIL": ("user.email", FALLBACK_EMAIL)}
     for field, (key, fallback) in fallbacks.items():
         names = [f"GIT_AUTHOR_{field}", f"GIT_COMMITTER_{field}"]
         if all(os.environ.get(name) for name in names):
             continue
-        if _config_has(git_dir, key) or (field == "EMAIL" and os.environ.get("EMAIL")):
+        if configured is None:
+            configured = _configured_identity(git_dir)
+        if key in configured or (field == "EMAIL" and os.environ.get("EMAIL")):
             continue
         env.update({name: fallback for name in names if not os.environ.get(name)})
     return env

@@ -210,17 +210,27 @@ class ShelfMirror:
 
     def _point_head(self) -> None:
         """Make the mirror's HEAD name the remote's default branch (main, master or whatever it uses)."""
-        branches = self._branches()
+        refs = self._refs("refs/heads", _REMOTE_HEAD)
+        remote_head = refs.pop(_REMOTE_HEAD, None)
+        branches = {ref.removeprefix("refs/heads/"): oid for ref, oid in refs.items()}
         if not branches:
             return
-        remote_head = self._rev(_REMOTE_HEAD)
         preferred = [DEFAULT_BRANCH, "master", *sorted(branches)]
         same = [name for name in preferred if name in branches and branches[name] == remote_head]
         chosen = same[0] if same else next(name for name in preferred if name in branches)
-        self._git("symbolic-ref", "HEAD", f"refs/heads/{chosen}")
+        if self._head_ref() != f"refs/heads/{chosen}":
+            self._git("symbolic-ref", "HEAD", f"refs/heads/{chosen}")
 
-    def _branches(self) -> dict[str, str]:
-        out = self._git("for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)", "refs/heads").stdout
+    def _head_ref(self) -> str | None:
+        """The ref the mirror's HEAD names, read from its HEAD file (no git process)."""
+        try:
+            return (self.path / "HEAD").read_text(encoding="utf-8").strip().removeprefix("ref: ")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _refs(self, *patterns: str) -> dict[str, str]:
+        """Full ref name -> commit of the refs under ``patterns``."""
+        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)", *patterns).stdout
         return dict(line.split("\0", 1) for line in out.decode().splitlines() if line)
 
     def _rev(self, ref: str) -> str | None:
@@ -275,8 +285,8 @@ class ShelfMirror:
 
     def default_branch(self) -> str:
         """The name of the remote's default branch, as mirrored."""
-        done = self._git("symbolic-ref", "--short", "HEAD", check=False)
-        return done.stdout.decode().strip() or DEFAULT_BRANCH
+        ref = self._head_ref() or ""
+        return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else DEFAULT_BRANCH
 
     def read_file(self, ref: str, path: str) -> bytes:
         """The bytes of the file ``path`` at ``ref``."""
