@@ -222,9 +222,12 @@ def load_lockfile(path: Path) -> Lockfile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise LockfileError(f"no lockfile at {path}", hint="run `cclm-shelf lock` to create one") from e
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise _corrupt(str(path), f"not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
         raise LockfileError(
-            f"cannot read lockfile {path}: {e}", hint="regenerate it with `cclm-shelf lock`"
+            f"cannot read lockfile {path}: {e.strerror or e}",
+            hint="check its permissions, or delete it and run `cclm-shelf lock` to regenerate it",
         ) from e
     return loads_lockfile(text, path)
 

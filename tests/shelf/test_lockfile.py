@@ -203,3 +203,13 @@ def test_resolution_to_lockfile_and_back_to_the_same_pins(tmp_path: Path) -> Non
     newer = write_index(spec, tmp_path / "new")
     assert resolve(requires, newer).versions()["en_wiki_clm_1"] == "0.2.2"
     assert resolve(requires, newer, locked=lock.pins()).versions() == lock.pins()
+
+
+def test_a_lockfile_that_is_not_text_is_corrupt_not_a_codec_message(tmp_path: Path) -> None:
+    path = tmp_path / "cclm-shelf.lock"
+    path.write_bytes(b"lock_version = 1\n\x89PNG")  # a binary file written over it
+    with pytest.raises(LockfileError) as caught:
+        load_lockfile(path)
+    assert caught.value.message == f"{path} is corrupt: not UTF-8 text (byte 17)"
+    assert caught.value.hint == "delete it and run `cclm-shelf lock` to regenerate it"
+    assert path.read_bytes() == b"lock_version = 1\n\x89PNG"
