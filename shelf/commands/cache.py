@@ -80,11 +80,10 @@ def prune_cmd(ctx, keep_lockfiles, dry_run, as_json):
     hardlinks, so pruning never breaks an install folder.
     """
     from shelf.known_lockfiles import known_lockfiles
-    from shelf.lockfile import load_lockfile
 
     store = _store(ctx)
     locks = [*known_lockfiles(store.root), *keep_lockfiles]
-    pinned = [c for path in locks for c in load_lockfile(path).components]
+    pinned = [c for path in locks for c in _pins_to_keep(path).components]
     # Manifests imported from bundles are stored by their digest: keep them with their files.
     keep = {f.sha256 for c in pinned for f in c.files}
     keep |= {c.manifest_digest.removeprefix("sha256:") for c in pinned}
@@ -102,3 +101,18 @@ def prune_cmd(ctx, keep_lockfiles, dry_run, as_json):
         {"removed": count, "bytes": freed, "kept_for_lockfiles": [str(p) for p in locks]},
         [f"removed {count} blob(s), {freed} bytes; kept what {len(locks)} lockfile(s) pin"],
     )
+
+
+def _pins_to_keep(path: Path):
+    """A lockfile whose pins prune keeps; one it cannot read stops the prune (its blobs would go)."""
+    from shelf.errors import LockfileError
+    from shelf.lockfile import load_lockfile
+
+    try:
+        return load_lockfile(path)
+    except LockfileError as e:
+        raise LockfileError(
+            f"cannot prune: {e.message}; nothing was removed (prune keeps what every lockfile used on this "
+            "machine pins)",
+            hint=f"fix that lockfile (in its project: {e.hint or 'cclm-shelf lock'}), then prune again",
+        ) from e

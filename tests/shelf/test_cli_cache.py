@@ -68,6 +68,18 @@ def test_prune_keeps_what_known_lockfiles_pin(cli, project_dir, stocked_shelf, s
     assert (project_dir / ".cclm" / "mlm" / "component" / "component.weights.h5").is_file()
 
 
+def test_prune_stops_at_a_known_lockfile_it_cannot_read(cli, project_dir):
+    lock = project_dir / "cclm-shelf.lock"
+    keep = pinned(lock)
+    lock.write_text("garbage\n")  # damaged after it was used: its blobs are still somebody's
+    refused = cli("cache", "prune", "--json")
+    assert refused.code == 1
+    assert refused.json()["error"].startswith(f"cannot prune: {lock} is not valid TOML")
+    assert "nothing was removed" in refused.json()["error"]
+    assert "cclm-shelf lock" in refused.json()["hint"]
+    assert keep <= {b.oid for b in store().iter_blobs()}
+
+
 def test_prune_forgets_deleted_lockfiles_and_honours_extra_ones(cli, project_dir, tmp_path):
     extra = tmp_path / "elsewhere.lock"
     (project_dir / "cclm-shelf.lock").rename(extra)
