@@ -109,10 +109,25 @@ def _s3_settings(bucket: str | None, prefix: str) -> dict[str, str] | None:
         boto3.client("s3").head_bucket(Bucket=bucket)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
         raise ConfigError(
-            f"the S3 bucket {bucket!r} cannot be reached: {type(e).__name__}",
+            f"the S3 bucket {bucket!r} cannot be reached: {_s3_reason(e)}",
             hint="check AWS_ENDPOINT_URL, the keys and the region in the environment, and the bucket name",
         ) from None
     return {"bucket": bucket, "prefix": prefix.strip("/")}
+
+
+def _s3_reason(error) -> str:
+    """What a boto3 failure to reach a bucket means, in words (its class name when nothing better)."""
+    import botocore.exceptions
+
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return "no AWS keys in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    if isinstance(error, botocore.exceptions.EndpointConnectionError):
+        return "the endpoint did not answer"
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        words = {"404": "no such bucket", "NoSuchBucket": "no such bucket", "403": "access denied (the keys)"}
+        return words.get(code, f"the server answered {code or type(error).__name__}")
+    return type(error).__name__
 
 
 def _pages_folder(source) -> Path:

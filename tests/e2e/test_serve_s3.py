@@ -108,3 +108,29 @@ def test_an_upload_whose_bytes_do_not_match_never_counts(served, s3, tmp_path, m
     assert not any(k.endswith("/" + oid) for k in bucket_keys(s3))  # neither kept nor left in incoming/
     again = client.batch("upload", [LfsObject(oid, len(claimed))])[0]
     assert "upload" in again.actions  # the server still asks for the object
+
+
+def test_a_bucket_that_cannot_be_reached_says_why_in_words(s3, shelf_path, monkeypatch, tmp_path):
+    """No such bucket, no keys, no answer: one line each, never boto3's class name alone."""
+    from tests.support.shelves import cli as cli_process
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws to fall back on
+    cases = [
+        ("absent-bucket", {}, "no such bucket"),
+        (
+            BUCKET,
+            {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+            "no AWS keys in the environment",
+        ),
+        (BUCKET, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}, "the endpoint did not answer"),
+    ]
+    for bucket, env, words in cases:
+        with monkeypatch.context() as m:
+            for name, value in env.items():
+                m.delenv(name) if value is None else m.setenv(name, value)
+            ports = ["--git-port", str(free_port()), "--http-port", str(free_port())]
+            done = cli_process("serve", str(shelf_path), *ports, "--s3-bucket", bucket)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.splitlines()[0].startswith(
+            f"error: the S3 bucket {bucket!r} cannot be reached: {words}"
+        )
