@@ -117,11 +117,9 @@ def transport_error(action: str, url: str, stderr: str) -> TransportError:
             + ("it needs credentials" if asked else "the credentials given are wrong"),
             hint=f"set {constants.ENV_TOKEN} to a token the shelf accepts, or configure a credential helper",
         )
-    detail = redact(stderr.strip())
-    read_only = "service not enabled" in stderr  # git daemon without receive-pack, as `serve` runs it
-    hint = (
-        "a served shelf's git:// URL is read-only: publish to its http:// URL with a token"
-        if read_only
-        else None
-    )
-    return GitError(f"{action} the shelf {redact(url)} failed: {detail}", hint=hint)
+    if "service not enabled" in stderr:  # git daemon without receive-pack, as `serve` runs it
+        return GitError(
+            f"the shelf {redact(url)} is read-only: its server takes no pushes there",
+            hint="a served shelf's git:// URL is read-only: publish to its http:// URL with a token",
+        )
+    return GitError(f"{action} the shelf {redact(url)} failed: {redact(stderr.strip())}")

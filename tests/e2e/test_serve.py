@@ -103,6 +103,12 @@ def test_publish_over_http_with_a_token_and_install_with_another_cache(
     oid = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert lfs_object(shelf_path, oid).read_bytes() == weights.read_bytes()
 
+    read_only = cli("--shelf", servers.git_url, "yank", "mlm@0.1.0", "--reason", "x")  # no pushes there
+    assert read_only.code == 1
+    assert read_only.err.splitlines()[0] == (
+        f"error: the shelf {servers.git_url} is read-only: its server takes no pushes there"
+    )
+    assert "publish to its http:// URL with a token" in read_only.err
     monkeypatch.delenv("CCLM_SHELF_TOKEN")  # readers need no token, over git:// or HTTP
     for number, url in enumerate((servers.git_url, servers.http_url)):
         monkeypatch.setenv("CCLM_SHELF_CACHE_DIR", str(tmp_path / f"other-machine-{number}"))
