@@ -129,8 +129,12 @@ def check_status(response: requests.Response, what: str, server: str, *, authed:
     code = response.status_code
     if code in (401, 403):
         refused = "refused the credentials" if authed else "needs credentials"
+        if server in what:  # name the server once
+            message = f"{what}: the server {refused} ({code})"
+        else:
+            message = f"the LFS server at {server} {refused} ({code}) for {what}"
         raise AuthError(
-            f"the LFS server at {server} {refused} ({code}) for {what}",
+            message,
             hint=f"set {constants.ENV_TOKEN}, add the host to ~/.netrc, or configure a git credential"
             " helper for it",
         )

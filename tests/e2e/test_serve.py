@@ -135,7 +135,8 @@ def test_publishing_without_or_with_a_wrong_token_changes_nothing(served, cli, s
             monkeypatch.setenv("CCLM_SHELF_TOKEN", token)
         result = publish(cli, servers.http_url, saved_models / BASE, "base")
         assert result.code == 1
-        assert f"the LFS server at {servers.lfs_url} {said}" in result.err
+        assert f"error: LFS batch upload at {servers.lfs_url}: the server {said}" in result.err
+        assert result.err.count(servers.lfs_url) == 1  # the server named once, not twice in one line
         assert "hint: set CCLM_SHELF_TOKEN" in result.err and "Traceback" not in result.err
         assert not token or token not in result.err
     assert shelf_refs(shelf_path) == before
