@@ -63,10 +63,26 @@ def export_sparse(source, dest: Path, *, lfs_url: str | None = None, store=None)
     report = ExportReport(components=len(files) - 1)
     files[layout.NAMES_PATH] = "".join(f"{n}\n" for n in source.index.names()).encode()
     files[layout.SPARSE_CONFIG_PATH] = sparse_config(lfs_url)
+    _refuse_foreign_config(Path(dest) / layout.SPARSE_CONFIG_PATH)
     report.changed = write_site(files, dest)
     if store is not None:
         report.blobs_added = _export_blobs(source, manifests, Path(dest), store)
     return report
+
+
+def _refuse_foreign_config(path: Path) -> None:
+    """A config.json already in DEST must be an export's (``blobs`` and ``format``): never a file of yours."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        data = None
+    if not (isinstance(data, dict) and {"blobs", "format"} <= data.keys()):
+        raise ConfigError(
+            f"{path} is not the config.json of an export; nothing was exported",
+            hint="export to a new folder, or move that file out of the way first",
+        )
 
 
 def _index_files(source) -> dict[str, bytes]:

@@ -126,6 +126,15 @@ def test_export_mistakes_say_what_to_do(cli, browsed_shelf, tmp_path):
     )
     assert [p.name for p in website.iterdir()] == ["index.html"]  # not even the sparse index was written
     assert (website / "index.html").read_text() == "<html>mine</html>"
+    (website / "index.html").unlink()
+    (website / "config.json").write_text('{"mine": true}')  # the sparse index's config: same rule
+    refused = cli("--shelf", browsed_shelf, "export", website, "--with-blobs")
+    assert refused.code == 2
+    assert refused.err.splitlines()[0] == (
+        f"error: {website / 'config.json'} is not the config.json of an export; nothing was exported"
+    )
+    assert [p.name for p in website.iterdir()] == ["config.json"]
+    assert (website / "config.json").read_text() == '{"mine": true}'
 
 
 def test_an_empty_shelf_has_a_front_page(cli, shelf_path, tmp_path):
