@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shelf.commands._common import emit, json_option, open_shelf, project, source_of
+from shelf.commands._common import emit, json_option, open_shelf, project, settings, source_of
 
 
 def _entry_dict(entry) -> dict:
@@ -45,7 +45,7 @@ def show_cmd(ctx, spec, as_json):
     entries = source.index.entries(name)
     if not entries:
         where = ", ".join(shelf.urls)
-        raise NotFoundError(f"no component named {name!r} on {where}", hint="cclm-shelf search TEXT")
+        raise NotFoundError(f"no component named {name!r} on {where}", hint=_search_hint(settings(ctx).shelf))
     if not version:
         rows = [_entry_dict(e) for e in entries]
         lines = [f"{name} on {source.url}"] + [
@@ -133,3 +133,16 @@ def _newest(entries):
         if pool:
             return pool[-1]  # index files list versions in ascending SemVer order
     raise ValueError("an index file lists at least one version")
+
+
+def _search_hint(shelf_option: str | None) -> str:
+    """``cclm-shelf search TEXT``, naming the shelf given with --shelf so that it runs as printed."""
+    import shlex
+
+    from shelf.redaction import redact
+
+    return (
+        f"cclm-shelf --shelf {shlex.quote(redact(shelf_option))} search TEXT"
+        if shelf_option
+        else ("cclm-shelf search TEXT")
+    )

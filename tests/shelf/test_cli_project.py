@@ -151,6 +151,9 @@ def test_show_and_search(cli, stocked_shelf):
     assert "nothing matches" in cli("--shelf", stocked_shelf, "search", "zebra").out
     missing = cli("--shelf", stocked_shelf, "show", "zebra")
     assert missing.code == 1 and "error: no component named 'zebra'" in missing.err
+    suggested = missing.err.split("hint: ", 1)[1].split()  # it names the shelf, so it runs as printed
+    assert suggested == ["cclm-shelf", "--shelf", str(stocked_shelf), "search", "TEXT"]
+    assert "mlm" in cli(*suggested[1:-1], "ml").out
     absent = cli("--shelf", stocked_shelf, "show", "mlm@0.9.0")
     assert absent.code == 1 and "error: mlm 0.9.0 is not published" in absent.err
 
