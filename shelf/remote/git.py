@@ -8,6 +8,7 @@ with credentials redacted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -123,3 +124,26 @@ def transport_error(action: str, url: str, stderr: str) -> TransportError:
             hint="a served shelf's git:// URL is read-only: publish to its http:// URL with a token",
         )
     return GitError(f"{action} the shelf {redact(url)} failed: {redact(stderr.strip())}")
+
+
+_LOOSE_OBJECTS = re.compile(r"[0-9a-f]{2}")  # objects/ab/...: git writes no lock files there
+
+
+def remove_stale_git_locks(git_dir: Path) -> list[Path]:
+    """Delete git's own ``*.lock`` files inside ``git_dir`` (shallow.lock, packed-refs.lock, refs/...lock).
+
+    Only call this while holding the mirror's file lock: every git process writing to the mirror runs
+    under it, so a git lock file found then was left by a run that was killed, and would make the next
+    ``git fetch`` fail. Loose object folders are not walked (git keeps no lock files there).
+    """
+    removed: list[Path] = []
+    for folder, subfolders, files in os.walk(git_dir):
+        if Path(folder) == git_dir / "objects":
+            subfolders[:] = [name for name in subfolders if not _LOOSE_OBJECTS.fullmatch(name)]
+        for name in files:
+            if name.endswith(".lock"):
+                path = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed

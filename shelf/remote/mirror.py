@@ -34,14 +34,20 @@ from shelf import constants
 from shelf.errors import GitError, NotFoundError, OfflineError, TransportError
 from shelf.fsutil import atomic_write
 from shelf.redaction import redact
-from shelf.remote.git import DEFAULT_BRANCH, UNREACHABLE_HINT, git_dir_args, run_git, transport_error
+from shelf.remote.git import (
+    DEFAULT_BRANCH,
+    UNREACHABLE_HINT,
+    git_dir_args,
+    remove_stale_git_locks,
+    run_git,
+    transport_error,
+)
 from shelf.remote.url import ShelfURL, is_local_url, normalise_url
 
 MIRRORS_DIR = "mirrors"
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process fetching the same mirror
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _NO_DETACHED_GC = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
-_LOOSE_OBJECTS = re.compile(r"[0-9a-f]{2}")  # objects/ab/...: git writes no lock files there
 _REMOTE_HEAD = "refs/shelf-remote/HEAD"  # where the remote's HEAD commit lands on fetch
 _TAG_LISTING = "shelf-remote-tags"  # in the mirror: the remote's tags as last listed, for offline use
 
@@ -402,26 +408,6 @@ class ShelfMirror:
         from shelf.remote.commits import commit_and_push
 
         return commit_and_push(self, files, message, **refs)
-
-
-def remove_stale_git_locks(git_dir: Path) -> list[Path]:
-    """Delete git's own ``*.lock`` files inside ``git_dir`` (shallow.lock, packed-refs.lock, refs/...lock).
-
-    Only call this while holding the mirror's file lock: every git process writing to the mirror runs
-    under it, so a git lock file found then was left by a run that was killed, and would make the next
-    ``git fetch`` fail. Loose object folders are not walked (git keeps no lock files there).
-    """
-    removed: list[Path] = []
-    for folder, subfolders, files in os.walk(git_dir):
-        if Path(folder) == git_dir / "objects":
-            subfolders[:] = [name for name in subfolders if not _LOOSE_OBJECTS.fullmatch(name)]
-        for name in files:
-            if name.endswith(".lock"):
-                path = Path(folder, name)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(path)
-    return removed
 
 
 def _parse_tag_listing(out: str) -> dict[str, str]:
