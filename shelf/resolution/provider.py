@@ -14,7 +14,7 @@ import semver
 from resolvelib.providers import AbstractProvider
 
 from registry_index.requirements import parse_requirement
-from registry_index.versions import is_prerelease, parse_version
+from registry_index.versions import is_prerelease, parse_version, version_key
 from shelf.resolution.models import (
     BASE_KEYS,
     AnyCandidate,
@@ -67,7 +67,7 @@ class CandidateIndex:
         if name not in self._cache:
             entries = self._source.entries(name)
             found = [ComponentCandidate(e, e.name, parse_version(e.version), e.version) for e in entries]
-            found.sort(key=lambda c: (c.version, c.version.build or ""), reverse=True)
+            found.sort(key=lambda c: version_key(c.version), reverse=True)  # tuples: no semver compares
             self._cache[name] = tuple(found)
         return self._cache[name]
 
@@ -82,6 +82,7 @@ class ShelfProvider(AbstractProvider):
         self._dependency_cache: dict[ComponentCandidate, tuple[AnyRequirement, ...]] = {}
         # Backtracking asks the same questions many times; each answer is computed once.
         self._accepting_cache: dict[ComponentRequirement, frozenset[ComponentCandidate]] = {}
+        self._allowed_cache: dict[tuple[str, frozenset[ComponentRequirement]], list[ComponentCandidate]] = {}
         self._eligible_cache: dict[tuple[str, bool], tuple[ComponentCandidate, ...]] = {}
         self._spread_cache: dict[str, int] = {}
         self._last_causes: tuple[Any, frozenset[str]] = (None, frozenset())
@@ -138,7 +139,17 @@ class ShelfProvider(AbstractProvider):
             return self._base_matches(wanted, excluded)
         # Only a base identifier gathers base requirements: these are all component requirements.
         components = cast("list[ComponentRequirement]", wanted)
-        return [c for c in self.allowed(identifier, components) if c not in excluded]
+        allowed = self._allowed(identifier, components)
+        return [c for c in allowed if c not in excluded] if excluded else list(allowed)
+
+    def _allowed(self, name: str, wanted: list[ComponentRequirement]) -> list[ComponentCandidate]:
+        """``allowed`` once per set of requirements (each parent repeats its requirement; backtracking asks
+        again and again)."""
+        key = (name, frozenset(wanted))
+        found = self._allowed_cache.get(key)
+        if found is None:
+            found = self._allowed_cache[key] = self.allowed(name, list(key[1]))
+        return found
 
     def _base_matches(self, wanted: list[Any], excluded: set[Any]) -> list[AnyCandidate]:
         values = {r.value for r in wanted}
@@ -156,15 +167,20 @@ class ShelfProvider(AbstractProvider):
             c for r in wanted if r.requirement.pins_exactly() for c in self._accepting(r) if c.entry.yanked
         ]
         ordered = dict.fromkeys([*eligible, *pinned])
-        return [c for c in ordered if all(c in accepted for accepted in accepting)]
+        if not accepting:
+            return list(ordered)
+        accepted = accepting[0].intersection(*accepting[1:])
+        return [c for c in ordered if c in accepted]
 
     def _accepting(self, requirement: ComponentRequirement) -> frozenset[ComponentCandidate]:
         """Every published version ``requirement`` accepts (policy aside)."""
-        if requirement not in self._accepting_cache:
+        found = self._accepting_cache.get(requirement)
+        if found is None:
             candidates = self.index.candidates(requirement.identifier)
             matches = requirement.requirement.matches
-            self._accepting_cache[requirement] = frozenset(c for c in candidates if matches(c.version, True))
-        return self._accepting_cache[requirement]
+            found = frozenset(c for c in candidates if matches(c.version, True))
+            self._accepting_cache[requirement] = found
+        return found
 
     def _eligible(self, name: str, prereleases: bool) -> tuple[ComponentCandidate, ...]:
         """The versions the policy allows: no yanked or pre-release ones unless locked; locked one first."""
