@@ -20,6 +20,7 @@ terms), and ``names()`` lists components where the source can (``LocalIndex`` on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import defaultdict
@@ -244,15 +245,21 @@ def parse_index_file(data: bytes, path: str) -> list[IndexEntry]:
         lines = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
         return [IndexEntry.from_checked_dict(line) for line in lines]
     entries = _checked_entries(data, path)
-    _CHECKED[key] = None
-    if len(_CHECKED) > _CHECKED_MAX:
-        del _CHECKED[next(iter(_CHECKED))]  # the oldest: a bounded memory of what was checked
+    _remember_checked(key)
     return entries
 
 
 _REFRESH = "the index file is damaged: fetch it again or rebuild the index from the manifests"
 _CHECKED: dict[tuple[str, bytes], None] = {}  # (path, sha256 of the bytes) of every index file checked here
 _CHECKED_MAX = 16384
+
+
+def _remember_checked(key: tuple[str, bytes]) -> None:
+    """Remember ``key`` as checked, forgetting the oldest beyond the bound (safe beside other threads)."""
+    _CHECKED[key] = None
+    if len(_CHECKED) > _CHECKED_MAX:
+        with contextlib.suppress(RuntimeError):  # another thread changed it meanwhile: forgets next time
+            _CHECKED.pop(next(iter(_CHECKED)), None)
 
 
 def forget_checked_index_files() -> None:

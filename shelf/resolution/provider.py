@@ -6,7 +6,7 @@ yanked versions only when the lockfile or an exact requirement pins them, pre-re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -75,8 +75,17 @@ class CandidateIndex:
 class ShelfProvider(AbstractProvider):
     """resolvelib's view of a shelf: components plus the virtual base packages."""
 
-    def __init__(self, index: CandidateIndex, policy: Policy, direct: Iterable[str]) -> None:
+    def __init__(
+        self,
+        index: CandidateIndex,
+        policy: Policy,
+        direct: Iterable[str],
+        backtracks: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """``backtracks`` counts the conflicts so far (the reporter's count): resolvelib rewrites its list
+        of backtrack causes in place after each, so the count tells a rewritten list from the same one."""
         self.index = index
+        self._backtracks = backtracks
         self.policy = policy
         self._direct = frozenset(direct)
         self._dependency_cache: dict[ComponentCandidate, tuple[AnyRequirement, ...]] = {}
@@ -84,8 +93,8 @@ class ShelfProvider(AbstractProvider):
         self._accepting_cache: dict[ComponentRequirement, frozenset[ComponentCandidate]] = {}
         self._allowed_cache: dict[tuple[str, frozenset[ComponentRequirement]], list[ComponentCandidate]] = {}
         self._eligible_cache: dict[tuple[str, bool], tuple[ComponentCandidate, ...]] = {}
-        self._spread_cache: dict[str, int] = {}
-        self._last_causes: tuple[Any, frozenset[str]] = (None, frozenset())
+        self._spread_cache: dict[str, tuple[int, bool]] = {}
+        self._last_causes: tuple[Any, int, frozenset[str]] = (None, 0, frozenset())
 
     def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> str:
         return requirement_or_candidate.identifier
@@ -105,27 +114,27 @@ class ShelfProvider(AbstractProvider):
         # what the user asked for by name, then the rest alphabetically.
         if is_base_identifier(identifier):
             return (False, 0, False, False, identifier)
-        return (
-            True,
-            self._base_spread(identifier),
-            identifier not in self._causes(backtrack_causes),
-            identifier not in self._direct,
-            identifier,
-        )
+        spread, undirect = self._fixed_preference(identifier)
+        return (True, spread, identifier not in self._causes(backtrack_causes), undirect, identifier)
 
-    def _base_spread(self, name: str) -> int:
-        if name not in self._spread_cache:
+    def _fixed_preference(self, name: str) -> tuple[int, bool]:
+        """What of ``name``'s preference never changes: its base spread, and whether the user named it."""
+        found = self._spread_cache.get(name)
+        if found is None:
             bases = {tuple(sorted(base_values(c.entry).items())) for c in self.index.candidates(name)}
-            self._spread_cache[name] = len(bases)
-        return self._spread_cache[name]
+            found = self._spread_cache[name] = (len(bases), name not in self._direct)
+        return found
 
     def _causes(self, backtrack_causes: Sequence[Any]) -> frozenset[str]:
         """The identifiers named in the last conflict (computed once per round, not once per identifier)."""
-        if backtrack_causes is not self._last_causes[0]:
-            names = {c.requirement.identifier for c in backtrack_causes}
-            names |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
-            self._last_causes = (backtrack_causes, frozenset(names))
-        return self._last_causes[1]
+        last, count, names = self._last_causes
+        if backtrack_causes is not last or self._backtracks() != count:
+            found = {c.requirement.identifier for c in backtrack_causes}
+            found |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
+            names = frozenset(found)
+            # The list is held, so no other list can take its id meanwhile.
+            self._last_causes = (backtrack_causes, self._backtracks(), names)
+        return names
 
     def find_matches(
         self,
@@ -209,7 +218,8 @@ class ShelfProvider(AbstractProvider):
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if isinstance(requirement, BaseRequirement):
             return isinstance(candidate, BaseCandidate) and candidate.value == requirement.value
-        return candidate in self._accepting(requirement)
+        accepted = self._accepting_cache.get(requirement)  # resolvelib asks this most: the cache first
+        return candidate in (accepted if accepted is not None else self._accepting(requirement))
 
     def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
         if isinstance(candidate, BaseCandidate):

@@ -290,3 +290,26 @@ def test_candidates_are_newest_first_by_semver_precedence(tmp_path: Path) -> Non
     assert [c.version_text for c in CandidateIndex(index).candidates("x")] == newest_first
     assert resolve(["x"], index).versions() == {"x": "1.10.0"}
     assert resolve(["x<1.0.0"], index, allow_prereleases=True).versions() == {"x": "1.0.0-rc.1"}
+
+
+def test_preference_sees_causes_rewritten_in_place_after_a_backjump(stack: LocalIndex) -> None:
+    from resolvelib.structs import RequirementInformation
+
+    from registry_index.requirements import parse_requirement
+    from shelf.resolution import CandidateIndex, Policy, ShelfProvider
+    from shelf.resolution.models import ComponentRequirement
+
+    def cause(name: str) -> RequirementInformation:
+        return RequirementInformation(ComponentRequirement(parse_requirement(name), name), None)
+
+    backtracks = [0]
+    provider = ShelfProvider(CandidateIndex(stack), Policy({}), [], lambda: backtracks[0])
+    causes = [cause("en_wiki_ner_1")]
+
+    def named() -> bool:  # the third place of the preference: False when a cause of the last conflict
+        return not provider.get_preference("en_wiki_ner_1", {}, {}, {}, causes)[2]
+
+    assert named()
+    backtracks[0] += 1  # a conflict: resolvelib then rewrites the same list
+    causes[:] = [cause("en_wiki_pos_1")]
+    assert not named()
