@@ -28,7 +28,7 @@ from shelf.progress import Labelled, NullProgress, Progress
 from shelf.remote.mirror import mirror_path
 from shelf.remote.transport import LazyTransports, warm_up_in_background
 from shelf.remote.url import normalise_url
-from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url, prefetch_pinned
 from shelf.stack import installed_versions, stack_conflict
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
@@ -149,6 +149,11 @@ class Shelf:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
         index = index or self.index
         components, manifests = [], {}
+        by_source: dict[ShelfSource, list[tuple[str, str]]] = {}
+        for entry in resolution.components.values():
+            by_source.setdefault(index.source_of(entry.name), []).append((entry.name, entry.version))
+        for source, pins in by_source.items():
+            source.prefetch(pins, index=False)  # every manifest of one shelf read by one git process
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
             manifest, data, signature = source.signed_manifest(entry)
@@ -241,6 +246,7 @@ class Shelf:
             # whose yank status the warnings then date ("as of").
             with contextlib.suppress(TransportError):
                 source.ensure_fresh()
+        prefetch_pinned(sources[0], list(reqs))  # resolve and pin then read nothing more from the mirror
         index = PriorityIndex(sources)
         try:
             with translated():
