@@ -12,6 +12,7 @@ and the publish retries on top of the new head.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,13 @@ from shelf.publish_folder import (
     folder_state,
     snapshot,
 )
+from shelf.remote.commits import PendingPush, build_commit, push
+from shelf.remote.url import is_local_url
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
+    from shelf.api import Shelf
     from shelf.progress import Progress
     from shelf.signing import Signature
 
@@ -216,11 +220,17 @@ def prepare(
         signer_fingerprint(sign_key)
     items = find_items(Path(folder))
     before = folder_state(items)
-    described = describe_items(items)
-    base_and_provides(described)  # refuse items that disagree on their base before hashing anything
+    # Fingerprints (h5py: an import, then reads) and the snapshot (hashing, which frees the GIL) overlap;
+    # a problem the fingerprints find is the one reported, as the snapshot only filled the cache.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-describe") as pool:
+        describing = pool.submit(describe_items, items)
+        progress(f"hashing {len(items)} item(s) of {folder}")
+        try:
+            files = snapshot(items, store)
+        finally:
+            described = describing.result()
+    base_and_provides(described)  # refuse items that disagree on their base
     recorded = _probes(items, progress) if probes else None
-    progress(f"hashing {len(items)} item(s) of {folder}")
-    files = snapshot(items, store)
     # The manifest's fingerprints come from the folder, the uploads from the snapshot: both must agree.
     check_unchanged(items, before)
     manifest = build_manifest(info, described, files, recorded)
@@ -252,7 +262,7 @@ def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) 
 def publish(
     folder: Path,
     info: PackageInfo,
-    source: ShelfSource,
+    source: ShelfSource | Callable[[], ShelfSource],
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
@@ -262,11 +272,13 @@ def publish(
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
 
+    ``source`` is the shelf, or a function that opens it (e.g. ``Shelf.source``): the shelf is opened and
+    refreshed while the folder is fingerprinted and hashed, which needs nothing from it.
     ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
     """
-    _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress, sign_key, probes)
-    source.refresh()
+    if isinstance(source, ShelfSource):
+        check_online(source, "publishing to")
+    source, prepared = _prepared_while_opening(source, folder, info, store, progress, sign_key, probes)
     report_base = None
     if find_base:  # a component requires the published embedder it was trained on (shelf.basefind)
         prepared, report_base = with_base_requirement(prepared, source)
@@ -274,13 +286,47 @@ def publish(
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base
     report.signer = prepared.signature.signer if prepared.signature else None
-    for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress, bars):
+    for attempt in range(MAX_PUSH_ATTEMPTS):
+        if _publish_once(prepared, source, store, report, progress, bars, retry=attempt > 0):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
         hint="the shelf is busy; try again",
     )
+
+
+def _prepared_while_opening(
+    source: ShelfSource | Callable[[], ShelfSource],
+    folder: Path,
+    info: PackageInfo,
+    store: BlobStore,
+    progress: Callable[[str], None],
+    sign_key: Path | None,
+    probes: bool,
+) -> tuple[ShelfSource, Prepared]:
+    """``prepare`` on a side thread while this one opens and refreshes the shelf.
+
+    The two share nothing: fingerprinting and hashing the folder is imports and reads, opening the shelf
+    is waiting for git and the network. When both fail, the folder's problem is the one reported (it is
+    the publisher's to fix first).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-prepare") as pool:
+        preparing = pool.submit(prepare, folder, info, store, progress, sign_key, probes)
+        try:
+            opened = _opened(source)
+        finally:
+            prepared = preparing.result()
+    return opened, prepared
+
+
+def _opened(source: ShelfSource | Callable[[], ShelfSource]) -> ShelfSource:
+    """The shelf, refreshed; for a served one, the upload's HTTP client imported too."""
+    opened = source if isinstance(source, ShelfSource) else source()
+    check_online(opened, "publishing to")
+    opened.refresh()
+    if not is_local_url(opened.url):  # the upload's HTTP client, imported while this thread would wait
+        import shelf.remote.lfs_http  # noqa: F401
+    return opened
 
 
 def _publish_once(
@@ -290,10 +336,11 @@ def _publish_once(
     report: PublishReport,
     progress: Callable[[str], None],
     bars: Progress | None = None,
+    retry: bool = False,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
-    if _already_published(source, prepared.entry, report):
+    if _already_published(source, prepared.entry, report, ask_tags=retry):
         # The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
         # local shelf, counts a damaged object as absent); this needs the same write access as publishing.
         _upload(prepared.files, source, store, report, progress, bars)
@@ -301,10 +348,10 @@ def _publish_once(
             report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
         return True
     check_resolves(prepared.entry, source)
-    if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress, bars)
     try:
-        report.commit = _push(source, prepared)
+        report.commit = push(
+            source.mirror, _uploaded_and_built(prepared, source, store, report, progress, bars)
+        )
     except PushRejected as e:
         _retry_or_raise(e, f"publishing {report.name} {report.version}")
         progress("the shelf moved on while publishing; retrying on top of it")
@@ -314,7 +361,28 @@ def _publish_once(
     return True
 
 
-def _check_online(source: ShelfSource, doing: str) -> None:
+def _uploaded_and_built(
+    prepared: Prepared,
+    source: ShelfSource,
+    store: BlobStore,
+    report: PublishReport,
+    progress: Callable[[str], None],
+    bars: Progress | None,
+) -> PendingPush:
+    """The commit, built while the blobs upload (it is pushed only once they are all up, so the shelf
+    never names an object its server lacks); blobs go up once, whatever the number of attempts."""
+    if report.uploaded or report.skipped:
+        return _build(source, prepared)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-upload") as pool:
+        uploading = pool.submit(_upload, prepared.files, source, store, report, progress, bars)
+        try:
+            built = _build(source, prepared)
+        finally:
+            uploading.result()
+    return built
+
+
+def check_online(source: ShelfSource | Shelf, doing: str) -> None:
     """Refuse before hashing or uploading anything: the push at the end would need the network anyway."""
     if source.offline:
         raise OfflineError(
@@ -348,7 +416,13 @@ def _retry_or_raise(rejected: PushRejected, doing: str) -> None:
     ) from rejected
 
 
-def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport) -> bool:
+def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport, ask_tags: bool) -> bool:
+    """Whether the index has this version (the same content: True; other content: refused).
+
+    With ``ask_tags`` the remote's tags are listed too (an ``ls-remote``), to name a release tag the index
+    does not know; a first attempt leaves that to its atomic push, which such a tag refuses, changing
+    nothing, and the retry then asks.
+    """
     for existing in source.index.entries(entry.name):
         if existing.version != entry.version:
             continue
@@ -361,7 +435,7 @@ def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishRe
             "(published versions never change)",
             hint=f"publish a new version, or yank this one: cclm-shelf yank {entry.name}@{entry.version}",
         )
-    if layout.release_tag(entry.name, entry.version) in source.mirror.tags():
+    if ask_tags and layout.release_tag(entry.name, entry.version) in source.mirror.tags():
         raise PublishError(
             f"the tag {layout.release_tag(entry.name, entry.version)} already exists on {source.url}",
             hint="this version was published before the index knew it; publish a new version",
@@ -383,15 +457,23 @@ def _upload(
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
     labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    for oid, size in unique.items():
+        # The snapshot hashed every blob as it entered the store; a blob still stamped verified (a stat)
+        # need not be hashed again before it goes up, and one written to since is re-hashed or evicted.
+        if not store.revalidate(oid, size):
+            raise PublishError(
+                f"the snapshot of {labels[oid]} in the store {store.root} changed while publishing",
+                hint="publish again",
+            )
     outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
-        [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
+        [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()], verified=True
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))
     report.skipped = len(getattr(outcome, "skipped", ()))
 
 
-def _push(source: ShelfSource, prepared: Prepared) -> str:
-    """One commit with the manifest, the pointer files and the index file, pushed with the release tag."""
+def _build(source: ShelfSource, prepared: Prepared) -> PendingPush:
+    """One commit with the manifest, the pointer files and the index file, to push with the release tag."""
     name, version, entry = prepared.manifest.name, prepared.manifest.version, prepared.entry
     changes: dict[str, bytes | None] = {layout.manifest_path(name, version): prepared.data}
     for f in prepared.files:
@@ -404,7 +486,8 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         changes[key_path] = prepared.signature.public_key
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
-    return source.mirror.commit_and_push(
+    return build_commit(
+        source.mirror,
         changes,
         f"Publish {name} {version}",
         parent=source.head,
