@@ -89,7 +89,9 @@ def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: 
     assert unused.isdisjoint(modules), unused.intersection(modules)
 
 
-def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(shelf_path: Path, tmp_path: Path, caplog) -> None:
+def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(
+    shelf_path: Path, tmp_path: Path, caplog
+) -> None:
     import logging
 
     Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
