@@ -13,9 +13,7 @@ pass`` with the same interpreter; the goal (0.5 s) is absolute.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,21 +23,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_resolve import STACK, base, embedder_of, entries, name  # noqa: E402
-from bench_transfer import (  # noqa: E402
-    Publication,
-    Row,
-    base_env,
-    base_parser,
-    cli,
-    fast_import,
-    machine,
-    machine_lines,
-    median,
-    runs_detail,
-    table,
-    timed,
-    write_section,
-)
+from bench_transfer import Publication, Row, cli, fast_import, median, report, table, timed, write_section  # noqa: E402
+from scaffold import base_parser, served_shelf, work_folder  # noqa: E402
 
 from registry_index import layout  # noqa: E402
 from registry_index.index import entry_from_manifest, format_index_file, index_config  # noqa: E402
@@ -87,42 +72,33 @@ def build_shelf(shelf: Path, lfs_url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
-    from shelf.source import create_shelf
-
     parser = base_parser(__doc__, "3 runs, writes nothing", "runs (default 7)")
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 7)
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-lock-"))
-    try:
-        env = base_env(work)
-        shelf = Path(create_shelf(work / "shelf.git"))
+    with work_folder("lock") as (work, env), served_shelf(work) as (shelf, servers):
         project = work / "project"
         project.mkdir()
         (project / "cclm-shelf.toml").write_text(f'requires = ["{name(0)}"]\n', encoding="utf-8")
-        with serve.start(shelf) as servers:
-            build_shelf(shelf, servers.lfs_url)
-            print(f"shelf built in {time.perf_counter() - started:.0f} s", flush=True)
-            lock = [*cli(), "--shelf", servers.git_url, "--cache-dir", str(work / "cache"), "lock"]
-            timed(lock, env, cwd=project)  # fills the mirror
-            ours, bare = [], []
-            for _ in range(runs):
-                (project / "cclm-shelf.lock").unlink()
-                ours.append(timed(lock, env, cwd=project))
-                bare.append(timed([sys.executable, "-c", "pass"], env))
-            pinned = (project / "cclm-shelf.lock").read_text(encoding="utf-8")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        build_shelf(shelf, servers.lfs_url)
+        print(f"shelf built in {time.perf_counter() - started:.0f} s", flush=True)
+        lock = [*cli(), "--shelf", servers.git_url, "--cache-dir", str(work / "cache"), "lock"]
+        timed(lock, env, cwd=project)  # fills the mirror
+        ours, bare = [], []
+        for _ in range(runs):
+            (project / "cclm-shelf.lock").unlink()
+            ours.append(timed(lock, env, cwd=project))
+            bare.append(timed([sys.executable, "-c", "pass"], env))
+        pinned = (project / "cclm-shelf.lock").read_text(encoding="utf-8")
     if pinned.count('"1.16.0"') != STACK:  # the newest versions on the shared embedder, after backtracking
         raise SystemExit(f"the lockfile does not pin the {STACK} components at 1.16.0:\n{pinned}")
     rows = [Row(f"cclm-shelf lock, {STACK}-component stack, {COMPONENTS} x {VERSIONS} index, mirror present",
                 ours, "python -c pass", bare, f"<= {GOAL_S} s", median(ours) <= GOAL_S)]  # fmt: skip
     print(table(rows))
     if not (args.no_write or args.quick):
-        body = f"Command: `.venv/bin/python benchmarks/bench_lock.py` ({runs} runs).\n\nMachine:\n"
-        body += f"{machine_lines(machine())}\n\n{table(rows)}\n\nEvery run:\n{runs_detail(rows)}"
-        write_section("lock", body)
+        write_section(
+            "lock", report(rows, f"Command: `.venv/bin/python benchmarks/bench_lock.py` ({runs} runs).")
+        )
     return 0
 
 

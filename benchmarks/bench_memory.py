@@ -3,8 +3,9 @@
 A real component is saved once by the core (a tiny Keras model, in a child process so this one never
 imports TensorFlow). For each size, its ``component.json`` is copied next to a ``component.weights.h5``
 written with h5py that holds one dataset of that size, named like the real file's first Keras weight. Each
-folder is published to a shelf served on loopback (git daemon + giftless, ``shelf.serve.start``) and then
-installed from it into a fresh cache, each as its own ``cclm-shelf`` process.
+folder is published to a shelf served on loopback with a token by ``shelf.serve.start`` (pushed over smart
+HTTP, blobs to giftless) and then installed from it over git daemon into a fresh cache, each as its own
+``cclm-shelf`` process.
 
 Peak RSS is the ``ru_maxrss`` that ``os.wait4`` reports for the child, which covers the largest process of
 its tree (the git commands it runs included). Also measured: ``cclm_core.fingerprint.describe`` of the folder
@@ -31,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_transfer import BASE, base_env, cli, machine, machine_lines, write_section  # noqa: E402
+from bench_transfer import BASE, cli, machine, machine_lines, write_section  # noqa: E402
+from scaffold import served_shelf, work_folder  # noqa: E402
 
+TOKEN = "bench-memory-token-0123456789abcdef"
 BUDGET_MB = 200
 FULL_SIZES = (16, 512)
 QUICK_SIZES = (4, 32)
@@ -56,6 +59,7 @@ IMPORTS = (
 SNAPSHOT_AND_UPLOAD = """
 import sys
 from pathlib import Path
+from shelf.credentials import auth_for
 from shelf.remote.lfs_http import LfsClient
 from shelf.remote.lfs_protocol import LfsObject
 from shelf.store import BlobStore
@@ -63,7 +67,7 @@ from shelf.store import BlobStore
 store = BlobStore(Path(sys.argv[2]))
 oid = store.add_file(Path(sys.argv[1]))
 size = store.path(oid).stat().st_size
-report = LfsClient(sys.argv[3], auth=None).upload([(LfsObject(oid, size), store.path(oid))])
+report = LfsClient(sys.argv[3], auth=auth_for(sys.argv[3])).upload([(LfsObject(oid, size), store.path(oid))])
 sys.exit(0 if report.uploaded else "nothing was uploaded: the server had the object already")
 """
 
@@ -148,11 +152,12 @@ def giftless_hwm_mb(master_pid: int) -> float:
     return peak
 
 
-def measure_size(size: int, real: Path, work: Path, urls: tuple[str, str], env: dict[str, str]) -> list[Peak]:
-    git_url, lfs_url = urls
+def measure_size(size: int, real: Path, work: Path, servers, env: dict[str, str]) -> list[Peak]:
+    """Peaks at one size: publish (pushed over smart HTTP with the token), install (over git://)."""
+    http_url, git_url, lfs_url = servers.http_url, servers.git_url, servers.lfs_url
     folder = big_component(real, work / f"component-{size}", size)
     name = f"mem_{size}mib"
-    publish = [*cli(), "--shelf", git_url, "--cache-dir", str(work / f"pub-cache-{size}"), "publish",
+    publish = [*cli(), "--shelf", http_url, "--cache-dir", str(work / f"pub-cache-{size}"), "publish",
                str(folder), "--name", name, "--version", "1.0.0", "--without-base"]  # fmt: skip
     install = [*cli(), "--shelf", git_url, "--cache-dir", str(work / f"inst-cache-{size}"), "install",
                f"{name}@v1.0.0", "--target", str(work / f"target-{size}")]  # fmt: skip
@@ -204,35 +209,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
-    from shelf.source import ShelfSource, create_shelf
-
     args = parse_args(argv)
     sizes = (
         [int(s) for s in args.sizes.split(",")]
         if args.sizes
         else list(QUICK_SIZES if args.quick else FULL_SIZES)
     )
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-memory-", dir=args.workdir))
-    try:
-        env = base_env(work)
+    with work_folder("memory", args.workdir) as (work, env):
+        env["CCLM_SHELF_TOKEN"] = TOKEN
         real = work / "real-component"
         save_real_component(real, env)
         floor, _ = peak_rss([sys.executable, "-c", IMPORTS], env)
-        create_shelf(work / "shelf.git")
         peaks: list[Peak] = []
         giftless: dict[int, float] = {}
-        with serve.start(work / "shelf.git") as servers:
-            # As `cclm-shelf serve` does: .lfsconfig names the LFS server, so clients of the git URL find it.
-            serve.point_lfs_url(
-                ShelfSource(str(work / "shelf.git"), cache_dir=work / "serve-cache"), servers.lfs_url
-            )
+        with served_shelf(work, token=TOKEN, lfs_config=True) as (_, servers):
             for size in sizes:
                 print(f"{size} MiB ...", flush=True)
-                peaks += measure_size(size, real, work, (servers.git_url, servers.lfs_url), env)
+                peaks += measure_size(size, real, work, servers, env)
                 giftless[size] = giftless_hwm_mb(servers.processes[1].pid)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     text = table(peaks, giftless, floor)
     print(text)
     if not (args.no_write or args.quick):  # a smoke run never replaces the figures

@@ -33,20 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_memory import big_component, save_real_component, variant  # noqa: E402
-from bench_transfer import (  # noqa: E402
-    Row,
-    Sample,
-    base_env,
-    base_parser,
-    cli,
-    machine,
-    machine_lines,
-    median,
-    runs_detail,
-    table,
-    timed,
-    write_section,
-)
+from bench_transfer import Row, Sample, cli, median, report, table, timed, write_section  # noqa: E402
+from scaffold import base_parser, command_line, served_shelf, work_folder  # noqa: E402
 
 from registry_index import layout  # noqa: E402
 
@@ -147,42 +135,27 @@ def measure_stack(env: dict[str, str], url: str, work: Path, runs: int) -> Row:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
-    from shelf.source import ShelfSource, create_shelf
-
     parser = base_parser(__doc__, "4 MiB instead of 64 MiB, 2 runs, for a smoke run", "runs (default 3)")
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 3)
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-publish-"))
-    try:
-        env = base_env(work)
+    with work_folder("publish") as (work, env):
         env = git_env(env, work)
         real = work / "real-component"
         save_real_component(real, env)
         small = big_component(real, work / "template-4", 4)
         big = small if args.quick else big_component(real, work / "template-64", 64)
-        shelf = Path(create_shelf(work / "shelf.git"))
-        (work / "tokens").write_text(f"{TOKEN}\n", encoding="utf-8")
-        with serve.start(shelf, token_file=work / "tokens") as servers:
-            source = ShelfSource(str(shelf), cache_dir=work / "server-cache")
-            source.refresh()
-            serve.point_lfs_url(source, servers.lfs_url)
+        with served_shelf(work, token=TOKEN, lfs_config=True) as (_, servers):
             url = servers.http_url
             publish_stack(env, url, work, real, small)
             rows = [measure_stack(env, url, work, runs)]
             rows.append(measure_publish(env, url, work, big, "big", runs))
             rows.append(measure_publish(env, url, work, small, "small", runs))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    command = ".venv/bin/python benchmarks/bench_publish.py" + (" --quick" if args.quick else "")
-    command += f" --runs {args.runs}" if args.runs else ""
     print(table(rows))
     print(f"total {time.perf_counter() - started:.0f} s")
     if not (args.no_write or args.quick):
-        body = f"Command: `{command}` (every row is the median of its runs).\n\nMachine:\n"
-        body += f"{machine_lines(machine())}\n\n{table(rows)}\n\nEvery run:\n{runs_detail(rows)}"
-        write_section("publish", body)
+        head = f"Command: `{command_line(__file__, args)}` (every row is the median of its runs)."
+        write_section("publish", report(rows, head))
     return 0
 
 

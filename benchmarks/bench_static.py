@@ -26,13 +26,13 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import bench_transfer as bt
+from scaffold import base_parser, served_shelf, work_folder
 
 from registry_index import layout
 from registry_index.http_index import HttpIndex
@@ -142,23 +142,16 @@ def report(rows: list[tuple[str, list[bt.Sample]]], exports, index_rows, command
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick_help = "small sizes, for a smoke run (writes nothing)"
-    return bt.base_parser(__doc__, quick_help, "runs per install scenario (default 3)").parse_args(argv)
+    return base_parser(__doc__, quick_help, "runs per install scenario (default 3)").parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
-    from shelf.source import create_shelf
-
     args = parse_args(argv)
     sizes = bt.chosen_sizes(args, QUICK, SIZES)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-static-"))
-    try:
-        bench = bt.Bench(work=work, sizes=sizes, shelf=work / "shelf.git")
-        bench.env = bt.base_env(work)
-        create_shelf(bench.shelf)
-        with serve.start(bench.shelf) as servers:
-            bench.git_url, bench.lfs_url = servers.git_url, servers.lfs_url
+    with work_folder("static") as (work, env):
+        with served_shelf(work) as (shelf, servers):
+            bench = bt.Bench(work, sizes, shelf, git_url=servers.git_url, lfs_url=servers.lfs_url, env=env)
             bt.build_shelf(bench)
             dest = work / "public"
             exports = export_runs(bench, dest)
@@ -182,8 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     )
         index_rows = measure_index(work, template)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     command = ".venv/bin/python benchmarks/bench_static.py" + (" --quick" if args.quick else "")
     text = report(rows, exports, index_rows, command, load)
     print(text)

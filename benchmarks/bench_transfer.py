@@ -45,12 +45,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scaffold import FIGURES, base_parser, command_line, served_shelf, work_folder  # noqa: E402
+
 from registry_index import layout  # noqa: E402
 from registry_index.index import entry_from_manifest, format_index_file  # noqa: E402
 from registry_index.manifest import Manifest, dump_manifest, manifest_digest  # noqa: E402
 from registry_index.pointer import LfsPointer, format_pointer  # noqa: E402
 
-FIGURES = ROOT / "benchmarks" / "TRANSFER_FIGURES.md"
 MIB = 1 << 20
 VERSION = "1.0.0"
 BIG = "big_model"
@@ -327,20 +328,6 @@ def small_files(shelf: Path, index: int, size: int) -> dict[str, LfsPointer]:
 
 
 # Running commands ---------------------------------------------------------------------------------------
-
-
-def base_env(work: Path) -> dict[str, str]:
-    """A private git configuration (identity, git-lfs filters) and no cclm-shelf settings from outside."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCLM_SHELF_")}
-    gitconfig = work / "gitconfig"
-    gitconfig.write_text("[user]\n\tname = bench\n\temail = bench@cclm-shelf.invalid\n", encoding="utf-8")
-    env.update(GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HOME=str(work / "home"))
-    # An installed package has its bytecode cached; without this, every CLI start recompiles the project.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    (work / "home").mkdir(exist_ok=True)
-    subprocess.run(["git", "lfs", "install", "--skip-repo"], env=env, check=True, capture_output=True)
-    return env
 
 
 def timed(args: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None) -> Sample:
@@ -658,28 +645,13 @@ def parts_table(parts: Sequence[tuple[str, list[Sample]]], bench_sizes: Sizes) -
     return "\n".join(lines)
 
 
-def report(rows: Sequence[Row], parts: str, info: dict[str, str], command: str, setup_s: float) -> str:
-    return "\n\n".join(
-        [
-            f"Command: `{command}` (setup {setup_s:.0f} s; every row is the median of its runs).",
-            "Machine:\n" + machine_lines(info),
-            table(rows),
-            parts,
-            "Every run:\n" + runs_detail(rows),
-        ]
-    )
+def report(rows: Sequence[Row], head: str, *extra: str) -> str:
+    """A figures section: ``head`` (the command), the machine, the table, ``extra`` parts, every run."""
+    parts = [head, "Machine:\n" + machine_lines(machine()), table(rows), *extra]
+    return "\n\n".join([*parts, "Every run:\n" + runs_detail(rows)])
 
 
 # Main ---------------------------------------------------------------------------------------------------
-
-
-def base_parser(doc: str, quick_help: str, runs_help: str) -> argparse.ArgumentParser:
-    """The options every transfer benchmark takes: --quick, --runs, --no-write."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--runs", type=int, help=runs_help)
-    parser.add_argument("--no-write", action="store_true", help=f"do not update {FIGURES.name}")
-    return parser
 
 
 def chosen_sizes(args: argparse.Namespace, quick: Sizes, full: Sizes) -> Sizes:
@@ -697,28 +669,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
-    from shelf.source import create_shelf
-
     args = parse_args(argv)
     sizes = chosen_sizes(args, QUICK, FULL)
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-transfer-", dir=args.workdir))
     started = time.perf_counter()
-    try:
-        bench = Bench(work=work, sizes=sizes, shelf=work / "shelf.git")
-        bench.env = base_env(work)
-        create_shelf(bench.shelf)
-        with serve.start(bench.shelf) as servers:
-            bench.git_url, bench.lfs_url = servers.git_url, servers.lfs_url
-            build_shelf(bench)
-            warm_up(bench)
-            setup_s = time.perf_counter() - started
-            rows = measure_big(bench) + measure_small(bench)
-            parts = parts_table(measure_parts(bench), sizes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    command = ".venv/bin/python benchmarks/bench_transfer.py" + (" --quick" if args.quick else "")
-    text = report(rows, parts, machine(), command + (f" --runs {args.runs}" if args.runs else ""), setup_s)
+    with work_folder("transfer", args.workdir) as (work, env), served_shelf(work) as (shelf, servers):
+        bench = Bench(work, sizes, shelf, git_url=servers.git_url, lfs_url=servers.lfs_url, env=env)
+        build_shelf(bench)
+        warm_up(bench)
+        setup_s = time.perf_counter() - started
+        rows = measure_big(bench) + measure_small(bench)
+        parts = parts_table(measure_parts(bench), sizes)
+    head = f"Command: `{command_line(__file__, args)}` (setup {setup_s:.0f} s; every row is the median of its"
+    head += " runs)."
+    text = report(rows, head, parts)
     print(table(rows))
     print(parts)
     print(f"total {time.perf_counter() - started:.0f} s")

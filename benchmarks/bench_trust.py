@@ -16,7 +16,6 @@ import argparse
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_transfer as bt  # noqa: E402
+from scaffold import served_shelf, work_folder  # noqa: E402
 
 from registry_index import layout  # noqa: E402
 from registry_index.manifest import Manifest  # noqa: E402
@@ -93,25 +93,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shelf import serve
     from shelf.signing import keygen
-    from shelf.source import create_shelf
 
     args = parse_args(argv)
     sizes = bt.Sizes(**{**bt.FULL.__dict__, "big_file_mib": args.mib})
-    work = Path(tempfile.mkdtemp(prefix="cclm-bench-trust-", dir=args.workdir))
     started = time.perf_counter()
-    try:
-        bench = bt.Bench(work=work, sizes=sizes, shelf=work / "shelf.git")
-        bench.env = bt.base_env(work)
+    with work_folder("trust", args.workdir) as (work, env), served_shelf(work) as (shelf, servers):
+        bench = bt.Bench(work, sizes, shelf, git_url=servers.git_url, lfs_url=servers.lfs_url, env=env)
         private, public, _fp = keygen(work / "team.pem")
-        create_shelf(bench.shelf)
-        with serve.start(bench.shelf) as servers:
-            bench.git_url, bench.lfs_url = servers.git_url, servers.lfs_url
-            build(bench, private, args.mib)
-            times = measure(bench, public, args.runs)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        build(bench, private, args.mib)
+        times = measure(bench, public, args.runs)
     print(f"\ncold install, {sizes.big_files} x {args.mib} MiB, median of {args.runs} (every run listed):")
     for what in ("wall", "cpu"):
         base = statistics.median(getattr(t, what) for t in times["unsigned, no policy"])

@@ -7,17 +7,15 @@ timestamps and chunk layout never enter the hash, so a fingerprint survives save
 is the same in every process and on every machine; changing any single weight changes it.
 
 Only json, hashlib, h5py and numpy are imported here, so the shelf can fingerprint and describe
-folders without importing TensorFlow.
+folders without importing TensorFlow; h5py and numpy are imported where weights are hashed, so telling an
+item's type or fingerprinting a vocabulary costs neither.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import h5py
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cclm_core.errors import FormatError
 from cclm_core.formats import (
@@ -35,7 +33,9 @@ from cclm_core.formats import (
     read_json,
     require_keys,
 )
-from cclm_core.preprocessing import id_scheme
+
+if TYPE_CHECKING:
+    import h5py
 
 PREFIX = "sha256:"
 _SLICE_BYTES = 16 << 20  # how much of one weight is read at a time
@@ -48,6 +48,8 @@ def _record(digest: Any, label: str, payload: bytes) -> None:
 
 
 def _hash_weights(digest: Any, path: Path) -> None:
+    import h5py
+
     if not path.is_file():
         raise FormatError(f"{path} is missing", hint="save the item again; the weights file is required")
     try:
@@ -66,6 +68,8 @@ def _hash_dataset(digest: Any, name: str, dataset: h5py.Dataset) -> None:
     The bytes fed to the digest are exactly those of the whole array (the length prefix is known from the
     shape), so fingerprints do not depend on how the array is sliced.
     """
+    import numpy as np
+
     little = dataset.dtype.newbyteorder("<")
     shape = tuple(dataset.shape)
     _record(digest, "name", name.encode("utf-8"))
@@ -127,6 +131,8 @@ def vocab_fingerprint_of(config: dict[str, Any], where: str | Path = "the prepro
     CLS slot) and the tokenizer's JSON form (null without one). ``char_rev`` and ``n_chars`` follow from
     these; ``vocab_size`` only bounded the tokenizer's training, so neither enters the hash.
     """
+    from cclm_core.preprocessing import id_scheme
+
     require_keys(config, ("char_dict", "max_example_len"), Path(where))
     char_dict = config["char_dict"]
     if not isinstance(char_dict, dict):

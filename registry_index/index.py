@@ -20,6 +20,8 @@ terms), and ``names()`` lists components where the source can (``LocalIndex`` on
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -89,6 +91,23 @@ class IndexEntry:
         return canonical_json(self.to_dict())
 
     @classmethod
+    def from_checked_dict(cls, data: dict[str, Any]) -> IndexEntry:
+        """The entry of a decoded line whose every field ``from_dict`` checked before (same content)."""
+        base = data.get("base")
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            manifest_digest=data["manifest_digest"],
+            kind=data["kind"],
+            base=Base.from_dict(base) if base is not None else None,
+            provides=data.get("provides", {}),
+            requires=tuple(data.get("requires", [])),
+            items=data.get("items", {}),
+            yanked=data["yanked"],
+            yank_reason=data.get("yank_reason"),
+        )
+
+    @classmethod
     def from_dict(cls, data: Any) -> IndexEntry:
         """Build an entry from a decoded line; RegistryIndexError names the first bad field."""
         if not isinstance(data, dict):
@@ -117,7 +136,8 @@ def _name_field(value: Any) -> str:
 
 
 def _version_field(value: Any) -> str:
-    if not isinstance(value, str) or str(parse_version(value)) != value:
+    # A valid SemVer string is canonical exactly when it has no leading v (parse_version takes one).
+    if not isinstance(value, str) or value[:1] in ("v", "V") or not parse_version(value):
         raise RegistryIndexError(f"'version' must be a canonical SemVer string, got {value!r}")
     return value
 
@@ -206,19 +226,53 @@ def entry_from_manifest(manifest: Manifest, digest: str) -> IndexEntry:
 
 
 def parse_index_file(data: bytes, path: str) -> list[IndexEntry]:
-    """Read one index file; IndexFormatError gives ``path`` and the 1-based line of the first bad line."""
-    expected = path.rstrip("/").rsplit("/", 1)[-1]
+    """Read one index file; IndexFormatError gives ``path`` and the 1-based line of the first bad line.
+
+    Every field of every line is checked once per content: bytes already checked at ``path`` in this
+    process (known by their sha256) are only decoded, as a manifest is once its digest was validated."""
     if not data:
         return []
-    lines = bytes(data).split(b"\n")
-    if lines[-1]:
+    data = bytes(data)
+    if not data.endswith(b"\n"):
         raise IndexFormatError(
-            path, len(lines), "line is truncated (the file does not end with a newline)", hint=_REFRESH
+            path,
+            data.count(b"\n") + 1,
+            "line is truncated (the file does not end with a newline)",
+            hint=_REFRESH,
         )
+    key = (path, hashlib.sha256(data).digest())
+    if key in _CHECKED:  # one value a line, known: all lines decode at once, as one JSON array
+        lines = json.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+        return [IndexEntry.from_checked_dict(line) for line in lines]
+    entries = _checked_entries(data, path)
+    _remember_checked(key)
+    return entries
+
+
+_REFRESH = "the index file is damaged: fetch it again or rebuild the index from the manifests"
+_CHECKED: dict[tuple[str, bytes], None] = {}  # (path, sha256 of the bytes) of every index file checked here
+_CHECKED_MAX = 16384
+
+
+def _remember_checked(key: tuple[str, bytes]) -> None:
+    """Remember ``key`` as checked, forgetting the oldest beyond the bound (safe beside other threads)."""
+    _CHECKED[key] = None
+    if len(_CHECKED) > _CHECKED_MAX:
+        with contextlib.suppress(RuntimeError):  # another thread changed it meanwhile: forgets next time
+            _CHECKED.pop(next(iter(_CHECKED)), None)
+
+
+def forget_checked_index_files() -> None:
+    """Check every index file again when next read (as a new process would; for benchmarks and tests)."""
+    _CHECKED.clear()
+
+
+def _checked_entries(data: bytes, path: str) -> list[IndexEntry]:
+    expected = path.rstrip("/").rsplit("/", 1)[-1]
     entries: list[IndexEntry] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(lines[:-1], start=1):
-        entry = _parse_line(raw, path, number)
+    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        entry = _entry(_decode_line(raw, path, number), path, number)
         if entry.name != expected:
             raise IndexFormatError(
                 path, number, f"names component {entry.name!r}, but this file is {expected!r}"
@@ -232,16 +286,16 @@ def parse_index_file(data: bytes, path: str) -> list[IndexEntry]:
     return entries
 
 
-_REFRESH = "the index file is damaged: fetch it again or rebuild the index from the manifests"
-
-
-def _parse_line(raw: bytes, path: str, number: int) -> IndexEntry:
+def _decode_line(raw: bytes, path: str, number: int) -> Any:
     try:
-        decoded = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise IndexFormatError(
             path, number, f"not a JSON line ({_short(e)}): {_excerpt(raw)}", hint=_REFRESH
         ) from e
+
+
+def _entry(decoded: Any, path: str, number: int) -> IndexEntry:
     try:
         return IndexEntry.from_dict(decoded)
     except RegistryIndexError as e:

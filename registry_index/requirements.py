@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import semver
 
@@ -25,8 +25,9 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*", re.ASCII)
 _EXAMPLE = "en_wiki_clm_1, en_wiki_clm_1@0.2.1 or en_wiki_clm_1>=0.2,<0.3"
 _OPERATORS = ("~=", "==", "!=", "<=", ">=", "<", ">")
 _CLAUSE = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([^\s<>=!~,]+)\s*", re.ASCII)
-_PARTIAL = re.compile(r"v?(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?", re.ASCII)
-_WILDCARD = re.compile(r"v?(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?\.\*", re.ASCII)
+# Matched against the version text once its one leading v is gone (so "vv1" is no version).
+_PARTIAL = re.compile(r"(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?", re.ASCII)
+_WILDCARD = re.compile(r"(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?\.\*", re.ASCII)
 
 
 def validate_name(name: str) -> str:
@@ -63,16 +64,20 @@ class Specifier:
         # Only the part before build metadata counts: "1.0.0+build-7" is not a pre-release.
         return not self.is_wildcard and "-" in self.text.split("+", 1)[0]
 
+    @cached_property
+    def _bound(self) -> semver.Version:
+        """The version written, completed (``0.2`` is ``0.2.0``); made once per clause, not per test."""
+        return _complete(self.text)
+
     def contains(self, version: semver.Version) -> bool:
         """Whether ``version`` satisfies this clause (pre-release gating is the SpecifierSet's job)."""
         if self.is_wildcard:
             inside = _prefix_matches(self.text, version)
             return inside if self.operator == "==" else not inside
-        bound = _complete(self.text)
+        bound = self._bound
         if self.operator == "~=":
-            return bound.compare(version) <= 0 and version.compare(_compatible_ceiling(self.text)) < 0
-        order = version.compare(bound)
-        return _COMPARISONS[self.operator](order)
+            return _order(bound, version) <= 0 and _order(version, _compatible_ceiling(self.text)) < 0
+        return _COMPARISONS[self.operator](_order(version, bound))
 
     def __str__(self) -> str:
         return f"{self.operator}{self.text}"
@@ -86,6 +91,15 @@ _COMPARISONS = {
     ">": lambda order: order > 0,
     "<": lambda order: order < 0,
 }
+
+
+def _order(version: semver.Version, other: semver.Version) -> int:
+    """``version.compare(other)``, deciding on the release numbers alone when they differ (semver's own
+    compare turns both versions into tuples first, which is most of a resolve's comparing)."""
+    mine, theirs = (version.major, version.minor, version.patch), (other.major, other.minor, other.patch)
+    if mine != theirs:
+        return -1 if mine < theirs else 1
+    return version.compare(other)
 
 
 def _complete(text: str) -> semver.Version:
@@ -137,6 +151,8 @@ def _check_version(text: str, operator: str, source: str) -> None:
     if _PARTIAL.fullmatch(text):
         return
     try:
+        if text[:1] in ("v", "V"):  # its one leading v is gone already: "vv1.0.0" is no version
+            raise VersionError(f"{text!r} starts with a second v")
         parse_version(text)
     except VersionError as e:
         raise RequirementError(

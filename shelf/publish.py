@@ -12,6 +12,7 @@ and the publish retries on top of the new head.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,13 @@ from shelf.publish_folder import (
     folder_state,
     snapshot,
 )
+from shelf.remote.commits import PendingPush, build_commit, push
+from shelf.remote.url import is_local_url
 from shelf.source import ShelfSource
 from shelf.store import BlobStore
 
 if TYPE_CHECKING:
+    from shelf.api import Shelf
     from shelf.progress import Progress
     from shelf.signing import Signature
 
@@ -252,7 +256,7 @@ def signed(prepared: Prepared, sign_key: Path | None, progress=lambda _m: None) 
 def publish(
     folder: Path,
     info: PackageInfo,
-    source: ShelfSource,
+    source: ShelfSource | Callable[[], ShelfSource],
     store: BlobStore,
     progress: Callable[[str], None] = lambda _m: None,
     sign_key: Path | None = None,
@@ -262,11 +266,13 @@ def publish(
 ) -> PublishReport:
     """Publish a saved folder as ``info.name`` ``info.version``; see the module docstring.
 
+    ``source`` is the shelf, or a function that opens it (e.g. ``Shelf.source``): the shelf is opened and
+    refreshed while the folder is fingerprinted and hashed, which needs nothing from it.
     ``progress`` takes one-line notes; ``bars`` (e.g. ``shelf.progress.make_progress()``) shows each upload.
     """
-    _check_online(source, "publishing to")
-    prepared = prepare(folder, info, store, progress, sign_key, probes)
-    source.refresh()
+    if isinstance(source, ShelfSource):
+        check_online(source, "publishing to")
+    source, prepared = _prepared_while_opening(source, folder, info, store, progress, sign_key, probes)
     report_base = None
     if find_base:  # a component requires the published embedder it was trained on (shelf.basefind)
         prepared, report_base = with_base_requirement(prepared, source)
@@ -281,6 +287,41 @@ def publish(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
         hint="the shelf is busy; try again",
     )
+
+
+def _prepared_while_opening(
+    source: ShelfSource | Callable[[], ShelfSource],
+    folder: Path,
+    info: PackageInfo,
+    store: BlobStore,
+    progress: Callable[[str], None],
+    sign_key: Path | None,
+    probes: bool,
+) -> tuple[ShelfSource, Prepared]:
+    """``prepare`` on a side thread while this one opens and refreshes the shelf.
+
+    The two share nothing: fingerprinting and hashing the folder is imports and reads, opening the shelf
+    is waiting for git and the network. When both fail, the folder's problem is the one reported (it is
+    the publisher's to fix first).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-prepare") as pool:
+        preparing = pool.submit(prepare, folder, info, store, progress, sign_key, probes)
+        try:
+            opened = _opened(source)
+        finally:
+            prepared = preparing.result()
+    return opened, prepared
+
+
+def _opened(source: ShelfSource | Callable[[], ShelfSource]) -> ShelfSource:
+    """The shelf, refreshed, with what every publish reads from it loaded: head, index, the remote's tags."""
+    opened = source if isinstance(source, ShelfSource) else source()
+    check_online(opened, "publishing to")
+    opened.refresh()
+    opened.mirror.tags()  # one ls-remote, kept until the next refresh (_already_published asks)
+    if not is_local_url(opened.url):  # the upload's HTTP client, imported while this thread would wait
+        import shelf.remote.lfs_http  # noqa: F401
+    return opened
 
 
 def _publish_once(
@@ -301,10 +342,10 @@ def _publish_once(
             report.notes.append(f"restored {report.uploaded} object(s) the shelf had lost or damaged")
         return True
     check_resolves(prepared.entry, source)
-    if not report.uploaded and not report.skipped:  # blobs go up once, whatever the number of attempts
-        _upload(prepared.files, source, store, report, progress, bars)
     try:
-        report.commit = _push(source, prepared)
+        report.commit = push(
+            source.mirror, _uploaded_and_built(prepared, source, store, report, progress, bars)
+        )
     except PushRejected as e:
         _retry_or_raise(e, f"publishing {report.name} {report.version}")
         progress("the shelf moved on while publishing; retrying on top of it")
@@ -314,7 +355,28 @@ def _publish_once(
     return True
 
 
-def _check_online(source: ShelfSource, doing: str) -> None:
+def _uploaded_and_built(
+    prepared: Prepared,
+    source: ShelfSource,
+    store: BlobStore,
+    report: PublishReport,
+    progress: Callable[[str], None],
+    bars: Progress | None,
+) -> PendingPush:
+    """The commit, built while the blobs upload (it is pushed only once they are all up, so the shelf
+    never names an object its server lacks); blobs go up once, whatever the number of attempts."""
+    if report.uploaded or report.skipped:
+        return _build(source, prepared)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-upload") as pool:
+        uploading = pool.submit(_upload, prepared.files, source, store, report, progress, bars)
+        try:
+            built = _build(source, prepared)
+        finally:
+            uploading.result()
+    return built
+
+
+def check_online(source: ShelfSource | Shelf, doing: str) -> None:
     """Refuse before hashing or uploading anything: the push at the end would need the network anyway."""
     if source.offline:
         raise OfflineError(
@@ -383,15 +445,23 @@ def _upload(
     unique = {f.sha256: f.size for f in files}
     progress(f"uploading {len(unique)} object(s) to {source.url}")
     labels = {f.sha256: f"{f.item}/{f.path}" for f in files}
+    for oid, size in unique.items():
+        # The snapshot hashed every blob as it entered the store; a blob still stamped verified (a stat)
+        # need not be hashed again before it goes up, and one written to since is re-hashed or evicted.
+        if not store.revalidate(oid, size):
+            raise PublishError(
+                f"the snapshot of {labels[oid]} in the store {store.root} changed while publishing",
+                hint="publish again",
+            )
     outcome = source.transport(progress=Labelled(bars or NullProgress(), labels)).upload(
-        [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()]
+        [(LfsObject(oid, size), store.path(oid)) for oid, size in unique.items()], verified=True
     )
     report.uploaded = len(getattr(outcome, "uploaded", unique))
     report.skipped = len(getattr(outcome, "skipped", ()))
 
 
-def _push(source: ShelfSource, prepared: Prepared) -> str:
-    """One commit with the manifest, the pointer files and the index file, pushed with the release tag."""
+def _build(source: ShelfSource, prepared: Prepared) -> PendingPush:
+    """One commit with the manifest, the pointer files and the index file, to push with the release tag."""
     name, version, entry = prepared.manifest.name, prepared.manifest.version, prepared.entry
     changes: dict[str, bytes | None] = {layout.manifest_path(name, version): prepared.data}
     for f in prepared.files:
@@ -404,7 +474,8 @@ def _push(source: ShelfSource, prepared: Prepared) -> str:
         changes[key_path] = prepared.signature.public_key
     others = [e for e in source.index.entries(name) if e.version != version]
     changes[layout.index_path(name)] = format_index_file([*others, entry])
-    return source.mirror.commit_and_push(
+    return build_commit(
+        source.mirror,
         changes,
         f"Publish {name} {version}",
         parent=source.head,

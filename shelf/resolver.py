@@ -93,8 +93,9 @@ def resolve(
     """
     roots = [_root_requirement(r) for r in requirements]
     policy = Policy(dict(locked or {}), _upgrade_set(upgrade), allow_prereleases)
-    provider = ShelfProvider(CandidateIndex(source), policy, {r.identifier for r in roots})
     reporter = ShelfReporter()
+    direct = {r.identifier for r in roots}
+    provider = ShelfProvider(CandidateIndex(source), policy, direct, lambda: reporter.backtracks)
     explainer = Explainer(provider, reporter, lambda: _known_names(source))
     for root in roots:
         if not provider.index.candidates(root.identifier):

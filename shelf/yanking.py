@@ -49,9 +49,9 @@ def set_yanked(source: ShelfSource, name: str, version: str, reason: str | None)
     Yanking a yanked version again keeps the earlier reason in front of the new one, so whoever reads
     ``show`` still sees why it was first withdrawn.
     """
-    from shelf.publish import MAX_PUSH_ATTEMPTS, _check_online, _retry_or_raise
+    from shelf.publish import MAX_PUSH_ATTEMPTS, _retry_or_raise, check_online
 
-    _check_online(source, "yanking on" if reason is not None else "unyanking on")
+    check_online(source, "yanking on" if reason is not None else "unyanking on")
     version = format_version(parse_version(version))
     for _attempt in range(MAX_PUSH_ATTEMPTS):
         source.refresh()

@@ -99,7 +99,7 @@ def publish_cmd(
       cclm-shelf publish ./saved/ner --name en_wiki_ner_1 --version 0.3.1 --sign-key team.pem
     """
     from shelf.progress import make_progress
-    from shelf.publish import publish
+    from shelf.publish import check_online, publish
 
     info = package_info(folder, name, version, summary, license_, requires)
     if probes:  # the probes build models: TensorFlow's start-up chatter stays off the terminal
@@ -107,13 +107,13 @@ def publish_cmd(
 
         quiet_native_logs()
     shelf = open_shelf(ctx, project())
-    source = shelf.source()
+    check_online(shelf, "publishing to")  # before anything is hashed: the push needs the network anyway
     bars = make_progress(False if as_json else None)  # upload bars on a terminal, as install shows
     try:
         report = publish(
             folder,
             info,
-            source,
+            shelf.source,  # opened while the folder is hashed
             shelf.store,
             progress=note,
             sign_key=sign_key,

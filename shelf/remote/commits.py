@@ -3,6 +3,7 @@
 Publishing builds a commit inside the mirror with a temporary index (``hash-object``, ``update-index``,
 ``write-tree``, ``commit-tree``: LFS filters stay off) and pushes the branch and the release tags in one
 ``git push --atomic`` guarded by the expected old value of the branch: either every ref moves or none does.
+``build_commit`` and ``push`` are its two halves, for a caller with other work to do between them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,11 +121,18 @@ def _identity_env(git_dir: Path) -> dict[str, str]:
 
 
 def _commit_tree(git_dir: Path, tree: str, parents: Iterable[str], message: str) -> str:
+    """Commit ``tree``: as git config says who commits, else (no identity configured) as ``_identity_env``.
+
+    The first try forbids git's guesses (``user.useConfigOnly``), so a configured identity costs one
+    process; where none is configured it fails and the second try names ours.
+    """
     args = [*git_dir_args(git_dir), "commit-tree", tree]
     for parent in parents:
         args += ["-p", parent]
-    env = git_env(_identity_env(git_dir))
-    done = run_git([*args, "-F", "-"], env=env, input=message.encode())
+    args += ["-F", "-"]
+    done = run_git(["-c", "user.useConfigOnly=true", *args], input=message.encode(), check=False)
+    if done.returncode != 0:
+        done = run_git(args, env=git_env(_identity_env(git_dir)), input=message.encode())
     return done.stdout.decode().strip()
 
 
@@ -162,6 +171,17 @@ def _push_atomic(git_dir: Path, url: str, refspecs: Sequence[str], lease: str) -
     raise transport_error("pushing to", url, done.stderr.decode(errors="replace"))
 
 
+@dataclass(frozen=True)
+class PendingPush:
+    """A commit built in the mirror, not pushed yet: what ``push`` sends, and the lease that guards it."""
+
+    commit: str
+    parent: str
+    branch: str
+    tags: tuple[str, ...]
+    branch_known: bool  # whether the mirror has the branch (else the remote must not have it either)
+
+
 def commit_and_push(
     mirror: ShelfMirror,
     files: Mapping[str, bytes | None],
@@ -176,48 +196,85 @@ def commit_and_push(
     Returns the new commit. Raises :class:`PushRejected`, leaving the remote untouched, when the
     remote branch is no longer at ``parent`` or a tag exists already; remote tags never move.
     """
+    return push(mirror, build_commit(mirror, files, message, parent=parent, branch=branch, tags=tags))
+
+
+def build_commit(
+    mirror: ShelfMirror,
+    files: Mapping[str, bytes | None],
+    message: str,
+    *,
+    parent: str,
+    branch: str,
+    tags: Sequence[str] = (),
+) -> PendingPush:
+    """The first half of ``commit_and_push``: check the names and build the commit; nothing is sent.
+
+    Publishing builds it while its blobs upload, and pushes once they are up.
+    """
     if mirror.offline:
         raise OfflineError(f"publishing to {redact(mirror.url)} needs the network and offline mode is on")
-    parent_commit = mirror.head(parent)
-    tag_names = _new_tags(mirror, tags, branch)
+    parent_commit = mirror._commit(parent)  # a full sha as is (commit-tree refuses one the mirror lacks)
+    branch_known, tag_names = _check_refs(mirror, tags, branch)
     tree = _write_tree(mirror.path, parent_commit, files)
     commit = _commit_tree(mirror.path, tree, [parent_commit], message)
-    refspecs = [f"{commit}:refs/heads/{branch}", *(f"{commit}:refs/tags/{tag}" for tag in tag_names)]
+    return PendingPush(commit, parent_commit, branch, tuple(tag_names), branch_known)
+
+
+def push(mirror: ShelfMirror, pending: PendingPush) -> str:
+    """Push a built commit: the branch and the tags in one atomic push; return the commit."""
+    commit, branch = pending.commit, pending.branch
+    refspecs = [f"{commit}:refs/heads/{branch}", *(f"{commit}:refs/tags/{tag}" for tag in pending.tags)]
     # The remote branch must still be where we built on; a branch the mirror lacks must still be absent.
-    expected = parent_commit if mirror._rev(f"refs/heads/{branch}") is not None else ""
+    expected = pending.parent if pending.branch_known else ""
     _push_atomic(mirror.path, mirror.url, refspecs, lease=f"refs/heads/{branch}:{expected}")
     try:
         with mirror._lock():  # a fetch by another process sharing this mirror moves the same refs
-            record_push(mirror, commit, branch, tag_names)
+            record_push(mirror, commit, branch, pending.tags, pending.parent)
     except Timeout as e:
         raise mirror._lock_timeout() from e
     return commit
 
 
-def _new_tags(mirror: ShelfMirror, tags: Sequence[str], branch: str) -> list[str]:
-    """Check the names; refuse tags the mirror already knows (the remote would refuse them too)."""
-    if mirror._git("check-ref-format", "--branch", branch, check=False).returncode != 0:
-        raise ConfigError(f"{branch!r} is not a valid branch name")
+def _check_refs(mirror: ShelfMirror, tags: Sequence[str], branch: str) -> tuple[bool, list[str]]:
+    """Whether the mirror has the branch, and the tags, checked; refuse tags the mirror already knows.
+
+    One ``for-each-ref`` finds the branch and any of the tags (the remote would refuse those too); a branch
+    the mirror has is a valid name, so only a new one costs a ``check-ref-format``.
+    """
     names = [_check_tag(mirror.path, tag) for tag in dict.fromkeys(tags)]
-    taken = [tag for tag in names if mirror._rev(f"refs/tags/{tag}") is not None]
+    found = mirror._refs(f"refs/heads/{branch}", *(f"refs/tags/{tag}" for tag in names))
+    branch_known = f"refs/heads/{branch}" in found
+    if not branch_known and mirror._git("check-ref-format", "--branch", branch, check=False).returncode != 0:
+        raise ConfigError(f"{branch!r} is not a valid branch name")
+    taken = [tag for tag in names if f"refs/tags/{tag}" in found]
     if taken:
         raise PushRejected(
             f"the tag {', '.join(taken)} already exists on the shelf {redact(mirror.url)}",
             hint="released tags never move: publish a new version",
             reasons={f"refs/tags/{tag}": "already exists" for tag in taken},
         )
-    return names
+    return branch_known, names
 
 
-def record_push(mirror: ShelfMirror, commit: str, branch: str, tags: Sequence[str]) -> None:
+def record_push(
+    mirror: ShelfMirror, commit: str, branch: str, tags: Sequence[str], parent: str | None = None
+) -> None:
     """Move the mirror's refs as the remote's moved, so readers see the commit before the next fetch.
 
     Another process sharing this mirror may have fetched or pushed meanwhile: the branch only moves
     forward (compare-and-swap from a value ``commit`` descends from), never back to an older commit.
+    With ``parent`` (the commit was built on it), the usual case costs one git process: the branch moves
+    from ``parent`` to ``commit`` in one transaction with the tags; if it is elsewhere by then, the slow
+    path below decides.
     """
-    lines = [f"update refs/tags/{tag} {commit}" for tag in tags]
     if mirror._remote_tags is not None:
         mirror._remote_tags.update(dict.fromkeys(tags, commit))
+    lines = [f"update refs/tags/{tag} {commit}" for tag in tags]
+    if parent is not None:
+        fast = [*lines, f"update refs/heads/{branch} {commit} {parent}"]
+        if mirror._git("update-ref", "--stdin", input=_stdin(fast), check=False).returncode == 0:
+            return
     current = mirror._rev(f"refs/heads/{branch}")
     if current is None:
         lines.append(f"create refs/heads/{branch} {commit}")
@@ -225,7 +282,11 @@ def record_push(mirror: ShelfMirror, commit: str, branch: str, tags: Sequence[st
         lines.append(f"update refs/heads/{branch} {commit} {current}")
     if lines:
         # A lost race leaves the mirror behind the remote, which the next fetch mends; nothing to raise.
-        mirror._git("update-ref", "--stdin", input=("\n".join(lines) + "\n").encode(), check=False)
+        mirror._git("update-ref", "--stdin", input=_stdin(lines), check=False)
+
+
+def _stdin(lines: Sequence[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _is_shelf(path: Path) -> bool:

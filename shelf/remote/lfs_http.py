@@ -68,10 +68,12 @@ from shelf.store import BlobStore, BlobWriter
 T = TypeVar("T")
 
 
-def _check_local_file(obj: LfsObject, path: Path) -> None:
-    """An object about to be uploaded must be exactly the bytes its oid names."""
+def _check_local_file(obj: LfsObject, path: Path, verified: bool = False) -> None:
+    """An object about to be uploaded must be exactly the bytes its oid names (hashed unless ``verified``)."""
     if not path.is_file():
         raise NotFoundError(f"cannot upload object {obj.oid}: {path} is not a file")
+    if verified:
+        return
     actual, size = hash_file(path)
     if size != obj.size or actual != obj.oid:
         raise IntegrityError(
@@ -337,8 +339,12 @@ class LfsClient:
 
     # Upload -----------------------------------------------------------------------------------------------
 
-    def upload(self, objects: Iterable[tuple[LfsObject, Path]]) -> UploadReport:
-        """Upload objects from files; the ones the server already has are skipped."""
+    def upload(self, objects: Iterable[tuple[LfsObject, Path]], *, verified: bool = False) -> UploadReport:
+        """Upload objects from files; the ones the server already has are skipped.
+
+        Each file is hashed first, unless ``verified``: the caller vouches that every file holds exactly
+        its object's bytes (publish uploads blobs of the verified store, which it has just revalidated).
+        """
         files = {obj: Path(path) for obj, path in objects}
         if not files:
             return UploadReport((), (), 0)
@@ -347,7 +353,7 @@ class LfsClient:
                 "uploading needs the network and offline mode is on", hint=f"unset {constants.ENV_OFFLINE}"
             )
         for obj, path in files.items():
-            _check_local_file(obj, path)
+            _check_local_file(obj, path, verified)
         answers = self.batch("upload", list(files))
         todo = [a for a in answers if "upload" in a.actions]
         skipped = tuple(a.oid for a in answers if "upload" not in a.actions)

@@ -55,8 +55,11 @@ class LocalLfsObjects:
         skipped = tuple(o.oid for o in wanted if o not in missing)
         return DownloadReport(tuple(o.oid for o in missing), skipped, sum(o.size for o in missing))
 
-    def upload(self, objects: Iterable[tuple[LfsObject, Path]]) -> UploadReport:
-        """Copy objects into the shelf, verified, each appearing atomically under its final name."""
+    def upload(self, objects: Iterable[tuple[LfsObject, Path]], *, verified: bool = False) -> UploadReport:
+        """Copy objects into the shelf, verified, each appearing atomically under its final name.
+
+        The copy is hashed as it is written, ``verified`` or not: it costs no extra read.
+        """
         uploaded, skipped, moved = [], [], 0
         for obj, path in {o: Path(p) for o, p in objects}.items():
             if self.has(obj):

@@ -30,8 +30,11 @@ class Transport(Protocol):
         """Bring every object the store lacks into it, verified."""
         ...
 
-    def upload(self, objects: Iterable[tuple[LfsObject, Path]]) -> UploadReport:
-        """Send objects from files; the ones the shelf already has are skipped."""
+    def upload(self, objects: Iterable[tuple[LfsObject, Path]], *, verified: bool = False) -> UploadReport:
+        """Send objects from files; the ones the shelf already has are skipped.
+
+        ``verified``: the caller vouches that each file holds its object's bytes, so none is hashed first.
+        """
         ...
 
 

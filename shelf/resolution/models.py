@@ -43,6 +43,13 @@ class ComponentRequirement:
 
     requirement: Requirement = field(compare=False)
     text: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(self.text))  # hashed once, not once per lookup
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def identifier(self) -> str:
@@ -78,6 +85,13 @@ class ComponentCandidate:
     name: str
     version: semver.Version = field(compare=False)
     version_text: str = ""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.version_text)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def identifier(self) -> str:

@@ -6,7 +6,7 @@ yanked versions only when the lockfile or an exact requirement pins them, pre-re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -14,7 +14,7 @@ import semver
 from resolvelib.providers import AbstractProvider
 
 from registry_index.requirements import parse_requirement
-from registry_index.versions import is_prerelease, parse_version
+from registry_index.versions import is_prerelease, parse_version, version_key
 from shelf.resolution.models import (
     BASE_KEYS,
     AnyCandidate,
@@ -67,7 +67,7 @@ class CandidateIndex:
         if name not in self._cache:
             entries = self._source.entries(name)
             found = [ComponentCandidate(e, e.name, parse_version(e.version), e.version) for e in entries]
-            found.sort(key=lambda c: (c.version, c.version.build or ""), reverse=True)
+            found.sort(key=lambda c: version_key(c.version), reverse=True)  # tuples: no semver compares
             self._cache[name] = tuple(found)
         return self._cache[name]
 
@@ -75,16 +75,26 @@ class CandidateIndex:
 class ShelfProvider(AbstractProvider):
     """resolvelib's view of a shelf: components plus the virtual base packages."""
 
-    def __init__(self, index: CandidateIndex, policy: Policy, direct: Iterable[str]) -> None:
+    def __init__(
+        self,
+        index: CandidateIndex,
+        policy: Policy,
+        direct: Iterable[str],
+        backtracks: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """``backtracks`` counts the conflicts so far (the reporter's count): resolvelib rewrites its list
+        of backtrack causes in place after each, so the count tells a rewritten list from the same one."""
         self.index = index
+        self._backtracks = backtracks
         self.policy = policy
         self._direct = frozenset(direct)
         self._dependency_cache: dict[ComponentCandidate, tuple[AnyRequirement, ...]] = {}
         # Backtracking asks the same questions many times; each answer is computed once.
         self._accepting_cache: dict[ComponentRequirement, frozenset[ComponentCandidate]] = {}
+        self._allowed_cache: dict[tuple[str, frozenset[ComponentRequirement]], list[ComponentCandidate]] = {}
         self._eligible_cache: dict[tuple[str, bool], tuple[ComponentCandidate, ...]] = {}
-        self._spread_cache: dict[str, int] = {}
-        self._last_causes: tuple[Any, frozenset[str]] = (None, frozenset())
+        self._spread_cache: dict[str, tuple[int, bool]] = {}
+        self._last_causes: tuple[Any, int, frozenset[str]] = (None, 0, frozenset())
 
     def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> str:
         return requirement_or_candidate.identifier
@@ -104,27 +114,27 @@ class ShelfProvider(AbstractProvider):
         # what the user asked for by name, then the rest alphabetically.
         if is_base_identifier(identifier):
             return (False, 0, False, False, identifier)
-        return (
-            True,
-            self._base_spread(identifier),
-            identifier not in self._causes(backtrack_causes),
-            identifier not in self._direct,
-            identifier,
-        )
+        spread, undirect = self._fixed_preference(identifier)
+        return (True, spread, identifier not in self._causes(backtrack_causes), undirect, identifier)
 
-    def _base_spread(self, name: str) -> int:
-        if name not in self._spread_cache:
+    def _fixed_preference(self, name: str) -> tuple[int, bool]:
+        """What of ``name``'s preference never changes: its base spread, and whether the user named it."""
+        found = self._spread_cache.get(name)
+        if found is None:
             bases = {tuple(sorted(base_values(c.entry).items())) for c in self.index.candidates(name)}
-            self._spread_cache[name] = len(bases)
-        return self._spread_cache[name]
+            found = self._spread_cache[name] = (len(bases), name not in self._direct)
+        return found
 
     def _causes(self, backtrack_causes: Sequence[Any]) -> frozenset[str]:
         """The identifiers named in the last conflict (computed once per round, not once per identifier)."""
-        if backtrack_causes is not self._last_causes[0]:
-            names = {c.requirement.identifier for c in backtrack_causes}
-            names |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
-            self._last_causes = (backtrack_causes, frozenset(names))
-        return self._last_causes[1]
+        last, count, names = self._last_causes
+        if backtrack_causes is not last or self._backtracks() != count:
+            found = {c.requirement.identifier for c in backtrack_causes}
+            found |= {c.parent.identifier for c in backtrack_causes if c.parent is not None}
+            names = frozenset(found)
+            # The list is held, so no other list can take its id meanwhile.
+            self._last_causes = (backtrack_causes, self._backtracks(), names)
+        return names
 
     def find_matches(
         self,
@@ -138,7 +148,17 @@ class ShelfProvider(AbstractProvider):
             return self._base_matches(wanted, excluded)
         # Only a base identifier gathers base requirements: these are all component requirements.
         components = cast("list[ComponentRequirement]", wanted)
-        return [c for c in self.allowed(identifier, components) if c not in excluded]
+        allowed = self._allowed(identifier, components)
+        return [c for c in allowed if c not in excluded] if excluded else list(allowed)
+
+    def _allowed(self, name: str, wanted: list[ComponentRequirement]) -> list[ComponentCandidate]:
+        """``allowed`` once per set of requirements (each parent repeats its requirement; backtracking asks
+        again and again)."""
+        key = (name, frozenset(wanted))
+        found = self._allowed_cache.get(key)
+        if found is None:
+            found = self._allowed_cache[key] = self.allowed(name, list(key[1]))
+        return found
 
     def _base_matches(self, wanted: list[Any], excluded: set[Any]) -> list[AnyCandidate]:
         values = {r.value for r in wanted}
@@ -156,15 +176,20 @@ class ShelfProvider(AbstractProvider):
             c for r in wanted if r.requirement.pins_exactly() for c in self._accepting(r) if c.entry.yanked
         ]
         ordered = dict.fromkeys([*eligible, *pinned])
-        return [c for c in ordered if all(c in accepted for accepted in accepting)]
+        if not accepting:
+            return list(ordered)
+        accepted = accepting[0].intersection(*accepting[1:])
+        return [c for c in ordered if c in accepted]
 
     def _accepting(self, requirement: ComponentRequirement) -> frozenset[ComponentCandidate]:
         """Every published version ``requirement`` accepts (policy aside)."""
-        if requirement not in self._accepting_cache:
+        found = self._accepting_cache.get(requirement)
+        if found is None:
             candidates = self.index.candidates(requirement.identifier)
             matches = requirement.requirement.matches
-            self._accepting_cache[requirement] = frozenset(c for c in candidates if matches(c.version, True))
-        return self._accepting_cache[requirement]
+            found = frozenset(c for c in candidates if matches(c.version, True))
+            self._accepting_cache[requirement] = found
+        return found
 
     def _eligible(self, name: str, prereleases: bool) -> tuple[ComponentCandidate, ...]:
         """The versions the policy allows: no yanked or pre-release ones unless locked; locked one first."""
@@ -193,7 +218,8 @@ class ShelfProvider(AbstractProvider):
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if isinstance(requirement, BaseRequirement):
             return isinstance(candidate, BaseCandidate) and candidate.value == requirement.value
-        return candidate in self._accepting(requirement)
+        accepted = self._accepting_cache.get(requirement)  # resolvelib asks this most: the cache first
+        return candidate in (accepted if accepted is not None else self._accepting(requirement))
 
     def get_dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
         if isinstance(candidate, BaseCandidate):

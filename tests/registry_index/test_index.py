@@ -24,6 +24,7 @@ from registry_index import (
     parse_index_file,
     with_yanked,
 )
+from registry_index.index import forget_checked_index_files
 from tests.registry_index import factories
 
 
@@ -159,6 +160,42 @@ def test_duplicate_version_lines_are_rejected():
     raw = b"\n".join([lines[0], lines[0], b""])
     with pytest.raises(IndexFormatError, match="already listed on line 1"):
         parse_index_file(raw, "index/en/_w/en_wiki_ner_1")
+
+
+def yanked_file() -> bytes:
+    """A file whose lines use every field: yanked with a reason, provides, items, no base."""
+    files = build_index(shelf_manifests(), yanked={("en_wiki_ner_1", "0.9.0"): "broken"})
+    return files["index/en/_w/en_wiki_ner_1"] + b""  # a new bytes object, same content
+
+
+def test_a_file_is_checked_once_per_content_then_only_decoded(monkeypatch):
+    path = "index/en/_w/en_wiki_ner_1"
+    raw = yanked_file()
+    forget_checked_index_files()
+    checked = parse_index_file(raw, path)
+    calls = []
+    real = IndexEntry.from_dict.__func__
+    monkeypatch.setattr(
+        IndexEntry, "from_dict", classmethod(lambda cls, data: calls.append(1) or real(cls, data))
+    )
+    again = parse_index_file(bytes(raw), path)
+    assert again == checked and [e.to_line() for e in again] == [e.to_line() for e in checked]
+    assert [e.yank_reason for e in again if e.yanked] == ["broken"]
+    assert calls == []  # the same bytes at the same path: no field checked twice
+    forget_checked_index_files()
+    assert parse_index_file(raw, path) == checked
+    assert len(calls) == len(checked)  # forgotten: every line checked again
+
+
+def test_checked_content_does_not_pass_under_another_name_or_once_damaged():
+    raw = yanked_file()
+    parse_index_file(raw, "index/en/_w/en_wiki_ner_1")
+    with pytest.raises(IndexFormatError, match="names component 'en_wiki_ner_1', but this file is 'other'"):
+        parse_index_file(raw, "index/ot/he/other")
+    damaged = raw.replace(b'"yanked":true', b'"yanked":"yes"')
+    for _ in range(2):  # a damaged file is never remembered as checked
+        with pytest.raises(IndexFormatError, match="'yanked' must be true or false"):
+            parse_index_file(damaged, "index/en/_w/en_wiki_ner_1")
 
 
 def test_empty_file_has_no_entries():

@@ -106,6 +106,9 @@ def test_specifier_set_contains_and_str():
         ("a>=1.0,", "cannot read ''"),
         ("a b", "cannot read 'b'"),
         ("a>=01.0", "'01.0' is not a version"),
+        ("0<Vv0", "'v0' is not a version"),  # one leading v is taken, not two (str() would lose it)
+        ("a>=vv1.0.0", "'v1.0.0' is not a version"),
+        ("a==vv1.*", "'v1.*' is not a version"),
         ("a" * 65, "the limit is 64"),
     ],
 )

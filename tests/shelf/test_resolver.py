@@ -21,6 +21,7 @@ from registry_index.index import IndexEntry, LocalIndex, format_index_file, inde
 from registry_index.layout import INDEX_CONFIG_PATH, index_path
 from shelf.errors import ResolutionError
 from shelf.resolution.explain import short
+from shelf.resolution.provider import CandidateIndex
 from shelf.resolver import Edge, resolve
 
 CASES_DIR = Path(__file__).parent / "resolver_cases"
@@ -280,3 +281,35 @@ def test_the_index_is_listed_only_to_explain_an_unknown_name() -> None:
     with pytest.raises(ResolutionError, match="did you mean 'a_1'"):
         resolve(["a_2"], source)
     assert source.listed == 1
+
+
+def test_candidates_are_newest_first_by_semver_precedence(tmp_path: Path) -> None:
+    newest_first = ["1.10.0", "1.2.0", "1.0.0+b.2", "1.0.0", "1.0.0-rc.1", "1.0.0-beta.11", "1.0.0-beta.2",
+                    "1.0.0-alpha.beta", "1.0.0-alpha.1", "1.0.0-alpha", "0.9.0"]  # fmt: skip
+    index = write_index({"components": {"x": [{"version": v} for v in sorted(newest_first)]}}, tmp_path)
+    assert [c.version_text for c in CandidateIndex(index).candidates("x")] == newest_first
+    assert resolve(["x"], index).versions() == {"x": "1.10.0"}
+    assert resolve(["x<1.0.0"], index, allow_prereleases=True).versions() == {"x": "1.0.0-rc.1"}
+
+
+def test_preference_sees_causes_rewritten_in_place_after_a_backjump(stack: LocalIndex) -> None:
+    from resolvelib.structs import RequirementInformation
+
+    from registry_index.requirements import parse_requirement
+    from shelf.resolution import CandidateIndex, Policy, ShelfProvider
+    from shelf.resolution.models import ComponentRequirement
+
+    def cause(name: str) -> RequirementInformation:
+        return RequirementInformation(ComponentRequirement(parse_requirement(name), name), None)
+
+    backtracks = [0]
+    provider = ShelfProvider(CandidateIndex(stack), Policy({}), [], lambda: backtracks[0])
+    causes = [cause("en_wiki_ner_1")]
+
+    def named() -> bool:  # the third place of the preference: False when a cause of the last conflict
+        return not provider.get_preference("en_wiki_ner_1", {}, {}, {}, causes)[2]
+
+    assert named()
+    backtracks[0] += 1  # a conflict: resolvelib then rewrites the same list
+    causes[:] = [cause("en_wiki_pos_1")]
+    assert not named()
