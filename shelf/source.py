@@ -19,7 +19,6 @@ from registry_index.manifest import Manifest, load_manifest, manifest_digest
 from registry_index.requirements import Requirement, parse_requirement
 from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
-from shelf.remote.commits import init_shelf
 from shelf.remote.mirror import ShelfMirror
 from shelf.remote.url import is_local_url, normalise_url
 
@@ -312,10 +311,10 @@ def _exact_pins(requirements: list[Requirement]) -> list[tuple[str, str]]:
 
 def signature_of(bundle: bytes | None, public_key: bytes | None):
     """The ``Signature`` stored beside a manifest; None when neither file is there (half of one is bad)."""
-    from shelf.signing import Signature
-
     if bundle is None and public_key is None:
         return None
+    from shelf.signing import Signature
+
     return Signature(bundle or b"", public_key or b"")
 
 
@@ -360,6 +359,7 @@ def ensure_embedded_shelf() -> str:
 def create_shelf(path: Path, lfs_url: str | None = None) -> str:
     """Create an empty shelf repository at a local path."""
     from registry_index.index import index_config
+    from shelf.remote.commits import init_shelf
 
     files = {".gitattributes": layout.GITATTRIBUTES.encode(), layout.INDEX_CONFIG_PATH: index_config()}
     return init_shelf(path, lfs_url=lfs_url, initial_files=files)

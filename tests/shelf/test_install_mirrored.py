@@ -86,6 +86,14 @@ def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: 
     unused = {"tensorflow", "requests", "jsonschema", "model_signing", "tomllib", "rich", "h5py", "numpy"}
     # Nor what a warm install can do without: a lock library, logging, framework specifiers met before.
     unused |= {"filelock", "logging", "packaging", "importlib.metadata", "email"}
+    # Nor the blob protocol (no blob moves), the original layout's fetch, publishing, offline picking.
+    unused |= {
+        "shelf.remote.lfs_protocol",
+        "shelf.legacy",
+        "tarfile",
+        "shelf.remote.commits",
+        "shelf.offline_index",
+    }
     assert unused.isdisjoint(modules), unused.intersection(modules)
 
 
