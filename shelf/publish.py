@@ -220,11 +220,17 @@ def prepare(
         signer_fingerprint(sign_key)
     items = find_items(Path(folder))
     before = folder_state(items)
-    described = describe_items(items)
-    base_and_provides(described)  # refuse items that disagree on their base before hashing anything
+    # Fingerprints (h5py: an import, then reads) and the snapshot (hashing, which frees the GIL) overlap;
+    # a problem the fingerprints find is the one reported, as the snapshot only filled the cache.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cclm-shelf-describe") as pool:
+        describing = pool.submit(describe_items, items)
+        progress(f"hashing {len(items)} item(s) of {folder}")
+        try:
+            files = snapshot(items, store)
+        finally:
+            described = describing.result()
+    base_and_provides(described)  # refuse items that disagree on their base
     recorded = _probes(items, progress) if probes else None
-    progress(f"hashing {len(items)} item(s) of {folder}")
-    files = snapshot(items, store)
     # The manifest's fingerprints come from the folder, the uploads from the snapshot: both must agree.
     check_unchanged(items, before)
     manifest = build_manifest(info, described, files, recorded)
@@ -280,8 +286,8 @@ def publish(
     report = PublishReport(info.name, info.version, prepared.entry.manifest_digest, commit=None)
     report.requires_added = report_base
     report.signer = prepared.signature.signer if prepared.signature else None
-    for _attempt in range(MAX_PUSH_ATTEMPTS):
-        if _publish_once(prepared, source, store, report, progress, bars):
+    for attempt in range(MAX_PUSH_ATTEMPTS):
+        if _publish_once(prepared, source, store, report, progress, bars, retry=attempt > 0):
             return report
     raise PublishError(
         f"gave up publishing {info.name} {info.version} after {MAX_PUSH_ATTEMPTS} rejected pushes",
@@ -314,11 +320,10 @@ def _prepared_while_opening(
 
 
 def _opened(source: ShelfSource | Callable[[], ShelfSource]) -> ShelfSource:
-    """The shelf, refreshed, with what every publish reads from it loaded: head, index, the remote's tags."""
+    """The shelf, refreshed; for a served one, the upload's HTTP client imported too."""
     opened = source if isinstance(source, ShelfSource) else source()
     check_online(opened, "publishing to")
     opened.refresh()
-    opened.mirror.tags()  # one ls-remote, kept until the next refresh (_already_published asks)
     if not is_local_url(opened.url):  # the upload's HTTP client, imported while this thread would wait
         import shelf.remote.lfs_http  # noqa: F401
     return opened
@@ -331,10 +336,11 @@ def _publish_once(
     report: PublishReport,
     progress: Callable[[str], None],
     bars: Progress | None = None,
+    retry: bool = False,
 ) -> bool:
     """One attempt on top of the shelf's current head; False when the push lost a race and may be retried."""
     source.refresh()
-    if _already_published(source, prepared.entry, report):
+    if _already_published(source, prepared.entry, report, ask_tags=retry):
         # The same content again: upload whatever blobs the shelf lost or damaged since (its server, or a
         # local shelf, counts a damaged object as absent); this needs the same write access as publishing.
         _upload(prepared.files, source, store, report, progress, bars)
@@ -410,7 +416,13 @@ def _retry_or_raise(rejected: PushRejected, doing: str) -> None:
     ) from rejected
 
 
-def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport) -> bool:
+def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishReport, ask_tags: bool) -> bool:
+    """Whether the index has this version (the same content: True; other content: refused).
+
+    With ``ask_tags`` the remote's tags are listed too (an ``ls-remote``), to name a release tag the index
+    does not know; a first attempt leaves that to its atomic push, which such a tag refuses, changing
+    nothing, and the retry then asks.
+    """
     for existing in source.index.entries(entry.name):
         if existing.version != entry.version:
             continue
@@ -423,7 +435,7 @@ def _already_published(source: ShelfSource, entry: IndexEntry, report: PublishRe
             "(published versions never change)",
             hint=f"publish a new version, or yank this one: cclm-shelf yank {entry.name}@{entry.version}",
         )
-    if layout.release_tag(entry.name, entry.version) in source.mirror.tags():
+    if ask_tags and layout.release_tag(entry.name, entry.version) in source.mirror.tags():
         raise PublishError(
             f"the tag {layout.release_tag(entry.name, entry.version)} already exists on {source.url}",
             hint="this version was published before the index knew it; publish a new version",

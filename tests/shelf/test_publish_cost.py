@@ -128,3 +128,21 @@ def test_an_http_upload_does_not_hash_what_the_snapshot_hashed(
     for item in ("preprocessor", "embedder"):  # the bytes that went up are the folder's
         for original in (saved_models / BASE / item).iterdir():
             assert (target / "base" / item / original.name).read_bytes() == original.read_bytes()
+
+
+def test_a_release_tag_the_index_does_not_know_is_named_after_the_push_refuses_it(
+    shelf_path: Path, saved_models: Path, caplog
+) -> None:
+    head = subprocess.run(
+        ["git", "--git-dir", str(shelf_path), "rev-parse", "main"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(["git", "--git-dir", str(shelf_path), "tag", "base/v0.1.0", head], check=True)
+    before = shelf_refs(shelf_path)
+    with (
+        caplog.at_level(logging.DEBUG, logger="shelf.remote.git"),
+        pytest.raises(PublishError, match=r"the tag base/v0\.1\.0 already exists"),
+    ):
+        publish_folder(shelf_path, saved_models / BASE, "base", "0.1.0")
+    assert shelf_refs(shelf_path) == before
+    # The first attempt does not list the remote's tags: its atomic push is refused, and the retry asks.
+    assert git_subcommands(caplog).count("ls-remote") == 1
