@@ -21,14 +21,12 @@ from shelf.errors import (
     translated,
 )
 from shelf.install import InstallReport, install_components
-from shelf.legacy import fetch_legacy, find_version
 from shelf.lockfile import LockedComponent, Lockfile, public_source
-from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.remote.mirror import mirror_path
 from shelf.remote.transport import LazyTransports, warm_up_in_background
 from shelf.remote.url import normalise_url
-from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url, prefetch_pinned
 from shelf.stack import installed_versions, stack_conflict
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
@@ -134,6 +132,7 @@ class Shelf:
         from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+        self.index.preload([r.name for r in reqs])  # their index files: one git process per shelf
         return resolve(
             reqs,
             index or self.index,
@@ -149,6 +148,7 @@ class Shelf:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
         index = index or self.index
         components, manifests = [], {}
+        index.prefetch_manifests(resolution.components.values())  # one git process per shelf
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
             manifest, data, signature = source.signed_manifest(entry)
@@ -198,7 +198,7 @@ class Shelf:
                 raise
         known = [n for n in sorted(installed) if self.index.entries(n)]
         together = [*reqs, *(parse_requirement(n) for n in known)]
-        index = StoredVersions(self.index, self.store) if self.offline else None
+        index = self.index.stored_only(self.store) if self.offline else None
         try:
             resolution = self.resolve(
                 together, locked=installed, allow_prereleases=allow_prereleases, index=index
@@ -213,7 +213,7 @@ class Shelf:
         """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            stored = StoredVersions(self.index, self.store) if self.offline else None
+            stored = self.index.stored_only(self.store) if self.offline else None
             mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
         return self._pinned(*mirrored)
 
@@ -241,6 +241,7 @@ class Shelf:
             # whose yank status the warnings then date ("as of").
             with contextlib.suppress(TransportError):
                 source.ensure_fresh()
+        prefetch_pinned(sources[0], list(reqs))  # resolve and pin then read nothing more from the mirror
         index = PriorityIndex(sources)
         try:
             with translated():
@@ -422,6 +423,8 @@ class Shelf:
         (a shelf-wide tag, a branch, a commit) on a shelf of the original cclm layout. A different tag is a
         different install; a branch that moved installs its new content.
         """
+        from shelf.legacy import fetch_legacy, find_version  # (tarfile and the original layout's ways)
+
         source = self.index.source_of(identifier)
         entry = find_version(self, source, identifier, tag)
         if entry is not None:

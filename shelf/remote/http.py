@@ -9,6 +9,7 @@ client's own loop (``shelf.remote.lfs_http``), which resumes from the bytes alre
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ class Retryable(Exception):
 
 
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-STREAM_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+# What reading a body may raise when the connection breaks: urllib3's errors, or http.client's and the
+# socket's where the body is read underneath urllib3 (``plain_body``).
+STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 class BoundedRetry(urllib3.Retry):
@@ -192,6 +195,67 @@ class LargeBlockAdapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("blocksize", constants.CHUNK_SIZE)
         super().init_poolmanager(*args, **kwargs)
+
+
+def plain_body(response: requests.Response) -> http.client.HTTPResponse | None:
+    """The http.client response under ``response``, to ``readinto`` a reused buffer; None when its body
+    must go through urllib3 (a ``Content-Encoding`` to undo, urllib3 has read part of it, another stack).
+
+    http.client undoes the chunked framing, stops at the Content-Length and raises ``IncompleteRead`` for a
+    broken chunked body; a body cut short of its Content-Length shows as ``length`` left over at the end
+    (see ``BodyReader.finish``).
+    """
+    raw = response.raw
+    body = getattr(raw, "_fp", None)
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if not isinstance(body, http.client.HTTPResponse) or encoding not in ("", "identity"):
+        return None
+    if getattr(raw, "_fp_bytes_read", None) != 0:
+        return None
+    return body
+
+
+class BodyReader:
+    """Reads a response body into one reused buffer: no new bytes object per chunk, no copy in between.
+
+    ``read(limit)`` returns a view of up to ``limit`` bytes, valid until the next call; an empty view is
+    the end of the body. Errors of a broken connection (``STREAM_ERRORS``) propagate to the caller, after
+    the bytes that came before them: a resumed download starts where they end.
+    """
+
+    def __init__(self, response: requests.Response, size: int = constants.CHUNK_SIZE) -> None:
+        self._response = response
+        self._size = size
+        self._body = plain_body(response)
+        self._view = memoryview(bytearray(size)) if self._body is not None else None
+        self._broken: http.client.IncompleteRead | None = None
+
+    def read(self, limit: int) -> memoryview | bytes:
+        limit = min(limit, self._size)
+        if self._body is None or self._view is None:  # through urllib3, which decodes
+            # read1 hands over what has arrived, so bytes before a broken connection are kept for resume.
+            return self._response.raw.read1(limit, decode_content=True)
+        if self._broken is not None:
+            raise self._broken
+        view = self._view[:limit]
+        try:
+            count = self._body.readinto(view)
+        except http.client.IncompleteRead as exc:  # a chunked body broke off: its bytes so far are in view
+            if not exc.partial:
+                raise
+            self._broken, count = exc, len(exc.partial)
+        return view[:count]
+
+    def finish(self) -> None:
+        """At the end of the body: a Content-Length not reached is a broken connection; else the
+        connection goes back to the pool, as urllib3 does once it has read a whole body."""
+        body = self._body
+        if body is None:
+            return
+        if body.length:  # http.client leaves what the Content-Length promised and never came
+            raise http.client.IncompleteRead(b"", body.length)
+        if body.isclosed():
+            self._response.raw.release_conn()
 
 
 def new_session(jobs: int, policy: RetryPolicy) -> requests.Session:

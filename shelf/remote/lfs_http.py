@@ -38,6 +38,7 @@ from shelf.progress import NullProgress, Progress
 from shelf.remote.http import (
     NETWORK_ERRORS,
     STREAM_ERRORS,
+    BodyReader,
     CountingReader,
     Retryable,
     RetryPolicy,
@@ -327,11 +328,11 @@ class LfsClient:
 
     def _stream(self, response: requests.Response, writer: BlobWriter) -> None:
         """Copy the body; read at most one byte past the declared size, to catch too-long bodies."""
+        body = BodyReader(response)
         while True:
-            want = min(constants.CHUNK_SIZE, writer.size - writer.offset + 1)
-            # read1 hands over what has arrived, so bytes before a broken connection are kept for resume.
-            chunk = response.raw.read1(want, decode_content=True)
+            chunk = body.read(writer.size - writer.offset + 1)
             if not chunk:
+                body.finish()
                 return
             writer.write(chunk)
             self.progress.advance(writer.oid, len(chunk))
