@@ -21,14 +21,12 @@ from shelf.errors import (
     translated,
 )
 from shelf.install import InstallReport, install_components
-from shelf.legacy import fetch_legacy, find_version
 from shelf.lockfile import LockedComponent, Lockfile, public_source
-from shelf.offline_index import StoredVersions
 from shelf.progress import Labelled, NullProgress, Progress
 from shelf.remote.mirror import mirror_path
 from shelf.remote.transport import LazyTransports, warm_up_in_background
 from shelf.remote.url import normalise_url
-from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url
+from shelf.source import PriorityIndex, ShelfSource, open_source, pick_shelf_url, prefetch_pinned
 from shelf.stack import installed_versions, stack_conflict
 from shelf.store import BlobStore
 from shelf.trust import TrustPolicy, check_component, policy_for
@@ -149,6 +147,11 @@ class Shelf:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
         index = index or self.index
         components, manifests = [], {}
+        by_source: dict[ShelfSource, list[tuple[str, str]]] = {}
+        for entry in resolution.components.values():
+            by_source.setdefault(index.source_of(entry.name), []).append((entry.name, entry.version))
+        for source, pins in by_source.items():
+            source.prefetch(pins, index=False)  # every manifest of one shelf read by one git process
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
             manifest, data, signature = source.signed_manifest(entry)
@@ -198,7 +201,7 @@ class Shelf:
                 raise
         known = [n for n in sorted(installed) if self.index.entries(n)]
         together = [*reqs, *(parse_requirement(n) for n in known)]
-        index = StoredVersions(self.index, self.store) if self.offline else None
+        index = _stored_versions(self) if self.offline else None
         try:
             resolution = self.resolve(
                 together, locked=installed, allow_prereleases=allow_prereleases, index=index
@@ -213,7 +216,7 @@ class Shelf:
         """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            stored = StoredVersions(self.index, self.store) if self.offline else None
+            stored = _stored_versions(self) if self.offline else None
             mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
         return self._pinned(*mirrored)
 
@@ -241,6 +244,7 @@ class Shelf:
             # whose yank status the warnings then date ("as of").
             with contextlib.suppress(TransportError):
                 source.ensure_fresh()
+        prefetch_pinned(sources[0], list(reqs))  # resolve and pin then read nothing more from the mirror
         index = PriorityIndex(sources)
         try:
             with translated():
@@ -422,6 +426,8 @@ class Shelf:
         (a shelf-wide tag, a branch, a commit) on a shelf of the original cclm layout. A different tag is a
         different install; a branch that moved installs its new content.
         """
+        from shelf.legacy import fetch_legacy, find_version  # (tarfile and the original layout's ways)
+
         source = self.index.source_of(identifier)
         entry = find_version(self, source, identifier, tag)
         if entry is not None:
@@ -434,6 +440,13 @@ class Shelf:
             self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
             return str(Path(cache_dir) / identifier / item_type)
         return str(fetch_legacy(self, source, identifier, item_type, tag, Path(cache_dir)))
+
+
+def _stored_versions(shelf: Shelf) -> EntrySource:
+    """Offline, the index as far as the store holds every file of a version (``shelf.offline_index``)."""
+    from shelf.offline_index import StoredVersions
+
+    return StoredVersions(shelf.index, shelf.store)
 
 
 class _Single:

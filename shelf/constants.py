@@ -32,6 +32,7 @@ PYPROJECT_FILE = "pyproject.toml"
 LOCK_FILE = "cclm-shelf.lock"
 MANIFEST_FILE = "cclm-manifest.json"
 INSTALL_RECORD = ".cclm-shelf-install.json"
+FRAMEWORK_CHECKS_DIR = "framework-checks"  # in the cache: framework specifiers found met (shelf.frameworks)
 TRASH_DIR = ".cclm-shelf-trash"  # in a target: what install/uninstall moved aside instead of deleting
 
 # Transfer tuning.

@@ -7,7 +7,11 @@ versions come from the distributions' metadata. ``cclm-core`` ships inside ``ccl
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -52,15 +56,47 @@ def problems(framework: Mapping[str, str], label: str) -> list[str]:
     return found
 
 
-def manifest_problems(manifest: bytes | None, label: str) -> list[str]:
-    """``problems`` for the ``framework`` of a manifest's bytes (none when it has no such field)."""
+def manifest_problems(manifest: bytes | None, label: str, verdicts: Path | None = None) -> list[str]:
+    """``problems`` for the ``framework`` of a manifest's bytes (none when it has no such field).
+
+    With ``verdicts`` (a folder of the cache), specifiers once found met are not checked again while the
+    installed distributions stay as they were (see ``_met_marker``): a warm install then imports neither
+    ``importlib.metadata`` nor ``packaging``.
+    """
     if not manifest:
         return []
     try:
         framework = json.loads(manifest).get("framework") or {}
     except (ValueError, AttributeError):
         return []  # the manifest was validated when it was read: nothing more to say here
-    return problems(framework, label) if isinstance(framework, dict) else []
+    if not isinstance(framework, dict) or not framework:
+        return []
+    marker = _met_marker(verdicts, framework) if verdicts is not None else None
+    if marker is not None and marker.is_file():
+        return []
+    found = problems(framework, label)
+    if marker is not None and not found:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the check next time
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    return found
+
+
+def _met_marker(verdicts: Path, framework: Mapping[str, str]) -> Path:
+    """The file saying "these specifiers were met by the distributions installed then".
+
+    Named by the specifiers, the interpreter and every import path with its stat: installing, upgrading
+    or removing a distribution adds or removes its ``<name>-<version>.dist-info`` folder, which changes
+    the stat of the folder holding it, so the next install checks again.
+    """
+    digest = hashlib.sha256(json.dumps(framework, sort_keys=True).encode())
+    digest.update(sys.executable.encode())
+    for entry in sys.path:
+        digest.update(b"\0" + os.fsencode(entry))
+        with contextlib.suppress(OSError):
+            found = os.stat(entry or ".")
+            digest.update(b"%d %d %d" % (found.st_dev, found.st_ino, found.st_mtime_ns))
+    return verdicts / digest.hexdigest()
 
 
 def installed_manifest(folder: Path) -> bytes | None:

@@ -142,7 +142,8 @@ def install_components(
         _fetch(todo, store, transports, report)
         for spec in todo:
             manifest = manifests.get(spec.name)
-            report.warnings += frameworks.manifest_problems(manifest, f"{spec.name} {spec.version}")
+            met = store.root / constants.FRAMEWORK_CHECKS_DIR
+            report.warnings += frameworks.manifest_problems(manifest, f"{spec.name} {spec.version}", met)
             spec_mode = mode_for(spec, install_target.read_record(), mode)
             stats, kept = materialize(install_target, spec, store, manifest, spec_mode)
             record = install_target.read_record()

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from filelock import FileLock
-
+from shelf.filelocks import FileLock
 from shelf.fsutil import atomic_write
 
 FILE_NAME = "known-lockfiles.json"

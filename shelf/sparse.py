@@ -116,6 +116,11 @@ class SparseSource(ShelfSource):
             self._mark_fetched()
         return SparseIndex(self.http, self.url, check_shelf=lambda: self.config)
 
+    def prefetch(self, pins: list[tuple[str, str]], *, index: bool = True) -> None:
+        """Manifests are read from the cache (or one GET each) when asked: only the index files are due."""
+        if index:
+            self.index.preload([name for name, _ in pins])
+
     def published(self, name: str, version: str):
         """The manifest bytes of a version and its signature (None when unsigned)."""
         path = layout.manifest_path(name, version)

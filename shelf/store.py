@@ -35,10 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import filelock
-
 from registry_index.pointer import is_sha256_hex
-from shelf import constants
+from shelf import constants, filelocks
 from shelf.blob_writer import VERIFIED_MTIME_NS, BlobWriter, seal
 from shelf.errors import IntegrityError, StoreError
 from shelf.fsutil import atomic_write, beside, copy_hashing, file_in_the_way, fsync_dir, hash_file
@@ -123,19 +121,19 @@ class BlobStore(StoreMaintenance):
     def _partial_path(self, oid: str) -> Path:
         return self.path(oid).with_name(oid + _INCOMPLETE)
 
-    def _lock_file(self, oid: str) -> filelock.FileLock:
+    def _lock_file(self, oid: str) -> filelocks.FileLock:
         # One lock per 3-hex-digit prefix, not per object: a lock file cannot be removed safely while
         # another process may be waiting on it, so per-object files would pile up forever. Two objects
         # share a lock one time in 4096; they are then written one after the other, never wrongly.
         self._ensure()
-        return filelock.FileLock(str(self._locks / f"{oid[:LOCK_PREFIX]}.lock"))
+        return filelocks.FileLock(str(self._locks / f"{oid[:LOCK_PREFIX]}.lock"))
 
     @contextlib.contextmanager
     def _lock(self, oid: str) -> Iterator[None]:
         lock = self._lock_file(oid)
         try:
             lock.acquire(timeout=_LOCK_TIMEOUT)
-        except filelock.Timeout as exc:
+        except filelocks.Timeout as exc:
             raise StoreError(
                 f"object {oid} is locked by another process",
                 hint=f"wait for it to finish, or remove {lock.lock_file} if no cclm-shelf process runs",

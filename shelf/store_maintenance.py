@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import filelock
-
 from registry_index.pointer import is_sha256_hex
+from shelf import filelocks
 from shelf.fsutil import hash_file
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ class StoreMaintenance:
 
         def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
-        def _lock_file(self, oid: str) -> filelock.FileLock: ...
+        def _lock_file(self, oid: str) -> filelocks.FileLock: ...
 
     def verify(self) -> list[Problem]:
         """Re-hash every blob; remove and report the ones whose name, size or bytes are wrong."""
@@ -78,7 +77,7 @@ class StoreMaintenance:
         lock = self._lock_file(oid)
         try:
             lock.acquire(timeout=0)
-        except filelock.Timeout:
+        except filelocks.Timeout:
             yield False
             return
         try:

@@ -21,10 +21,9 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
-from filelock import FileLock
-
 from shelf import constants
 from shelf.errors import ConfigError, TargetError, UnsafeContentError
+from shelf.filelocks import FileLock
 from shelf.fsutil import STAGING_PREFIX, TRASH_PREFIX, atomic_write, discard, file_in_the_way, remove_tree
 
 RECORD_VERSION = 1

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import Timeout
-
 from shelf.errors import ConfigError, OfflineError, PushRejected, UnsafeContentError
+from shelf.filelocks import Timeout
 from shelf.fsutil import file_in_the_way
 from shelf.redaction import redact
 from shelf.remote.git import (

@@ -9,10 +9,10 @@ with credentials redacted.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,8 +20,6 @@ from shelf import constants
 from shelf.errors import AuthError, GitError, TransportError
 from shelf.gitauth import token_credential_env
 from shelf.redaction import redact
-
-logger = logging.getLogger(__name__)
 
 FALLBACK_NAME = "cclm-shelf"
 FALLBACK_EMAIL = "cclm-shelf@localhost"
@@ -45,6 +43,15 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _log(shown: str) -> None:
+    """Log a command at DEBUG level. Only a program that imported ``logging`` can have set up a handler, so
+    a command line that did not is spared the import (a few milliseconds of every start)."""
+    if "logging" in sys.modules:
+        import logging  # waits, should another thread be importing it right now
+
+        logging.getLogger(__name__).debug("%s", shown)
+
+
 def run_git(
     args: Sequence[str],
     cwd: str | os.PathLike[str] | None = None,
@@ -56,7 +63,7 @@ def run_git(
     """Run ``git <args>``; raise :class:`GitError` with the command and git's stderr when it fails."""
     command = ["git", *map(str, args)]
     shown = redact(" ".join(command))
-    logger.debug("%s", shown)
+    _log(shown)
     try:
         done = subprocess.run(
             command,
@@ -147,3 +154,20 @@ def remove_stale_git_locks(git_dir: Path) -> list[Path]:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+def parse_cat_file_batch(out: bytes, wanted: Sequence[str]) -> dict[str, bytes]:
+    """Split ``git cat-file --batch`` output (one header line, then the content, per request line)."""
+    found: dict[str, bytes] = {}
+    position = 0
+    for path in wanted:
+        end = out.index(b"\n", position)
+        header = out[position:end].split(b" ")
+        position = end + 1
+        if len(header) != 3 or header[1] not in (b"blob", b"tree", b"commit", b"tag"):
+            continue  # "<name> missing" or "<name> ambiguous": no content follows
+        size = int(header[2])
+        if header[1] == b"blob":
+            found[path] = out[position : position + size]
+        position += size + 1  # the content is followed by a newline
+    return found

@@ -9,7 +9,6 @@ Nothing here does I/O or imports ``requests``: the HTTP client (``shelf.remote.l
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,6 +150,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # an HTTP date here is rare; every install imports this module
+
     with contextlib.suppress(TypeError, ValueError):
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time())

@@ -22,22 +22,22 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from shelf import constants
 from shelf.errors import GitError, NotFoundError, OfflineError, TransportError
+from shelf.filelocks import FileLock, Timeout
 from shelf.fsutil import atomic_write
 from shelf.redaction import redact
 from shelf.remote.git import (
     DEFAULT_BRANCH,
     UNREACHABLE_HINT,
     git_dir_args,
+    parse_cat_file_batch,
     remove_stale_git_locks,
     run_git,
     transport_error,
@@ -85,6 +85,9 @@ class ShelfMirror:
         self.offline = offline
         self.refreshed = False  # True once this object has fetched (open() does so for a new mirror)
         self._remote_tags: dict[str, str] | None = None  # the remote's tags, listed once per fetch
+        # HEAD's commit as open() or the last fetch saw it, for opened_head (no git process to ask again);
+        # any other write to the mirror by this object (always under _lock) drops it.
+        self._seen_head: str | None = None
 
     def __repr__(self) -> str:
         return f"ShelfMirror({redact(self.url)!r}, path={str(self.path)!r}, offline={self.offline})"
@@ -124,6 +127,7 @@ class ShelfMirror:
     def _lock(self) -> Iterator[None]:
         """Hold the mirror's file lock; git lock files left inside by a killed run are removed first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._seen_head = None
         with FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT):
             remove_stale_git_locks(self.path)
             yield
@@ -131,6 +135,9 @@ class ShelfMirror:
     def _has_refs(self) -> bool:
         if not (self.path / "HEAD").is_file():
             return False
+        self._seen_head = self._rev("HEAD")
+        if self._seen_head is not None:  # HEAD names a branch that has a commit
+            return True
         done = self._git("for-each-ref", "--count=1", "refs/heads", "refs/tags", check=False)
         return done.returncode == 0 and bool(done.stdout.strip())
 
@@ -144,7 +151,9 @@ class ShelfMirror:
             with self._lock():
                 created = not (self.path / "HEAD").is_file()
                 if created:
-                    run_git(["init", "--bare", "--quiet", str(self.path)])
+                    # HEAD names the usual default branch at once: _point_head then rarely has to move it.
+                    branch = f"--initial-branch={DEFAULT_BRANCH}"
+                    run_git(["init", "--bare", "--quiet", branch, str(self.path)])
                 try:
                     self._fetch()
                     self.refreshed = True
@@ -226,6 +235,7 @@ class ShelfMirror:
         chosen = same[0] if same else next(name for name in preferred if name in branches)
         if self._head_ref() != f"refs/heads/{chosen}":
             self._git("symbolic-ref", "HEAD", f"refs/heads/{chosen}")
+        self._seen_head = branches[chosen]  # HEAD's commit, as just fetched: opened_head needs no process
 
     def _head_ref(self) -> str | None:
         """The ref the mirror's HEAD names, read from its HEAD file (no git process)."""
@@ -288,6 +298,15 @@ class ShelfMirror:
                 hint="refresh the shelf, or check the branch or tag name",
             )
         return commit
+
+    def opened_head(self) -> str:
+        """``head()`` as ``open`` or this object's fetch found it (no git process), when nothing was written
+        since.
+
+        For readers that take the mirror as it was opened; a publisher's parent is read with ``head``.
+        """
+        seen, self._seen_head = self._seen_head, None
+        return seen or self.head()
 
     def default_branch(self) -> str:
         """The name of the remote's default branch, as mirrored."""
@@ -372,8 +391,7 @@ class ShelfMirror:
     def lfs_url(self, ref: str = "HEAD") -> str | None:
         """``lfs.url`` from ``.lfsconfig`` at ``ref``, or None where the shelf does not set one."""
         commit = self._commit(ref)
-        if not self.exists(commit, ".lfsconfig"):
-            return None
+        # One process: without the file git fails just as without the key (exit 1, nothing on stdout).
         done = self._git("config", "--blob", f"{commit}:.lfsconfig", "--get", "lfs.url", check=False)
         return done.stdout.decode().strip() or None
 
@@ -391,7 +409,7 @@ class ShelfMirror:
         if not wanted:
             return {}
         request = "".join(f"{commit}:{path}\n" for path in wanted).encode()
-        found = _parse_batch(self._git("cat-file", "--batch", input=request).stdout, wanted)
+        found = parse_cat_file_batch(self._git("cat-file", "--batch", input=request).stdout, wanted)
         missing = [path for path in wanted if path not in found]
         if missing and not missing_ok:
             named = f"file{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
@@ -428,20 +446,3 @@ def _tree_entry(record: str, prefix: str) -> TreeEntry:
     meta, _, name = record.partition("\t")
     mode, kind, oid = meta.split(" ")
     return TreeEntry(path=prefix + name, mode=mode, kind=kind, oid=oid)
-
-
-def _parse_batch(out: bytes, wanted: Sequence[str]) -> dict[str, bytes]:
-    """Split ``git cat-file --batch`` output (one header line, then the content, per request line)."""
-    found: dict[str, bytes] = {}
-    position = 0
-    for path in wanted:
-        end = out.index(b"\n", position)
-        header = out[position:end].split(b" ")
-        position = end + 1
-        if len(header) != 3 or header[1] not in (b"blob", b"tree", b"commit", b"tag"):
-            continue  # "<name> missing" or "<name> ambiguous": no content follows
-        size = int(header[2])
-        if header[1] == b"blob":
-            found[path] = out[position : position + size]
-        position += size + 1  # the content is followed by a newline
-    return found

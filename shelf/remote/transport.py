@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shelf.errors import ConfigError
-from shelf.remote.lfs_protocol import DownloadReport, LfsObject, UploadReport, safe_url
 from shelf.remote.url import ShelfURL
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the protocol's values; a warm install, which moves no blob, never imports them
     from collections.abc import Sequence
 
     from shelf.api import Shelf
     from shelf.lockfile import LockedComponent
+    from shelf.remote.lfs_protocol import DownloadReport, LfsObject, UploadReport
     from shelf.store import BlobStore
 
 
@@ -60,6 +60,8 @@ def endpoint_for(remote_url: str, lfs_url: str | None = None) -> str | None:
     try:
         return ShelfURL.parse(remote_url).lfs_endpoint()
     except ConfigError as e:
+        from shelf.remote.lfs_protocol import safe_url
+
         raise ConfigError(
             f"cannot find the LFS server for the remote {safe_url(remote_url)!r}",
             hint="use an http(s), ssh or git:// URL or a local path, or set lfs.url in .lfsconfig",

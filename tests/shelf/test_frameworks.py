@@ -48,3 +48,26 @@ def test_require_is_a_config_error_with_a_hint() -> None:
     with pytest.raises(ConfigError, match="needs packaging>=999") as info:
         require({"mlm": json.dumps({"framework": {"packaging": ">=999"}}).encode()})
     assert "pip install" in (info.value.hint or "")
+
+
+def test_met_specifiers_are_remembered_until_an_import_path_changes(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    import shelf.frameworks as frameworks
+
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    os.utime(site, (1_000_000_000, 1_000_000_000))
+    monkeypatch.syspath_prepend(str(site))
+    verdicts = tmp_path / "cache" / "framework-checks"
+    met = json.dumps({"framework": {"packaging": ">=1"}}).encode()
+    unmet = json.dumps({"framework": {"packaging": ">=999"}}).encode()
+    assert manifest_problems(met, "a 1.0.0", verdicts) == [] and len(list(verdicts.iterdir())) == 1
+    assert len(manifest_problems(unmet, "b 1.0.0", verdicts)) == 1
+    assert len(list(verdicts.iterdir())) == 1  # only a met set is remembered: a warning is said every time
+
+    checked: list[str] = []
+    monkeypatch.setattr(frameworks, "problems", lambda framework, label: checked.append(label) or [])
+    assert manifest_problems(met, "a 1.0.0", verdicts) == [] and checked == []
+    (site / "keras-9.0.0.dist-info").mkdir()  # what installing a distribution there does
+    assert manifest_problems(met, "a 1.0.0", verdicts) == [] and checked == ["a 1.0.0"]

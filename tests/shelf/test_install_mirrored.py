@@ -66,21 +66,53 @@ def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: 
     import subprocess
     import sys
 
-    cache = tmp_path / "cache"
-    Shelf(str(shelf_path), cache_dir=cache).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    cache, cwd = tmp_path / "cache", tmp_path / "cwd"
+    cwd.mkdir()
     args = ["--shelf", str(shelf_path), "--cache-dir", str(cache), "install", f"{MLM}@v{VERSION}"]
     code = (
         "import json, sys\nfrom shelf.cli import main\ncode = None\ntry:\n    main(sys.argv[1:])\n"
         "except SystemExit as e:\n    code = e.code\n"
-        "print(json.dumps([code, sorted(m for m in sys.modules if '.' not in m)]))\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args, "--target", str(tmp_path / "two")],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    for target in ("one", "two"):  # the first install (same interpreter and paths) fills the cache
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args, "--target", str(tmp_path / target)],
+            capture_output=True, text=True, env=env, cwd=cwd,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
     status, modules = json.loads(done.stdout.strip().splitlines()[-1])
     assert status in (0, None) and (tmp_path / "two" / MLM).is_dir()
     unused = {"tensorflow", "requests", "jsonschema", "model_signing", "tomllib", "rich", "h5py", "numpy"}
+    # Nor what a warm install can do without: a lock library, logging, framework specifiers met before.
+    unused |= {"filelock", "logging", "packaging", "importlib.metadata", "email"}
+    # Nor the blob protocol (no blob moves), the original layout's fetch, publishing, offline picking.
+    unused |= {
+        "shelf.remote.lfs_protocol",
+        "shelf.legacy",
+        "tarfile",
+        "shelf.remote.commits",
+        "shelf.offline_index",
+    }
     assert unused.isdisjoint(modules), unused.intersection(modules)
+
+
+def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(
+    shelf_path: Path, tmp_path: Path, caplog
+) -> None:
+    import logging
+
+    Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
+        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(
+            f"{MLM}@v{VERSION}", target=tmp_path / "two"
+        )
+    commands = [r.getMessage() for r in caplog.records if r.name == "shelf.remote.git"]
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    # The mirror's head, then one batch read of the pin's index file and manifest (and signature), then
+    # one of the base's that the pin's index entry requires exactly.
+    assert [c.split("autoDetach=false ")[-1] for c in commands] == [
+        "rev-parse --verify --quiet HEAD^{commit}",
+        "cat-file --batch",
+        "cat-file --batch",
+    ]
