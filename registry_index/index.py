@@ -137,8 +137,9 @@ def _name_field(value: Any) -> str:
 
 def _version_field(value: Any) -> str:
     # A valid SemVer string is canonical exactly when it has no leading v (parse_version takes one).
-    if not isinstance(value, str) or value[:1] in ("v", "V") or not parse_version(value):
+    if not isinstance(value, str) or value[:1] in ("v", "V"):
         raise RegistryIndexError(f"'version' must be a canonical SemVer string, got {value!r}")
+    parse_version(value)  # VersionError when it is no SemVer at all
     return value
 
 

@@ -132,6 +132,7 @@ class Shelf:
         from shelf.resolver import resolve
 
         reqs = [r if isinstance(r, Requirement) else parse_requirement(r) for r in requirements]
+        self.index.preload([r.name for r in reqs])  # their index files: one git process per shelf
         return resolve(
             reqs,
             index or self.index,
@@ -147,11 +148,7 @@ class Shelf:
         """Lockfile entries and manifests for a resolution (manifests are checked against the index)."""
         index = index or self.index
         components, manifests = [], {}
-        by_source: dict[ShelfSource, list[tuple[str, str]]] = {}
-        for entry in resolution.components.values():
-            by_source.setdefault(index.source_of(entry.name), []).append((entry.name, entry.version))
-        for source, pins in by_source.items():
-            source.prefetch(pins, index=False)  # every manifest of one shelf read by one git process
+        index.prefetch_manifests(resolution.components.values())  # one git process per shelf
         for entry in resolution.components.values():
             source = index.source_of(entry.name)
             manifest, data, signature = source.signed_manifest(entry)
@@ -201,7 +198,7 @@ class Shelf:
                 raise
         known = [n for n in sorted(installed) if self.index.entries(n)]
         together = [*reqs, *(parse_requirement(n) for n in known)]
-        index = _stored_versions(self) if self.offline else None
+        index = self.index.stored_only(self.store) if self.offline else None
         try:
             resolution = self.resolve(
                 together, locked=installed, allow_prereleases=allow_prereleases, index=index
@@ -216,7 +213,7 @@ class Shelf:
         """Resolve (from the mirror when exact pins allow; offline, from stored versions) and pin."""
         mirrored = self._resolve_from_mirror(reqs, allow_prereleases)
         if mirrored is None:
-            stored = _stored_versions(self) if self.offline else None
+            stored = self.index.stored_only(self.store) if self.offline else None
             mirrored = self.resolve(reqs, allow_prereleases=allow_prereleases, index=stored), self.index
         return self._pinned(*mirrored)
 
@@ -440,13 +437,6 @@ class Shelf:
             self.install_pinned(components, target=Path(cache_dir), manifests=manifests)
             return str(Path(cache_dir) / identifier / item_type)
         return str(fetch_legacy(self, source, identifier, item_type, tag, Path(cache_dir)))
-
-
-def _stored_versions(shelf: Shelf) -> EntrySource:
-    """Offline, the index as far as the store holds every file of a version (``shelf.offline_index``)."""
-    from shelf.offline_index import StoredVersions
-
-    return StoredVersions(shelf.index, shelf.store)
 
 
 class _Single:

@@ -20,7 +20,7 @@ from shelf.redaction import redact
 
 if TYPE_CHECKING:
     from registry_index.index import IndexEntry
-    from shelf.publish import Prepared
+    from shelf.publish_package import Prepared
     from shelf.source import ShelfSource
 
 

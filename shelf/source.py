@@ -10,8 +10,10 @@ folder for local ones.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry_index import layout
 from registry_index.index import IndexEntry, parse_index_file
@@ -21,6 +23,10 @@ from shelf import constants
 from shelf.errors import IntegrityError, NotFoundError
 from shelf.remote.mirror import ShelfMirror
 from shelf.remote.url import is_local_url, normalise_url
+
+if TYPE_CHECKING:
+    from shelf.offline_index import StoredVersions
+    from shelf.store import BlobStore
 
 # Touched in a mirror's folder each time it fetches: how old its index (and yank status) is.
 FETCHED_MARK = "cclm-shelf-fetched"
@@ -101,6 +107,25 @@ class PriorityIndex:
 
     def names(self) -> list[str]:
         return sorted({name for source in self._sources for name in source.index.names()})
+
+    def stored_only(self, store: BlobStore) -> StoredVersions:
+        """Offline: this index as far as the store holds every file of a version."""
+        from shelf.offline_index import StoredVersions
+
+        return StoredVersions(self, store)
+
+    def preload(self, names: list[str]) -> None:
+        """Read the index files of ``names`` from every shelf, one git process per shelf."""
+        for source in self._sources:
+            source.index.preload(names)
+
+    def prefetch_manifests(self, entries: Iterable[IndexEntry]) -> None:
+        """Read the manifests and signatures of ``entries`` from their shelves, one git process per shelf."""
+        by_source: dict[ShelfSource, list[tuple[str, str]]] = {}
+        for entry in entries:
+            by_source.setdefault(self.source_of(entry.name), []).append((entry.name, entry.version))
+        for source, pins in by_source.items():
+            source.prefetch(pins, index=False)
 
     @property
     def files_read(self) -> int:

@@ -116,3 +116,25 @@ def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(
         "cat-file --batch",
         "cat-file --batch",
     ]
+
+
+def test_a_cold_install_of_a_range_reads_each_kind_of_file_once(
+    shelf_path: Path, tmp_path: Path, caplog
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
+        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(MLM, target=tmp_path / "one")
+    verbs = [r.getMessage().split("autoDetach=false ")[-1].split(" ")[0] for r in caplog.records]
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    # A new mirror (init, fetch, its branches), then the requested names' index files, the base's (named by
+    # what the resolver picked), every picked manifest with its signature (one process each), and the
+    # shelf's LFS settings for the blobs.
+    assert [v for v in verbs if not v.startswith("git")] == [
+        "fetch",
+        "for-each-ref",
+        "cat-file",
+        "cat-file",
+        "cat-file",
+        "config",
+    ]
