@@ -53,6 +53,7 @@ from registry_index import layout  # noqa: E402
 from registry_index.index import entry_from_manifest, format_index_file  # noqa: E402
 from registry_index.manifest import Manifest, dump_manifest, manifest_digest  # noqa: E402
 from registry_index.pointer import LfsPointer, format_pointer  # noqa: E402
+from shelf.shelf_objects import mark_verified  # noqa: E402
 
 T = TypeVar("T")
 MIB = 1 << 20
@@ -209,7 +210,11 @@ def object_path(shelf: Path, oid: str) -> Path:
 
 
 def store_object(shelf: Path, chunks: Iterable[bytes]) -> LfsPointer:
-    """Write an object into the shelf's LFS folder, hashed while written; returns its pointer."""
+    """Write an object into the shelf's LFS folder, hashed while written; returns its pointer.
+
+    The object is recorded as verified, as giftless records an upload it hashed: otherwise the first batch
+    request that names it would hash it on the server (0.3 s for 512 MiB, in one run of the median only).
+    """
     tmp = shelf / "lfs" / "tmp" / f"bench-{os.getpid()}-{time.monotonic_ns()}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
@@ -222,6 +227,7 @@ def store_object(shelf: Path, chunks: Iterable[bytes]) -> LfsPointer:
     final = object_path(shelf, oid)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
+    mark_verified(shelf, oid)
     return LfsPointer(oid, size)
 
 
