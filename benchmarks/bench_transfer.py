@@ -15,7 +15,8 @@ Measured, median of several runs, each from a fresh cache, target or clone:
 
 1. cold install of big_model with the CLI (no mirror, no blobs) against ``GIT_LFS_SKIP_SMUDGE=1 git clone``
    + ``git lfs pull``, and against 8 parallel ``curl`` downloads of the same objects (hrefs from one batch
-   request, not timed);
+   request, not timed); the rows against curl also give the CPU seconds giftless spent serving each side,
+   since it shares the machine's cores with the client;
 2. warm reinstall of big_model into a new target (blobs and mirror in the cache);
 3. one small component: cold (no mirror yet) and with the metadata already mirrored, against clone +
    ``git lfs pull --include=<its folder>``.
@@ -39,8 +40,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,7 +53,9 @@ from registry_index import layout  # noqa: E402
 from registry_index.index import entry_from_manifest, format_index_file  # noqa: E402
 from registry_index.manifest import Manifest, dump_manifest, manifest_digest  # noqa: E402
 from registry_index.pointer import LfsPointer, format_pointer  # noqa: E402
+from shelf.shelf_objects import mark_verified  # noqa: E402
 
+T = TypeVar("T")
 MIB = 1 << 20
 VERSION = "1.0.0"
 BIG = "big_model"
@@ -154,6 +158,7 @@ class Bench:
     big_objects: list[LfsPointer] = field(default_factory=list)
     small_target: str = ""
     small_objects: list[LfsPointer] = field(default_factory=list)
+    lfs_server_pid: int = 0  # the HTTP front (gunicorn) whose workers run giftless
 
     def run_dir(self, label: str) -> Path:
         """A new, empty folder for one run, inside the work folder."""
@@ -205,7 +210,11 @@ def object_path(shelf: Path, oid: str) -> Path:
 
 
 def store_object(shelf: Path, chunks: Iterable[bytes]) -> LfsPointer:
-    """Write an object into the shelf's LFS folder, hashed while written; returns its pointer."""
+    """Write an object into the shelf's LFS folder, hashed while written; returns its pointer.
+
+    The object is recorded as verified, as giftless records an upload it hashed: otherwise the first batch
+    request that names it would hash it on the server (0.3 s for 512 MiB, in one run of the median only).
+    """
     tmp = shelf / "lfs" / "tmp" / f"bench-{os.getpid()}-{time.monotonic_ns()}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
@@ -218,6 +227,7 @@ def store_object(shelf: Path, chunks: Iterable[bytes]) -> LfsPointer:
     final = object_path(shelf, oid)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
+    mark_verified(shelf, oid)
     return LfsPointer(oid, size)
 
 
@@ -505,6 +515,36 @@ def median_cpu(samples: Sequence[Sample]) -> float:
     return statistics.median(s.cpu for s in samples)
 
 
+def lfs_server_cpu(bench: Bench) -> float:
+    """CPU seconds the LFS server (the gunicorn front and its giftless workers) has used so far."""
+    if not bench.lfs_server_pid:
+        return 0.0
+    pids = [bench.lfs_server_pid] + [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _proc_stat(int(entry.name))[1:2] == [str(bench.lfs_server_pid)]
+    ]
+    ticks = sum(int(f[11]) + int(f[12]) for f in map(_proc_stat, pids) if len(f) > 12)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); [] if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def served(bench: Bench, work: Callable[[], T], spent: list[float]) -> T:
+    """Run ``work``, appending the LFS server's CPU seconds meanwhile to ``spent``."""
+    before = lfs_server_cpu(bench)
+    try:
+        return work()
+    finally:
+        spent.append(lfs_server_cpu(bench) - before)
+
+
 def measure_big(bench: Bench) -> list[Row]:
     cold: list[Sample] = []
     warm: list[Sample] = []
@@ -513,18 +553,30 @@ def measure_big(bench: Bench) -> list[Row]:
     client: list[Sample] = []
     api: list[Sample] = []
     bare: list[Sample] = []
+    giftless: dict[str, list[float]] = {"cold": [], "curl": [], "client": []}
     for number in range(bench.sizes.big_runs):
         print(f"big component, run {number + 1}/{bench.sizes.big_runs}", flush=True)
-        c, w, run = ours_cold_big(bench)
+        c, w, run = served(bench, lambda: ours_cold_big(bench), giftless["cold"])  # warm asks no blobs
         cold.append(c)
         warm.append(w)
         bare.append(timed([sys.executable, "-c", "pass"], bench.env))  # the warm CLI's anchor, same round
         api.append(warm_api(bench, run / "cache"))
         shutil.rmtree(run)
         git.append(_and_clean(bench, lambda: git_clone_pull(bench, BIG)))
-        curl.append(curl_parallel(bench))
-        client.append(download_only(bench))
-    return big_rows(bench, cold, warm, api, git, curl, client, bare)
+        curl.append(served(bench, lambda: curl_parallel(bench), giftless["curl"]))
+        client.append(served(bench, lambda: download_only(bench), giftless["client"]))
+    rows = big_rows(bench, cold, warm, api, git, curl, client, bare)
+    return [_with_server_cpu(row, giftless) for row in rows]
+
+
+def _with_server_cpu(row: Row, giftless: dict[str, list[float]]) -> Row:
+    """The throughput rows say what the LFS server spent too: it shares the CPUs with the client."""
+    ours = "client" if row.scenario.startswith("LfsClient") else "cold"
+    if "curl" not in row.baseline_name or not giftless[ours]:
+        return row
+    mine, theirs = statistics.median(giftless[ours]), statistics.median(giftless["curl"])
+    spent = f"giftless CPU s {mine:.2f} / {theirs:.2f}"
+    return replace(row, note=f"{row.note}; {spent}" if row.note else spent)
 
 
 def _and_clean(bench: Bench, work: Callable[[], Sample]) -> Sample:
@@ -674,6 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with work_folder("transfer", args.workdir) as (work, env), served_shelf(work) as (shelf, servers):
         bench = Bench(work, sizes, shelf, git_url=servers.git_url, lfs_url=servers.lfs_url, env=env)
+        bench.lfs_server_pid = servers.processes[-1].pid  # the HTTP front: giftless runs in its workers
         build_shelf(bench)
         warm_up(bench)
         setup_s = time.perf_counter() - started

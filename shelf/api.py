@@ -262,9 +262,13 @@ class Shelf:
         link_mode: str | None = None,
         force: bool = False,
     ) -> InstallReport:
-        """Install exactly what a lockfile pins; never re-resolves. A yanked pin installs with a warning;
-        a target whose other components disagree with the locked base is refused."""
+        """Install exactly what a lockfile pins, never re-resolving; a yanked pin installs with a warning, a
+        target whose other components disagree with the locked base is refused."""
         manifests = {}
+        for url in {c.source for c in lock.components}:  # each shelf's pins read by one git process
+            pins = [(c.name, c.version) for c in lock.components if c.source == url]
+            with contextlib.suppress(NotFoundError, OfflineError, TransportError):  # (never mirrored here)
+                self.source_for(url, refresh=False).prefetch(pins)
         for component in lock.components:
             data, signature = self._locked_manifest(component)
             # Checked before anything is fetched or written; the signature must cover the locked files.

@@ -328,7 +328,8 @@ class LfsClient:
 
     def _stream(self, response: requests.Response, writer: BlobWriter) -> None:
         """Copy the body; read at most one byte past the declared size, to catch too-long bodies."""
-        body = BodyReader(response)
+        # A small object gets a buffer of its own size (plus the byte that catches a too-long body).
+        body = BodyReader(response, min(constants.CHUNK_SIZE, writer.size - writer.offset + 1))
         while True:
             chunk = body.read(writer.size - writer.offset + 1)
             if not chunk:

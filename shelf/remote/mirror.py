@@ -151,9 +151,10 @@ class ShelfMirror:
             with self._lock():
                 created = not (self.path / "HEAD").is_file()
                 if created:
-                    # HEAD names the usual default branch at once: _point_head then rarely has to move it.
+                    # HEAD names the usual default branch at once (_point_head then rarely moves it); no
+                    # template: a metadata mirror wants no sample hooks to copy (nor a template's own hooks).
                     branch = f"--initial-branch={DEFAULT_BRANCH}"
-                    run_git(["init", "--bare", "--quiet", branch, str(self.path)])
+                    run_git(["init", "--bare", "--quiet", "--template=", branch, str(self.path)])
                 try:
                     self._fetch()
                     self.refreshed = True

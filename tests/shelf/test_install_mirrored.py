@@ -138,3 +138,24 @@ def test_a_cold_install_of_a_range_reads_each_kind_of_file_once(
         "cat-file",
         "config",
     ]
+
+
+def test_a_lockfile_install_reads_the_pinned_metadata_with_one_git_process(
+    shelf_path: Path, tmp_path: Path, caplog
+) -> None:
+    import logging
+
+    from shelf.lockfile import Lockfile
+
+    shelf = Shelf(str(shelf_path), cache_dir=tmp_path / "cache")
+    components, _ = shelf.pin(shelf.resolve([MLM]))
+    lock = Lockfile("sha256:" + "0" * 64, tuple(components))
+    shelf.install_locked(lock, target=tmp_path / "one")
+    with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
+        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install_locked(
+            lock, target=tmp_path / "two"
+        )
+    verbs = [r.getMessage().split("autoDetach=false ")[-1].split(" ")[0] for r in caplog.records]
+    assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
+    # The mirror's head, then both manifests (and signatures) and both index files (yank status) at once.
+    assert verbs == ["rev-parse", "cat-file"]
