@@ -11,6 +11,7 @@ fork handling) was the largest single item of a warm install's start-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -73,7 +74,8 @@ class FileLock:
     def __del__(self) -> None:  # a lock object dropped while held must not keep the lock for the process
         if self._fd is not None:
             self._depth = 1
-            self.release()
+            with contextlib.suppress(Exception):  # at interpreter exit the process's end frees it anyway
+                self.release()
 
 
 def _try_lock(path: str) -> int | None:

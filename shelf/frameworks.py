@@ -31,6 +31,14 @@ def installed_version(name: str) -> str | None:
         return None
 
 
+def load_checks() -> None:
+    """Import what ``problems`` uses (for a side thread to do while the main one waits on the network)."""
+    import importlib.metadata  # noqa: F401
+
+    import packaging.specifiers
+    import packaging.version  # noqa: F401
+
+
 def problems(framework: Mapping[str, str], label: str) -> list[str]:
     """One line per specifier this machine does not meet (or that cannot be read), naming ``label``."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet

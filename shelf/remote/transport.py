@@ -88,7 +88,7 @@ def transport_for(remote_url: str, lfs_url: str | None = None, **options: Any) -
 
 
 def warm_up_in_background() -> None:
-    """Import the HTTP client and build the manifest validator on a side thread.
+    """Import the HTTP client and the framework checks, and build the manifest validator, on a side thread.
 
     Used before a shelf's first mirror: its blobs are most likely missing too, and the first fetch spends
     a few hundred milliseconds waiting for git, time in which this work (as long again) costs nothing.
@@ -100,6 +100,9 @@ def warm_up_in_background() -> None:
         from registry_index.manifest import validate_manifest
 
         validate_manifest({})  # builds and caches the validator; the problems found are not wanted
+        from shelf.frameworks import load_checks
+
+        load_checks()  # a new cache has no framework verdicts yet (the fetch still leaves time for these)
 
     threading.Thread(target=work, name="cclm-shelf-warm-up", daemon=True).start()
 
