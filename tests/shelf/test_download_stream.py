@@ -214,6 +214,7 @@ def test_start_writeback_reaches_the_kernel(tmp_path: Path) -> None:
     with open(path, "wb") as handle:
         handle.write(os.urandom(200_000))
         handle.flush()
-        fsutil.start_writeback(handle.fileno(), 0, 200_000)
-    assert fsutil._sync_file_range() is not None  # Linux: the hint is a real system call here
+        assert fsutil.start_writeback(handle.fileno(), 0, 200_000)  # Linux: a real system call here
+        fd = handle.fileno()
+    assert not fsutil.start_writeback(fd, 0, 200_000)  # a closed file: refused, and nothing raised
     assert path.stat().st_size == 200_000
