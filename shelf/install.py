@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shelf import constants, frameworks
-from shelf.errors import IntegrityError, NotFoundError
+from shelf.errors import IntegrityError, NotFoundError, TargetError
 from shelf.fsutil import hash_file, new_staging, remove_tree
 from shelf.linking import DEFAULT_LINK_MODE, choose_link_mode
-from shelf.stack import check_stack, disagreements, installed_members, member
+from shelf.stack import check_stack, dependents, disagreements, installed_members, member
 from shelf.store import BlobStore
 from shelf.target import InstallTarget, file_stat, safe_relative
 
@@ -219,29 +219,58 @@ def _fetch(
         report.bytes_fetched += sum(objects.values())
 
 
-def uninstall(target: Path, name: str) -> tuple[str, Path | None]:
-    """Remove an installed component (and legacy items fetched under its name).
+def uninstall(
+    target: Path, names: Sequence[str], *, force: bool = False
+) -> list[tuple[str, str, Path | None]]:
+    """Remove installed components (and legacy items fetched under their names): [(name, version, kept)].
 
-    Returns its version and, when the folder held files cclm-shelf did not place or that were edited,
-    where in the target's trash it was moved instead of being removed. A folder cclm-shelf did not install
-    is refused.
+    ``kept`` is where in the target's trash a folder went instead of being removed, when it held files
+    cclm-shelf did not place or that were edited. Refused before anything moves: a name not installed, a
+    folder cclm-shelf did not install, and (unless ``force``) a component that another one staying
+    installed needs (``shelf.stack.dependents``).
     """
+    if not names:
+        return []
     install_target = InstallTarget(target)
     if not install_target.root.is_dir():
         raise NotFoundError(
-            f"{name} is not installed in {target}: there is no such folder", hint="cclm-shelf list"
+            f"{names[0]} is not installed in {target}: there is no such folder", hint="cclm-shelf list"
         )
     with install_target.lock():
         record = install_target.read_record()
-        install_target.check_replaceable([name], record, force=False)
-        entry = record["components"].pop(name, None)
-        legacy = record.get("legacy", {})
-        tags = [legacy.pop(key)["tag"] for key in sorted(legacy) if key.split("/")[0] == name]
-        if entry is None and not tags:
-            raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
-        kept = install_target.discard(name, entry)
-        install_target.write_record(record)
-    return (entry["version"] if entry else ", ".join(tags) or "?"), kept
+        install_target.check_replaceable(list(names), record, force=False)
+        for name in names:
+            if name not in record["components"] and not _legacy_keys(record, name):
+                raise NotFoundError(f"{name} is not installed in {target}", hint="cclm-shelf list")
+        if not force:
+            _check_no_dependents(target, record["components"], set(names))
+        removed = []
+        for name in dict.fromkeys(names):
+            entry = record["components"].pop(name, None)
+            tags = [record["legacy"].pop(key)["tag"] for key in _legacy_keys(record, name)]
+            kept = install_target.discard(name, entry)
+            install_target.write_record(record)  # after each: the record never names a folder gone
+            removed.append((name, entry["version"] if entry else ", ".join(tags) or "?", kept))
+    return removed
+
+
+def _legacy_keys(record: dict, name: str) -> list[str]:
+    return sorted(key for key in record.get("legacy", {}) if key.split("/")[0] == name)
+
+
+def _check_no_dependents(target: Path, components: dict, leaving: set[str]) -> None:
+    """Refuse to remove what a component staying in ``target`` needs (its requirements or its base)."""
+    needing = dependents(target, components, leaving)
+    if not needing:
+        return
+    needed = sorted({name for names in needing.values() for name in names})
+    who = "; ".join(f"{name} needs {', '.join(names)}" for name, names in needing.items())
+    everything = " ".join([*sorted(leaving), *needing])
+    raise TargetError(
+        f"cannot uninstall {', '.join(needed)} from {target}: {who}",
+        hint=f"uninstall them together (cclm-shelf uninstall {everything}), or pass --force to remove "
+        f"{', '.join(needed)} anyway and leave the rest broken",
+    )
 
 
 def verify_installed(target: Path) -> list[str]:

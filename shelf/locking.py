@@ -145,12 +145,8 @@ def remove(
 def _uninstall_unpinned(target: Path, keep: set[str]) -> list[tuple[str, str, Path | None]]:
     from shelf.install import InstallTarget, uninstall
 
-    gone = []
-    for name in sorted(InstallTarget(target).read_record()["components"]):
-        if name not in keep:
-            version, kept = uninstall(target, name)
-            gone.append((name, version, kept))
-    return gone
+    unpinned = sorted(set(InstallTarget(target).read_record()["components"]) - keep)
+    return uninstall(target, unpinned)
 
 
 @dataclass(frozen=True)

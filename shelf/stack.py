@@ -120,3 +120,49 @@ def installed_versions(target: Path, asked: set[str]) -> dict[str, str]:
         for name, entry in record.items()
         if name not in asked and isinstance(entry, dict) and entry.get("version")
     }
+
+
+def dependents(root: Path, components: Mapping[str, dict], leaving: set[str]) -> dict[str, list[str]]:
+    """Which components staying in ``root`` need one that is ``leaving``: {staying name: [needed names]}.
+
+    A component needs what its manifest requires and the embedder package that provides its base's
+    embedder (unless an embedder staying in ``root`` provides the same one).
+    """
+    manifests = {name: _installed_manifest(root, name) for name in components}
+    members = installed_members(root, components)
+    provides = {
+        name: members[name][1].get("embedder")
+        for name, manifest in manifests.items()
+        if manifest.get("kind") == "embedder"
+    }
+    kept = {value for name, value in provides.items() if name not in leaving}
+    found = {}
+    for name in sorted(set(components) - leaving):
+        needed = _required_names(manifests[name]) & leaving
+        embedder = members[name][1].get("embedder")
+        if name not in provides and embedder is not None and embedder not in kept:
+            needed |= {other for other in leaving if other in provides and provides[other] == embedder}
+        if needed:
+            found[name] = sorted(needed)
+    return found
+
+
+def _installed_manifest(root: Path, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads((root / name / constants.MANIFEST_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _required_names(manifest: Mapping[str, Any]) -> set[str]:
+    from registry_index.errors import RegistryIndexError
+    from registry_index.requirements import parse_requirement
+
+    names = set()
+    for text in manifest.get("requires") or ():
+        try:
+            names.add(parse_requirement(text).name)
+        except RegistryIndexError:
+            continue  # an installed manifest was validated at install: nothing to hold on to here
+    return names

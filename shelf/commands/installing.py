@@ -133,20 +133,27 @@ def _size(n: float) -> str:
 @click.command("uninstall")
 @click.argument("names", nargs=-1, required=True)
 @target_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove them even when other installed components need them (those are left broken).",
+)
 @json_option
 @click.pass_context
-def uninstall_cmd(ctx, names, target, as_json):
+def uninstall_cmd(ctx, names, target, force, as_json):
     """Remove installed components from the install folder (the project file is not changed).
 
-    Only what cclm-shelf installed is removed; a component folder holding edited or added files is moved
-    to <target>/.cclm-shelf-trash instead.
+    A component that another installed one needs (it requires it, or it is the embedder it was trained
+    on) is refused unless every component needing it is uninstalled in the same command, or --force is
+    given. Only what
+    cclm-shelf installed is removed; a component folder holding edited or added files is moved to
+    <target>/.cclm-shelf-trash instead.
     """
     from shelf.install import uninstall
 
     dest = install_target(target, project())
     removed, lines = [], []
-    for name in names:
-        version, kept = uninstall(dest, name)
+    for name, version, kept in uninstall(dest, names, force=force):
         removed.append({"name": name, "version": version})
         lines.append(f"removed {name} {version} from {dest}")
         if kept is not None:  # only then: scripts reading "removed" see what they always saw

@@ -6,16 +6,20 @@ published shelf of real tiny models, and through the ``cclm-shelf`` command wher
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from shelf.api import Shelf
-from shelf.errors import ConfigError, TargetError
+from shelf.errors import ConfigError, NotFoundError, TargetError
+from shelf.install import uninstall
+from shelf.stack import dependents
 from shelf.store import BlobStore
 from tests.support.shelves import (
     BASE,
+    CHARS,
     MLM,
     VERSION,
     assert_installed,
@@ -76,6 +80,65 @@ def test_uninstall_refuses_a_foreign_folder_and_trashes_edited_ones(shelf_path: 
     assert (kept / "component" / "my-eval.json").read_text() == "{}"
     done = cli("uninstall", BASE, "--target", str(target))  # untouched: simply removed
     assert done.returncode == 0 and not (target / BASE).exists() and len(_trash(target)) == 1
+
+
+def test_uninstall_refuses_what_a_component_staying_needs(shelf_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    record = (target / ".cclm-shelf-install.json").read_bytes()
+    for names in ([BASE], [BASE, MLM]):  # chars needs the base in both: nothing at all is removed
+        done = cli("uninstall", *names, "--target", str(target))
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert f"cannot uninstall {BASE} from {target}: {CHARS} needs {BASE}" in done.stderr
+        assert "--force" in done.stderr and f"uninstall {' '.join(sorted(names))} {CHARS}" in done.stderr
+        assert (target / ".cclm-shelf-install.json").read_bytes() == record
+        for name in (BASE, MLM, CHARS):
+            assert_installed(target, name)
+    done = cli("uninstall", MLM, CHARS, BASE, "--target", str(target), "--json")  # all together: fine
+    assert done.returncode == 0, done.stderr
+    assert [r["name"] for r in json.loads(done.stdout)["removed"]] == [MLM, CHARS, BASE]
+    assert not any((target / name).exists() for name in (BASE, MLM, CHARS))
+
+
+def test_uninstall_force_removes_what_others_need_and_verify_still_passes_the_rest(
+    shelf_path: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    Shelf(str(shelf_path)).install(MLM, target=target)
+    with pytest.raises(TargetError, match=f"{MLM} needs {BASE}"):
+        uninstall(target, [BASE])
+    with pytest.raises(NotFoundError, match="nothing is not installed"):
+        uninstall(target, [MLM, BASE, "nothing"])
+    assert_installed(target, BASE) and assert_installed(target, MLM)
+    assert uninstall(target, [BASE], force=True) == [(BASE, VERSION, None)]
+    assert not (target / BASE).exists()
+    assert_installed(target, MLM)
+    done = cli("uninstall", MLM, "--target", str(target))
+    assert done.returncode == 0 and f"removed {MLM} {VERSION}" in done.stdout, done.stderr
+
+
+def _installed(root: Path, name: str, manifest: dict) -> dict:
+    (root / name).mkdir(parents=True)
+    (root / name / "cclm-manifest.json").write_text(json.dumps({"name": name, **manifest}))
+    return {"version": "1.0.0"}
+
+
+def test_dependents_follow_requirements_and_the_embedder_a_component_was_trained_on(tmp_path: Path) -> None:
+    base = {"embedder": "e1", "vocab": None, "max_input_length": 8, "n_chars": 4}
+    provides = {"embedder": "e1", "max_input_length": 8, "n_chars": 4, "output_dim": 2}
+    embedder = {"kind": "embedder", "base": base, "provides": provides}
+    components = {
+        "emb": _installed(tmp_path, "emb", embedder),
+        "head": _installed(tmp_path, "head", {"kind": "component", "base": base}),  # published without base
+        "app": _installed(tmp_path, "app", {"kind": "bundle", "requires": ["head>=1"]}),
+    }
+    assert dependents(tmp_path, components, {"emb"}) == {"head": ["emb"]}
+    assert dependents(tmp_path, components, {"head"}) == {"app": ["head"]}
+    assert dependents(tmp_path, components, {"emb", "head"}) == {"app": ["head"]}
+    assert dependents(tmp_path, components, {"emb", "head", "app"}) == {}
+    components["emb_copy"] = _installed(tmp_path, "emb_copy", embedder)  # provides the same embedder
+    assert dependents(tmp_path, components, {"emb"}) == {}
+    assert dependents(tmp_path, components, {"emb", "emb_copy"}) == {"head": ["emb", "emb_copy"]}
 
 
 def test_an_edit_through_a_hardlink_is_caught_and_every_target_repaired(
