@@ -146,3 +146,34 @@ def shelf_refs(path: Path) -> str:
 def lfs_objects(path: Path) -> list[str]:
     """The object ids a local shelf holds in its git-lfs folder."""
     return sorted(p.name for p in (path / "lfs" / "objects").rglob("*") if p.is_file())
+
+
+def tampering_store(root: Path, victim: str, tamper: Callable[[Path, Path], None]):
+    """A real blob store that calls ``tamper(added_file, its_blob)`` right after it took in ``victim``.
+
+    What another program (or a write through an installed link) does to a file in the middle of a publish.
+    """
+    from shelf.store import BlobStore
+
+    class Tampering(BlobStore):
+        def add_file(self, path: Path, oid: str | None = None, size: int | None = None) -> str:
+            added = super().add_file(path, oid, size)
+            if Path(path).name == victim:
+                tamper(Path(path), self.path(added))
+            return added
+
+    return Tampering(root)
+
+
+def append_a_byte(path: Path) -> None:
+    """Write one more byte at the end of ``path`` (made writable first)."""
+    path.chmod(0o644)
+    with open(path, "ab") as handle:
+        handle.write(b"\0")
+
+
+def zero_first_byte(path: Path) -> None:
+    """Overwrite the first byte of ``path`` in place, keeping its size (made writable first)."""
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.write(b"\0")

@@ -20,17 +20,18 @@ from shelf.errors import AuthError, PublishError, TransportError
 from shelf.publish import PackageInfo, publish
 from shelf.remote.mirror import ShelfMirror
 from shelf.source import ShelfSource, create_shelf
-from shelf.store import BlobStore
 from tests.shelf.conftest import (
     BASE,
     MIXED,
     MLM,
     OTHER_BASE,
     OTHER_MLM,
+    append_a_byte,
     lfs_objects,
     publish_args,
     publish_folder,
     shelf_refs,
+    tampering_store,
 )
 
 
@@ -279,24 +280,11 @@ def test_folder_without_saved_items_is_refused(cli, shelf_path, tmp_path):
     assert result.code == 1 and "holds no saved item" in result.err
 
 
-class _WriterDuringPublish(BlobStore):
-    """A store that lets another program append to a file right after it was copied in."""
-
-    def __init__(self, root: Path, victim: str) -> None:
-        super().__init__(root)
-        self.victim = victim
-
-    def add_file(self, path: Path, oid: str | None = None, size: int | None = None) -> str:
-        added = super().add_file(path, oid, size)
-        if Path(path).name == self.victim:
-            with open(path, "ab") as handle:
-                handle.write(b"\0")
-        return added
-
-
 def test_files_changed_during_publish_are_refused(shelf_path, models, tmp_path):
     source = ShelfSource(str(shelf_path))
-    store = _WriterDuringPublish(tmp_path / "store", "component.weights.h5")
+    store = tampering_store(
+        tmp_path / "store", "component.weights.h5", lambda added, _blob: append_a_byte(added)
+    )
     before = shelf_refs(shelf_path)
     with pytest.raises(PublishError, match="files changed while they were being published"):
         publish(models / MLM, PackageInfo("mlm", "0.1.0"), source, store)

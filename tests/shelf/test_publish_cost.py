@@ -21,8 +21,15 @@ from shelf.remote import lfs_http
 from shelf.remote.commits import build_commit, record_push
 from shelf.remote.mirror import ShelfMirror
 from shelf.source import ShelfSource
-from shelf.store import BlobStore
-from tests.shelf.conftest import BASE, MLM, lfs_objects, publish_folder, shelf_refs
+from tests.shelf.conftest import (
+    BASE,
+    MLM,
+    lfs_objects,
+    publish_folder,
+    shelf_refs,
+    tampering_store,
+    zero_first_byte,
+)
 from tests.support.served import served_lfs_shelf
 
 
@@ -85,25 +92,11 @@ def test_a_folder_problem_is_reported_before_an_unreachable_shelf(cli, tmp_path:
     assert result.code == 1 and "holds no saved item" in result.err
 
 
-class _DamagingStore(BlobStore):
-    """A store whose blob of ``victim`` is written to (as through an installed link) once it is in."""
-
-    def __init__(self, root: Path, victim: str) -> None:
-        super().__init__(root)
-        self.victim = victim
-
-    def add_file(self, path: Path, oid: str | None = None, size: int | None = None) -> str:
-        added = super().add_file(path, oid, size)
-        if Path(path).name == self.victim:
-            blob = self.path(added)
-            blob.chmod(0o644)
-            with open(blob, "r+b") as handle:
-                handle.write(b"\0")
-        return added
-
-
 def test_a_snapshot_damaged_before_the_upload_is_refused(shelf_path: Path, models: Path, tmp_path) -> None:
-    store = _DamagingStore(tmp_path / "store", "component.weights.h5")
+    # as through an installed link: the store's blob changes once it is in
+    store = tampering_store(
+        tmp_path / "store", "component.weights.h5", lambda _added, blob: zero_first_byte(blob)
+    )
     source = ShelfSource(str(shelf_path))
     before = shelf_refs(shelf_path)
     with pytest.raises(PublishError, match="changed while publishing"):
