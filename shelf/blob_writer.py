@@ -17,11 +17,8 @@ from typing import BinaryIO, cast
 
 from shelf import constants
 from shelf.errors import IntegrityError, StoreError
-from shelf.fsutil import fsync_dir, start_writeback
+from shelf.fsutil import WRITEBACK_BYTES, fsync_dir, start_writeback
 
-# Bytes written between two hints to the kernel to start writing them to disk (``start_writeback``): the
-# disk works while the download goes on, so the fsync at commit finds little left to do.
-WRITEBACK_BYTES = 8 << 20
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # 2000-01-01T00:00:00Z: the mtime of every verified blob; any write through a link changes it.
 VERIFIED_MTIME_NS = 946_684_800 * 1_000_000_000

@@ -46,6 +46,9 @@ def fsync_dir(path: Path) -> None:
 
 
 _SYNC_FILE_RANGE_WRITE = 2  # from <fcntl.h>: start writing the dirty pages of the range, do not wait
+# Bytes written between two hints to the kernel to start writing them to disk (``start_writeback``): the
+# disk works while a stream goes on, so the fsync at its end finds little left to do.
+WRITEBACK_BYTES = 8 << 20
 
 
 @functools.cache
@@ -154,10 +157,11 @@ def copy_hashing(src: IO[bytes], dst: IO[bytes] | None = None, limit: int | None
     """Copy ``src`` to ``dst`` (None: only read) while hashing; return (sha256 hex, bytes read).
 
     With ``limit`` it stops after that many bytes, so a caller expecting N bytes passes N + 1 to learn that a
-    source is too long without reading all of it.
+    source is too long without reading all of it. A ``dst`` that is a file is handed to the disk every
+    ``WRITEBACK_BYTES`` (``start_writeback``), so that its caller's fsync finds little left to write.
     """
     digest = hashlib.sha256()
-    size = 0
+    size = hinted = 0
     while True:
         want = constants.CHUNK_SIZE if limit is None else min(constants.CHUNK_SIZE, limit - size)
         if want <= 0:
@@ -169,7 +173,21 @@ def copy_hashing(src: IO[bytes], dst: IO[bytes] | None = None, limit: int | None
         if dst is not None:
             dst.write(chunk)
         size += len(chunk)
+        if dst is not None and size - hinted >= WRITEBACK_BYTES:
+            _hint(dst, size - hinted)
+            hinted = size
     return digest.hexdigest(), size
+
+
+def _hint(dst: IO[bytes], length: int) -> None:
+    """``start_writeback`` of the last ``length`` bytes written to ``dst``, when it is a file on disk (not
+    a pipe, a socket or a buffer in memory)."""
+    try:
+        fd, end = dst.fileno(), dst.tell()
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return
+    dst.flush()
+    start_writeback(fd, end - length, length)
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import threading
@@ -218,3 +219,22 @@ def test_start_writeback_reaches_the_kernel(tmp_path: Path) -> None:
         fd = handle.fileno()
     assert not fsutil.start_writeback(fd, 0, 200_000)  # a closed file: refused, and nothing raised
     assert path.stat().st_size == 200_000
+
+
+def test_copies_into_files_are_handed_to_the_disk_as_they_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hints: list[tuple[int, int]] = []
+    monkeypatch.setattr(fsutil, "WRITEBACK_BYTES", 64 * 1024)
+    monkeypatch.setattr(fsutil, "start_writeback", lambda fd, offset, length: hints.append((offset, length)))
+    monkeypatch.setattr(fsutil.constants, "CHUNK_SIZE", 50_000)
+    data = os.urandom(300_000)
+    source = tmp_path / "weights.h5"
+    source.write_bytes(data)
+    oid = BlobStore(tmp_path / "store").add_file(source)  # what publish's snapshot does
+    assert oid == hashlib.sha256(data).hexdigest()
+    assert hints == [(0, 100_000), (100_000, 100_000), (200_000, 100_000)]
+    hints.clear()
+    with open(source, "rb") as src:
+        assert fsutil.copy_hashing(src, io.BytesIO()) == (oid, len(data))  # not a file: no hint, no error
+    assert hints == []
