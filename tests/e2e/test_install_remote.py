@@ -25,6 +25,7 @@ from tests.support.shelves import (
     CHARS,
     MLM,
     VERSION,
+    SavedStack,
     assert_installed,
     cli,
     corrupt,
@@ -32,8 +33,6 @@ from tests.support.shelves import (
     manifest_files,
     publish_folder,
     publish_stack,
-    published_shelf,
-    saved_stack,
     session_env,
 )
 
@@ -57,10 +56,9 @@ def _serve_shelf(root: Path, lfs: GiftlessServer) -> Path:
 
 
 @contextmanager
-def _base_installed_once(tmp_path_factory, tmp_path: Path) -> Iterator[tuple[str, GiftlessServer]]:
+def _base_installed_once(stack: SavedStack, tmp_path: Path) -> Iterator[tuple[str, GiftlessServer]]:
     """BASE published to a shelf on git:// with giftless and installed once (into ``one``): the shelf's
     URL and its LFS server. Both servers stop when the block ends."""
-    stack = saved_stack(tmp_path_factory)
     lfs = GiftlessServer(tmp_path / "giftless").start()
     try:
         with GitDaemon(_serve_shelf(tmp_path, lfs).parent) as daemon:
@@ -73,14 +71,13 @@ def _base_installed_once(tmp_path_factory, tmp_path: Path) -> Iterator[tuple[str
 
 
 @pytest.fixture(scope="module")
-def remote(tmp_path_factory) -> Iterator[RemoteShelf]:
+def remote(tmp_path_factory, tiny_stack: SavedStack) -> Iterator[RemoteShelf]:
     """One published shelf for the module, read over git:// and http:// with its blobs in giftless."""
     root = tmp_path_factory.mktemp("remote")
-    stack = saved_stack(tmp_path_factory)
     with GiftlessServer(root / "giftless") as lfs:
         repo = _serve_shelf(root, lfs)
         with GitDaemon(repo.parent) as daemon, session_env(root / "publisher-cache"):
-            publish_stack(daemon.url("shelf.git"), stack, root / "publisher-cache")
+            publish_stack(daemon.url("shelf.git"), tiny_stack, root / "publisher-cache")
             with GitHttpServer(repo.parent) as http:
                 yield RemoteShelf(daemon.url("shelf.git"), http.url("shelf.git"), repo, lfs)
 
@@ -137,8 +134,8 @@ def test_a_blob_damaged_on_the_lfs_server_is_refused(remote: RemoteShelf, tmp_pa
     assert_installed(target, CHARS)
 
 
-def test_warm_and_offline_installs_need_neither_server(tmp_path_factory, tmp_path: Path) -> None:
-    with _base_installed_once(tmp_path_factory, tmp_path) as (url, lfs):
+def test_warm_and_offline_installs_need_neither_server(tiny_stack, tmp_path: Path) -> None:
+    with _base_installed_once(tiny_stack, tmp_path) as (url, lfs):
         lfs.stop()
         report = Shelf(url).install(BASE, target=tmp_path / "two")  # metadata from git, blobs from the store
         assert report.installed == [(BASE, VERSION)] and report.objects_fetched == 0
@@ -165,13 +162,12 @@ def test_a_partial_file_left_by_an_earlier_run_is_not_trusted(remote: RemoteShel
 
 
 def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
-    tmp_path_factory, tmp_path: Path
+    stack_shelf: Path, tmp_path: Path
 ) -> None:
     from shelf import serve
 
-    shelf_path = published_shelf(tmp_path_factory, tmp_path / "shelf.git")
-    with serve.start(shelf_path) as servers:
-        assert serve.point_lfs_url(Shelf(str(shelf_path)).source(), servers.lfs_url)
+    with serve.start(stack_shelf) as servers:
+        assert serve.point_lfs_url(Shelf(str(stack_shelf)).source(), servers.lfs_url)
         target = tmp_path / "target"
         done = cli("--shelf", servers.git_url, "install", MLM, "--target", str(target), "--json")
         assert done.returncode == 0, done.stderr
@@ -179,7 +175,7 @@ def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
         assert json.loads(done.stdout)["objects_fetched"] == files
         oid = next(d for rel, (d, _) in manifest_files(target, MLM).items() if rel.endswith(".h5"))
         BlobStore(_cache()).path(oid).unlink()  # forget it locally, then damage the served copy
-        corrupt(lfs_object(shelf_path, oid))
+        corrupt(lfs_object(stack_shelf, oid))
         # serve re-hashes an object whose stat changed and answers 404 rather than send damaged bytes
         with pytest.raises(NotFoundError, match=oid):
             Shelf(servers.git_url).install(MLM, target=tmp_path / "second")
@@ -187,9 +183,9 @@ def test_a_shelf_served_by_cclm_shelf_serve_installs_over_git_and_lfs(
 
 
 def test_a_shelf_that_does_not_answer_is_one_line_and_exact_pins_install_from_the_mirror(
-    tmp_path_factory, tmp_path: Path
+    tiny_stack, tmp_path: Path
 ) -> None:
-    with _base_installed_once(tmp_path_factory, tmp_path) as (url, _lfs):
+    with _base_installed_once(tiny_stack, tmp_path) as (url, _lfs):
         pass  # mirrored, and its blobs in the store; then both servers stop
     always_fetch = {"CCLM_SHELF_INDEX_MAX_AGE": "0"}  # the mirror is too old: the shelf must be asked
     pinned = cli(

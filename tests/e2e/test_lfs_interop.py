@@ -25,7 +25,6 @@ from tests.support.shelves import (
     cli,
     git,
     lfs_object,
-    published_shelf,
 )
 
 pytestmark = pytest.mark.network
@@ -46,6 +45,12 @@ def _checkout(shelf: Path, work: Path) -> Path:
     return work
 
 
+@pytest.fixture
+def work(stack_shelf: Path, tmp_path: Path) -> Path:
+    """A git-lfs checkout of this test's copy of the published stack."""
+    return _checkout(stack_shelf, tmp_path / "work")
+
+
 def _assert_same_as_checkout(target: Path, work: Path) -> None:
     for name in NAMES:
         count = assert_installed(target, name)
@@ -61,11 +66,7 @@ def _push_all(work: Path, remote: str, env: dict[str, str] | None = None) -> Non
     git(*LFS_FILTERS, "push", "-q", remote, "main", "--tags", cwd=work, env={**LFS_ENV, **(env or {})})
 
 
-def test_git_lfs_pushes_to_a_local_bare_shelf_that_cclm_shelf_installs(
-    tmp_path_factory, tmp_path: Path
-) -> None:
-    origin = published_shelf(tmp_path_factory, tmp_path / "origin.git")
-    work = _checkout(origin, tmp_path / "work")
+def test_git_lfs_pushes_to_a_local_bare_shelf_that_cclm_shelf_installs(work: Path, tmp_path: Path) -> None:
     bare = tmp_path / "pushed.git"
     git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
     git("remote", "add", "pushed", str(bare), cwd=work)
@@ -79,10 +80,8 @@ def test_git_lfs_pushes_to_a_local_bare_shelf_that_cclm_shelf_installs(
 
 
 def test_git_lfs_pushes_to_giftless_and_cclm_shelf_installs_over_git_daemon(
-    tmp_path_factory, tmp_path: Path
+    work: Path, tmp_path: Path
 ) -> None:
-    origin = published_shelf(tmp_path_factory, tmp_path / "origin.git")
-    work = _checkout(origin, tmp_path / "work")
     repos = tmp_path / "repos"
     git("init", "-q", "--bare", "-b", "main", str(repos / "served.git"), cwd=tmp_path)
     with GiftlessServer(tmp_path / "giftless") as lfs, GitDaemon(repos) as daemon:

@@ -8,22 +8,21 @@ import pytest
 
 from shelf import serve
 from shelf.api import Shelf
-from tests.support.shelves import BASE, CHARS, MLM, VERSION, assert_installed, published_shelf
+from tests.support.shelves import BASE, CHARS, MLM, VERSION, assert_installed
 
 pytestmark = pytest.mark.network
 
 
-def test_an_exact_pin_follows_a_moved_lfs_server(tmp_path_factory, tmp_path: Path) -> None:
-    shelf_path = published_shelf(tmp_path_factory, tmp_path / "shelf.git")
+def test_an_exact_pin_follows_a_moved_lfs_server(stack_shelf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     git_port = serve.free_port("127.0.0.1")
-    with serve.start(shelf_path, git_port=git_port) as first:
-        serve.point_lfs_url(Shelf(str(shelf_path), cache_dir=tmp_path / "admin").source(), first.lfs_url)
+    with serve.start(stack_shelf, git_port=git_port) as first:
+        serve.point_lfs_url(Shelf(str(stack_shelf), cache_dir=tmp_path / "admin").source(), first.lfs_url)
         Shelf(first.git_url, cache_dir=cache).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
     # The same git URL, blobs now behind another LFS port; the client's mirror still names the old one.
-    with serve.start(shelf_path, git_port=git_port) as second:
+    with serve.start(stack_shelf, git_port=git_port) as second:
         assert second.lfs_url != first.lfs_url
-        serve.point_lfs_url(Shelf(str(shelf_path), cache_dir=tmp_path / "admin").source(), second.lfs_url)
+        serve.point_lfs_url(Shelf(str(stack_shelf), cache_dir=tmp_path / "admin").source(), second.lfs_url)
         report = Shelf(second.git_url, cache_dir=cache).install(
             f"{CHARS}@v{VERSION}", target=tmp_path / "two"
         )

@@ -22,14 +22,12 @@ from tests.support.shelves import (
     MLM_DIM,
     VERSION,
     publish_folder,
-    published_shelf_path,  # noqa: F401 - the shelf_path fixture
-    saved_stack,
 )
 
 
-def test_installed_components_compose_into_one_model(shelf_path: Path, tmp_path: Path) -> None:
+def test_installed_components_compose_into_one_model(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    Shelf(str(stack_shelf)).install(MLM, CHARS, target=target)
     composed = compose_installed(target=target)
     x = composed.preprocessor.string_to_array("cclm is neat", composed.preprocessor.max_example_len)
     assert tuple(composed.model(x).shape) == (1, MAX_LEN, MLM_DIM + CHARS_DIM)
@@ -48,19 +46,19 @@ def _move_installed(source: Path, target: Path, name: str) -> None:
 
 
 def test_a_component_on_another_embedder_is_refused_before_weights_load(
-    shelf_path: Path, tmp_path: Path, tmp_path_factory, monkeypatch
+    stack_shelf: Path, tiny_stack, tmp_path: Path, monkeypatch
 ) -> None:
-    stack = saved_stack(tmp_path_factory)
+    stack = tiny_stack
     publisher = tmp_path / "publisher"
-    publish_folder(str(shelf_path), stack.foreign_base, "tiny_foreign_base", VERSION, cache_dir=publisher)
-    publish_folder(str(shelf_path), stack.foreign, FOREIGN, VERSION, cache_dir=publisher)
+    publish_folder(str(stack_shelf), stack.foreign_base, "tiny_foreign_base", VERSION, cache_dir=publisher)
+    publish_folder(str(stack_shelf), stack.foreign, FOREIGN, VERSION, cache_dir=publisher)
     target, other = tmp_path / "target", tmp_path / "other"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     with pytest.raises(ResolutionError, match="embedders disagree"):  # install keeps a target one stack
-        Shelf(str(shelf_path)).install(FOREIGN, target=target)
+        Shelf(str(stack_shelf)).install(FOREIGN, target=target)
     # A folder assembled by other means (by hand, or by an older cclm-shelf) is still checked by compose;
     # the foreign component's own embedder is not moved along: it is not in this stack.
-    Shelf(str(shelf_path)).install(FOREIGN, target=other)
+    Shelf(str(stack_shelf)).install(FOREIGN, target=other)
     _move_installed(other, target, FOREIGN)
 
     def must_not_load(*_args, **_kwargs):
@@ -79,18 +77,18 @@ def test_a_component_on_another_embedder_is_refused_before_weights_load(
     assert MLM not in message  # the matching component is not blamed
 
 
-def test_composing_needs_exactly_one_embedder_and_a_component(shelf_path: Path, tmp_path: Path) -> None:
+def test_composing_needs_exactly_one_embedder_and_a_component(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     with pytest.raises(NotFoundError, match="not installed"):
         compose_installed([MLM], target=target)
-    Shelf(str(shelf_path)).install(BASE, target=target)
+    Shelf(str(stack_shelf)).install(BASE, target=target)
     with pytest.raises(NotFoundError, match="no component to compose"):
         compose_installed(target=target)
     with pytest.raises(NotFoundError, match=f"not installed in {target}: {CHARS}"):
         compose_installed([CHARS], target=target)
 
 
-def _second_base(base: Path, tmp_path: Path, shelf_path: Path) -> None:
+def _second_base(base: Path, tmp_path: Path, stack_shelf: Path) -> None:
     """Publish another embedder (same vocabulary and sizes, other weights) as ``other_base``."""
     from cclm_core.models import Embedder
     from cclm_core.preprocessing import Preprocessor
@@ -100,17 +98,17 @@ def _second_base(base: Path, tmp_path: Path, shelf_path: Path) -> None:
     prep.save(folder / "preprocessor")
     sizes = {"char_emb_size": 4, "n_filters": 8, "n_blocks": 1, "filter_len": 3}
     Embedder(prep.max_example_len, prep.n_chars, **sizes).save(folder / "embedder")
-    publish_folder(str(shelf_path), folder, "other_base", VERSION, cache_dir=tmp_path / "publisher")
+    publish_folder(str(stack_shelf), folder, "other_base", VERSION, cache_dir=tmp_path / "publisher")
 
 
 def test_the_embedder_the_components_were_trained_on_is_picked(
-    shelf_path: Path, tmp_path: Path, tmp_path_factory
+    stack_shelf: Path, tiny_stack, tmp_path: Path
 ) -> None:
-    _second_base(saved_stack(tmp_path_factory).base, tmp_path, shelf_path)
+    _second_base(tiny_stack.base, tmp_path, stack_shelf)
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     # install keeps one base per target; a folder assembled by hand (or by an older cclm-shelf) may hold two
-    Shelf(str(shelf_path)).install("other_base", target=tmp_path / "other")
+    Shelf(str(stack_shelf)).install("other_base", target=tmp_path / "other")
     _move_installed(tmp_path / "other", target, "other_base")
     stack = find_stack(target, [MLM])
     assert stack.embedder == target / BASE / "embedder"
@@ -118,13 +116,13 @@ def test_the_embedder_the_components_were_trained_on_is_picked(
     assert composed.output_dim == MLM_DIM
 
 
-def test_compose_from_a_lockfile_and_through_the_cli(shelf_path: Path, tmp_path: Path, monkeypatch) -> None:
+def test_compose_from_a_lockfile_and_through_the_cli(stack_shelf: Path, tmp_path: Path, monkeypatch) -> None:
     from tests.support.shelves import cli
 
     project = tmp_path / "app"
     project.mkdir()
     (project / "cclm-shelf.toml").write_text(
-        f'shelves = [{json.dumps(str(shelf_path))}]\nrequires = ["{CHARS}"]\n'
+        f'shelves = [{json.dumps(str(stack_shelf))}]\nrequires = ["{CHARS}"]\n'
     )
     assert cli("install", cwd=project).returncode == 0
     composed = compose_installed(target=project / ".cclm", lockfile=project / "cclm-shelf.lock")
@@ -160,9 +158,9 @@ def test_compose_from_a_lockfile_and_through_the_cli(shelf_path: Path, tmp_path:
     )
 
 
-def test_compose_refuses_a_framework_this_machine_lacks(shelf_path: Path, tmp_path: Path) -> None:
+def test_compose_refuses_a_framework_this_machine_lacks(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     manifest = target / MLM / "cclm-manifest.json"
     data = json.loads(manifest.read_text())
     data["framework"] = {"packaging": ">=999"}

@@ -32,8 +32,6 @@ from tests.support.shelves import (
     lfs_object,
     manifest_files,
     publish_folder,
-    published_shelf_path,  # noqa: F401 - the shelf_path fixture
-    saved_stack,
     tree_snapshot,
 )
 
@@ -56,9 +54,9 @@ def _debris(*folders: Path) -> list[Path]:
     ]
 
 
-def test_install_from_a_path_lays_out_every_verified_file(shelf_path: Path, tmp_path: Path) -> None:
+def test_install_from_a_path_lays_out_every_verified_file(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    report = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=target)
+    report = Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=target)
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
     assert report.objects_fetched == assert_installed(target, BASE) + assert_installed(target, MLM)
     assert sorted(p.name for p in (target / BASE).iterdir()) == [
@@ -75,9 +73,9 @@ def test_install_from_a_path_lays_out_every_verified_file(shelf_path: Path, tmp_
     assert not _debris(target, _cache())
 
 
-def test_install_from_a_file_url_through_the_command(shelf_path: Path, tmp_path: Path) -> None:
+def test_install_from_a_file_url_through_the_command(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    url = shelf_path.as_uri()
+    url = stack_shelf.as_uri()
     done = cli("--shelf", url, "install", f"{CHARS}@v{VERSION}", "--target", str(target), "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -85,29 +83,29 @@ def test_install_from_a_file_url_through_the_command(shelf_path: Path, tmp_path:
     assert_installed(target, CHARS)
     listed = json.loads(cli("list", "--target", str(target), "--json").stdout)
     assert {(c["name"], c["version"], c["source"]) for c in listed["components"]} == {
-        (BASE, VERSION, str(shelf_path)),  # a file:// URL is recorded as the path it names
-        (CHARS, VERSION, str(shelf_path)),
+        (BASE, VERSION, str(stack_shelf)),  # a file:// URL is recorded as the path it names
+        (CHARS, VERSION, str(stack_shelf)),
     }
     verified = cli("verify", "--target", str(target))
     assert verified.returncode == 0 and "all match" in verified.stdout
 
 
-def test_a_blob_with_wrong_bytes_is_refused_and_nothing_is_kept(shelf_path: Path, tmp_path: Path) -> None:
+def test_a_blob_with_wrong_bytes_is_refused_and_nothing_is_kept(stack_shelf: Path, tmp_path: Path) -> None:
     target, first = tmp_path / "target", tmp_path / "first"
-    Shelf(str(shelf_path), cache_dir=tmp_path / "other-cache").install(MLM, target=first)
-    bad = lfs_object(shelf_path, _weights_oid(first, MLM))
+    Shelf(str(stack_shelf), cache_dir=tmp_path / "other-cache").install(MLM, target=first)
+    bad = lfs_object(stack_shelf, _weights_oid(first, MLM))
     original = corrupt(bad)
     store = BlobStore(_cache())
     with pytest.raises(IntegrityError, match=r"does not match|sha256") as info:
-        Shelf(str(shelf_path)).install(MLM, target=target)
+        Shelf(str(stack_shelf)).install(MLM, target=target)
     assert _weights_oid(first, MLM) in str(info.value)
     assert not target.exists()
     assert not store.has(_weights_oid(first, MLM))
     assert not _debris(_cache()) and store.verify() == []  # whatever the store kept is verified
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target))
     assert done.returncode == 1 and "error:" in done.stderr and not target.exists()
     bad.write_bytes(original)  # repaired: a later run trusts nothing the failed one left
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     assert_installed(target, MLM)
 
 
@@ -123,15 +121,15 @@ class _CountingHashlib(SimpleNamespace):
 
 
 def test_warm_install_into_a_new_target_reads_no_blob_and_hashes_nothing(
-    shelf_path: Path, tmp_path: Path, monkeypatch
+    stack_shelf: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "one")
+    Shelf(str(stack_shelf)).install(MLM, CHARS, target=tmp_path / "one")
     # The shelf's blobs are gone: only metadata can still come from it.
-    (shelf_path / "lfs").rename(tmp_path / "lfs-away")
+    (stack_shelf / "lfs").rename(tmp_path / "lfs-away")
     counter = _CountingHashlib()
     for module in ("shelf.blob_writer", "shelf.fsutil"):  # every sha256 the install path could make
         monkeypatch.setattr(f"{module}.hashlib", counter)
-    report = Shelf(str(shelf_path)).install(MLM, CHARS, target=tmp_path / "two")
+    report = Shelf(str(stack_shelf)).install(MLM, CHARS, target=tmp_path / "two")
     assert sorted(report.installed) == [(BASE, VERSION), (CHARS, VERSION), (MLM, VERSION)]
     assert report.objects_fetched == 0 and counter.calls == 0
     for name in (BASE, MLM, CHARS):
@@ -142,62 +140,61 @@ def test_warm_install_into_a_new_target_reads_no_blob_and_hashes_nothing(
         }
 
 
-def test_reinstall_into_the_same_target_changes_nothing(shelf_path: Path, tmp_path: Path) -> None:
+def test_reinstall_into_the_same_target_changes_nothing(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     before = {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()}
     record = (target / ".cclm-shelf-install.json").read_bytes()
-    report = Shelf(shelf_path.as_uri()).install(MLM, target=target)  # the same shelf as a file:// URL
+    report = Shelf(stack_shelf.as_uri()).install(MLM, target=target)  # the same shelf as a file:// URL
     assert report.installed == [] and sorted(report.unchanged) == [(BASE, VERSION), (MLM, VERSION)]
     assert {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()} == before
     assert (target / ".cclm-shelf-install.json").read_bytes() == record
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target))
     assert done.returncode == 0 and f"unchanged {MLM} {VERSION}" in done.stdout
 
 
-def test_offline_installs_from_the_store_and_the_mirror(shelf_path: Path, tmp_path: Path) -> None:
-    Shelf(str(shelf_path)).install(MLM, target=tmp_path / "online")
+def test_offline_installs_from_the_store_and_the_mirror(stack_shelf: Path, tmp_path: Path) -> None:
+    Shelf(str(stack_shelf)).install(MLM, target=tmp_path / "online")
     away = tmp_path / "shelf-away"
-    shelf_path.rename(away)  # the shelf is unreachable now
-    report = Shelf(str(shelf_path), offline=True).install(MLM, target=tmp_path / "offline")
+    stack_shelf.rename(away)  # the shelf is unreachable now
+    report = Shelf(str(stack_shelf), offline=True).install(MLM, target=tmp_path / "offline")
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
     assert_installed(tmp_path / "offline", MLM)
     env = {"CCLM_SHELF_OFFLINE": "1"}
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(tmp_path / "env"), env=env)
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(tmp_path / "env"), env=env)
     assert done.returncode == 0, done.stderr
     assert_installed(tmp_path / "env", BASE)
     done = cli(
-        "--offline", "--shelf", shelf_path.as_uri(), "install", MLM, "--target", str(tmp_path / "flag")
+        "--offline", "--shelf", stack_shelf.as_uri(), "install", MLM, "--target", str(tmp_path / "flag")
     )
     assert done.returncode == 0, done.stderr
     assert_installed(tmp_path / "flag", MLM)
 
 
-def test_offline_with_a_blob_missing_names_it_and_writes_nothing(shelf_path: Path, tmp_path: Path) -> None:
-    Shelf(str(shelf_path)).install(f"{BASE}@v{VERSION}", target=tmp_path / "online")
+def test_offline_with_a_blob_missing_names_it_and_writes_nothing(stack_shelf: Path, tmp_path: Path) -> None:
+    Shelf(str(stack_shelf)).install(f"{BASE}@v{VERSION}", target=tmp_path / "online")
     target = tmp_path / "offline"
     with pytest.raises(OfflineError) as info:
-        Shelf(str(shelf_path), offline=True).install(MLM, target=target)
+        Shelf(str(stack_shelf), offline=True).install(MLM, target=target)
     assert f"{MLM} {VERSION}: component/component.weights.h5" in str(info.value)
     assert BASE not in str(info.value)  # what the store has is not reported missing
     assert not target.exists()
     done = cli(
-        "--shelf", str(shelf_path), "install", MLM, "--target", str(target), env={"CCLM_SHELF_OFFLINE": "1"}
+        "--shelf", str(stack_shelf), "install", MLM, "--target", str(target), env={"CCLM_SHELF_OFFLINE": "1"}
     )
     assert done.returncode == 1 and "offline" in done.stderr and "component.weights.h5" in done.stderr
     assert not target.exists()
 
 
 def test_install_without_arguments_follows_the_lockfile_only(
-    shelf_path: Path, tmp_path: Path, tmp_path_factory
+    stack_shelf: Path, tmp_path: Path, tiny_stack
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "cclm-shelf.toml").write_text(f'shelves = ["{shelf_path}"]\nrequires = ["{MLM}>=0.1"]\n')
+    (project / "cclm-shelf.toml").write_text(f'shelves = ["{stack_shelf}"]\nrequires = ["{MLM}>=0.1"]\n')
     assert cli("lock", cwd=project).returncode == 0
-    stack = saved_stack(tmp_path_factory)
-    publish_folder(str(shelf_path), stack.mlm, MLM, "0.2.0", [f"{BASE}=={VERSION}"], cache_dir=_cache())
-    assert (MLM, "0.2.0") in Shelf(str(shelf_path)).install(MLM, target=tmp_path / "fresh").installed
+    publish_folder(str(stack_shelf), tiny_stack.mlm, MLM, "0.2.0", [f"{BASE}=={VERSION}"], cache_dir=_cache())
+    assert (MLM, "0.2.0") in Shelf(str(stack_shelf)).install(MLM, target=tmp_path / "fresh").installed
     done = cli("install", "--json", cwd=project)
     assert done.returncode == 0, done.stderr
     assert {(c["name"], c["version"]) for c in json.loads(done.stdout)["installed"]} == {
@@ -206,9 +203,9 @@ def test_install_without_arguments_follows_the_lockfile_only(
     }
     from shelf.yanking import yank
 
-    yank(Shelf(str(shelf_path)).source(), MLM, VERSION, "superseded")
+    yank(Shelf(str(stack_shelf)).source(), MLM, VERSION, "superseded")
     lock = load_lockfile(project / "cclm-shelf.lock")
-    report = Shelf(str(shelf_path)).install_locked(lock, target=tmp_path / "locked")
+    report = Shelf(str(stack_shelf)).install_locked(lock, target=tmp_path / "locked")
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
     assert_installed(tmp_path / "locked", MLM)
     done = cli("install", "--frozen", "--target", str(tmp_path / "frozen"), cwd=project)
@@ -216,9 +213,9 @@ def test_install_without_arguments_follows_the_lockfile_only(
     assert json.loads((tmp_path / "frozen" / MLM / "cclm-manifest.json").read_text())["version"] == VERSION
 
 
-def test_uninstall_list_and_verify(shelf_path: Path, tmp_path: Path) -> None:
+def test_uninstall_list_and_verify(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    Shelf(str(stack_shelf)).install(MLM, CHARS, target=target)
     assert cli("verify", "--target", str(target)).returncode == 0
     replaced = target / CHARS / "component" / "component.json"
     replaced.unlink()
@@ -234,7 +231,7 @@ def test_uninstall_list_and_verify(shelf_path: Path, tmp_path: Path) -> None:
         f"{CHARS}/component/component.json",
         f"{MLM}/component/component.weights.h5",
     ]
-    report = Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    report = Shelf(str(stack_shelf)).install(MLM, CHARS, target=target)
     assert sorted(report.installed) == [(CHARS, VERSION), (MLM, VERSION)]
     assert report.objects_fetched == 1  # the damaged blob was dropped from the store and fetched again
     assert cli("verify", "--target", str(target)).returncode == 0
@@ -251,7 +248,7 @@ def test_uninstall_list_and_verify(shelf_path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_eight_processes_install_overlapping_stacks_at_once(shelf_path: Path, tmp_path: Path) -> None:
+def test_eight_processes_install_overlapping_stacks_at_once(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     stacks = [[MLM], [CHARS], [MLM, CHARS], [BASE], [CHARS, MLM], [MLM], [BASE, CHARS], [CHARS]]
     root = Path(__file__).resolve().parents[2]
@@ -263,7 +260,7 @@ def test_eight_processes_install_overlapping_stacks_at_once(shelf_path: Path, tm
                 "-m",
                 "shelf.cli",
                 "--shelf",
-                str(shelf_path),
+                str(stack_shelf),
                 "install",
                 *names,
                 "--target",
@@ -321,37 +318,37 @@ def test_a_hostile_path_in_a_lockfile_is_refused_before_anything_moves(path: str
     assert tree_snapshot(tmp_path) == before
 
 
-def test_a_target_that_is_a_file_is_a_clear_error(shelf_path: Path, tmp_path: Path) -> None:
+def test_a_target_that_is_a_file_is_a_clear_error(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.write_text("not a folder")
     with pytest.raises(ConfigError, match="as an install folder"):
-        Shelf(str(shelf_path)).install(MLM, target=target)
+        Shelf(str(stack_shelf)).install(MLM, target=target)
     assert target.read_text() == "not a folder"
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target))
     assert done.returncode == 2 and "is a file" in done.stderr
     # the default folder .cclm, or a folder under a file: the file in the way is named, not errno's words
     (tmp_path / ".cclm").write_text("mine")
-    default = cli("--shelf", str(shelf_path), "install", MLM, cwd=tmp_path)
+    default = cli("--shelf", str(stack_shelf), "install", MLM, cwd=tmp_path)
     assert default.returncode == 2
     assert (
         default.stderr.splitlines()[0]
         == "error: cannot use .cclm as an install folder: .cclm is a file, not a folder"
     )
-    under = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target / "sub"))
+    under = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target / "sub"))
     assert f"{target} is a file, not a folder" in under.stderr.splitlines()[0]
     assert target.read_text() == "not a folder" and (tmp_path / ".cclm").read_text() == "mine"
 
 
 def test_debris_of_an_interrupted_run_and_a_damaged_record_are_not_trusted(
-    shelf_path: Path, tmp_path: Path
+    stack_shelf: Path, tmp_path: Path
 ) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     (target / f".staging-{MLM}-0badf00d" / "component").mkdir(parents=True)
     (target / f".trash-{BASE}-0badf00d").mkdir()
     (target / ".cclm-shelf-install.json").write_text("{ not json")
     (target / MLM / "component" / "component.json").unlink()
-    report = Shelf(str(shelf_path)).install(MLM, target=target)
+    report = Shelf(str(stack_shelf)).install(MLM, target=target)
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]  # nothing taken on trust
     assert sorted(p.name for p in target.iterdir()) == [
         ".cclm-shelf-install.json",

@@ -14,37 +14,34 @@ from tests.support.shelves import (
     MLM,
     VERSION,
     publish_folder,
-    published_shelf_path,  # noqa: F401 - the shelf_path fixture
-    saved_stack,
 )
 
 
-def test_exact_pins_need_no_fetch_once_mirrored(shelf_path: Path, tmp_path: Path) -> None:
-    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+def test_exact_pins_need_no_fetch_once_mirrored(stack_shelf: Path, tmp_path: Path) -> None:
+    Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
     # The shelf disappears entirely: the mirror and the store must be enough for an exact pin.
-    shutil.move(shelf_path, tmp_path / "away.git")
-    report = Shelf(str(shelf_path)).install(f"{MLM}=={VERSION}", target=tmp_path / "two")
+    shutil.move(stack_shelf, tmp_path / "away.git")
+    report = Shelf(str(stack_shelf)).install(f"{MLM}=={VERSION}", target=tmp_path / "two")
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
     assert report.objects_fetched == 0
 
 
-def test_a_range_still_asks_the_shelf(shelf_path: Path, tmp_path: Path) -> None:
-    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
-    shutil.move(shelf_path, tmp_path / "away.git")
+def test_a_range_still_asks_the_shelf(stack_shelf: Path, tmp_path: Path) -> None:
+    Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    shutil.move(stack_shelf, tmp_path / "away.git")
     with pytest.raises(ShelfError):  # ">=" could match something published since: the fetch is required
-        Shelf(str(shelf_path)).install(f"{MLM}>=0.1", target=tmp_path / "two")
+        Shelf(str(stack_shelf)).install(f"{MLM}>=0.1", target=tmp_path / "two")
     assert not (tmp_path / "two").exists()
 
 
-def test_an_exact_pin_not_yet_mirrored_fetches(tmp_path_factory, shelf_path: Path, tmp_path: Path) -> None:
-    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
-    stack = saved_stack(tmp_path_factory)
-    publish_folder(str(shelf_path), stack.base, BASE, "0.2.0", cache_dir=tmp_path / "publisher-cache")
-    report = Shelf(str(shelf_path)).install(f"{BASE}@v0.2.0", target=tmp_path / "two")
+def test_an_exact_pin_not_yet_mirrored_fetches(tiny_stack, stack_shelf: Path, tmp_path: Path) -> None:
+    Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    publish_folder(str(stack_shelf), tiny_stack.base, BASE, "0.2.0", cache_dir=tmp_path / "publisher-cache")
+    report = Shelf(str(stack_shelf)).install(f"{BASE}@v0.2.0", target=tmp_path / "two")
     assert report.installed == [(BASE, "0.2.0")]
 
 
-def test_manifests_are_validated_once_per_machine(shelf_path: Path, tmp_path: Path, monkeypatch) -> None:
+def test_manifests_are_validated_once_per_machine(stack_shelf: Path, tmp_path: Path, monkeypatch) -> None:
     import registry_index.manifest as manifest_module
 
     calls: list[str] = []
@@ -52,15 +49,17 @@ def test_manifests_are_validated_once_per_machine(shelf_path: Path, tmp_path: Pa
     monkeypatch.setattr(
         manifest_module, "validate_manifest", lambda data: calls.append(data.get("name")) or real(data)
     )
-    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
     assert sorted(c for c in calls if c) == [BASE, MLM]  # (a warm-up thread may validate {} once)
     calls.clear()
-    report = Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "two")
+    report = Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "two")
     assert [c for c in calls if c] == []  # the same bytes (same digest) were validated by the first install
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
 
 
-def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: Path, tmp_path: Path) -> None:
+def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(
+    stack_shelf: Path, tmp_path: Path
+) -> None:
     import json
     import os
     import subprocess
@@ -68,7 +67,7 @@ def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: 
 
     cache, cwd = tmp_path / "cache", tmp_path / "cwd"
     cwd.mkdir()
-    args = ["--shelf", str(shelf_path), "--cache-dir", str(cache), "install", f"{MLM}@v{VERSION}"]
+    args = ["--shelf", str(stack_shelf), "--cache-dir", str(cache), "install", f"{MLM}@v{VERSION}"]
     code = (
         "import json, sys\nfrom shelf.cli import main\ncode = None\ntry:\n    main(sys.argv[1:])\n"
         "except SystemExit as e:\n    code = e.code\n"
@@ -98,13 +97,15 @@ def test_a_warm_reinstall_through_the_cli_imports_only_what_it_uses(shelf_path: 
 
 
 def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(
-    shelf_path: Path, tmp_path: Path, caplog
+    stack_shelf: Path, tmp_path: Path, caplog
 ) -> None:
     import logging
 
-    Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    Shelf(str(stack_shelf), cache_dir=tmp_path / "cache").install(
+        f"{MLM}@v{VERSION}", target=tmp_path / "one"
+    )
     with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
-        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(
+        report = Shelf(str(stack_shelf), cache_dir=tmp_path / "cache").install(
             f"{MLM}@v{VERSION}", target=tmp_path / "two"
         )
     commands = [r.getMessage() for r in caplog.records if r.name == "shelf.remote.git"]
@@ -119,12 +120,12 @@ def test_a_warm_reinstall_runs_one_git_process_per_level_of_the_stack(
 
 
 def test_a_cold_install_of_a_range_reads_each_kind_of_file_once(
-    shelf_path: Path, tmp_path: Path, caplog
+    stack_shelf: Path, tmp_path: Path, caplog
 ) -> None:
     import logging
 
     with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
-        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install(MLM, target=tmp_path / "one")
+        report = Shelf(str(stack_shelf), cache_dir=tmp_path / "cache").install(MLM, target=tmp_path / "one")
     verbs = [r.getMessage().split("autoDetach=false ")[-1].split(" ")[0] for r in caplog.records]
     assert sorted(report.installed) == [(BASE, VERSION), (MLM, VERSION)]
     # A new mirror (init, fetch, its branches), then the requested names' index files, the base's (named by
@@ -141,18 +142,18 @@ def test_a_cold_install_of_a_range_reads_each_kind_of_file_once(
 
 
 def test_a_lockfile_install_reads_the_pinned_metadata_with_one_git_process(
-    shelf_path: Path, tmp_path: Path, caplog
+    stack_shelf: Path, tmp_path: Path, caplog
 ) -> None:
     import logging
 
     from shelf.lockfile import Lockfile
 
-    shelf = Shelf(str(shelf_path), cache_dir=tmp_path / "cache")
+    shelf = Shelf(str(stack_shelf), cache_dir=tmp_path / "cache")
     components, _ = shelf.pin(shelf.resolve([MLM]))
     lock = Lockfile("sha256:" + "0" * 64, tuple(components))
     shelf.install_locked(lock, target=tmp_path / "one")
     with caplog.at_level(logging.DEBUG, logger="shelf.remote.git"):
-        report = Shelf(str(shelf_path), cache_dir=tmp_path / "cache").install_locked(
+        report = Shelf(str(stack_shelf), cache_dir=tmp_path / "cache").install_locked(
             lock, target=tmp_path / "two"
         )
     verbs = [r.getMessage().split("autoDetach=false ")[-1].split(" ")[0] for r in caplog.records]

@@ -24,7 +24,6 @@ from tests.support.shelves import (
     VERSION,
     assert_installed,
     cli,
-    published_shelf_path,  # noqa: F401 - the shelf_path fixture
     sha256_of,
 )
 
@@ -46,19 +45,19 @@ def _write_in_place(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def test_a_folder_cclm_shelf_did_not_install_is_refused_and_kept(shelf_path: Path, tmp_path: Path) -> None:
+def test_a_folder_cclm_shelf_did_not_install_is_refused_and_kept(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     (target / MLM).mkdir(parents=True)
     (target / MLM / "notes.txt").write_text("my notes")
     with pytest.raises(TargetError, match=f"{MLM} is not installed by cclm-shelf"):
-        Shelf(str(shelf_path)).install(MLM, target=target)
+        Shelf(str(stack_shelf)).install(MLM, target=target)
     assert sorted(p.name for p in target.rglob("*")) == ["notes.txt", MLM]  # nothing else written
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target))
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "--force" in done.stderr
     assert (target / MLM / "notes.txt").read_text() == "my notes"
     # --force moves it aside into the target's trash, whole; it never deletes it.
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(target), "--force")
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(target), "--force")
     assert done.returncode == 0, done.stderr
     assert "moved the previous" in done.stdout
     (kept,) = _trash(target)
@@ -66,9 +65,11 @@ def test_a_folder_cclm_shelf_did_not_install_is_refused_and_kept(shelf_path: Pat
     assert_installed(target, MLM)
 
 
-def test_uninstall_refuses_a_foreign_folder_and_trashes_edited_ones(shelf_path: Path, tmp_path: Path) -> None:
+def test_uninstall_refuses_a_foreign_folder_and_trashes_edited_ones(
+    stack_shelf: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     (target / "mine").mkdir()
     done = cli("uninstall", "mine", "--target", str(target))
     assert done.returncode == 1 and "not installed by cclm-shelf" in done.stderr
@@ -82,9 +83,9 @@ def test_uninstall_refuses_a_foreign_folder_and_trashes_edited_ones(shelf_path: 
     assert done.returncode == 0 and not (target / BASE).exists() and len(_trash(target)) == 1
 
 
-def test_uninstall_refuses_what_a_component_staying_needs(shelf_path: Path, tmp_path: Path) -> None:
+def test_uninstall_refuses_what_a_component_staying_needs(stack_shelf: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, CHARS, target=target)
+    Shelf(str(stack_shelf)).install(MLM, CHARS, target=target)
     record = (target / ".cclm-shelf-install.json").read_bytes()
     for names in ([BASE], [BASE, MLM]):  # chars needs the base in both: nothing at all is removed
         done = cli("uninstall", *names, "--target", str(target))
@@ -101,10 +102,10 @@ def test_uninstall_refuses_what_a_component_staying_needs(shelf_path: Path, tmp_
 
 
 def test_uninstall_force_removes_what_others_need_and_verify_still_passes_the_rest(
-    shelf_path: Path, tmp_path: Path
+    stack_shelf: Path, tmp_path: Path
 ) -> None:
     target = tmp_path / "target"
-    Shelf(str(shelf_path)).install(MLM, target=target)
+    Shelf(str(stack_shelf)).install(MLM, target=target)
     with pytest.raises(TargetError, match=f"{MLM} needs {BASE}"):
         uninstall(target, [BASE])
     with pytest.raises(NotFoundError, match="nothing is not installed"):
@@ -142,11 +143,11 @@ def test_dependents_follow_requirements_and_the_embedder_a_component_was_trained
 
 
 def test_an_edit_through_a_hardlink_is_caught_and_every_target_repaired(
-    shelf_path: Path, tmp_path: Path
+    stack_shelf: Path, tmp_path: Path
 ) -> None:
     first, second, later = tmp_path / "first", tmp_path / "second", tmp_path / "later"
     for target in (first, second):
-        Shelf(str(shelf_path)).install(MLM, target=target)
+        Shelf(str(stack_shelf)).install(MLM, target=target)
     good = sha256_of(first / WEIGHTS)
     blob = _store().path(good)
     assert (first / WEIGHTS).stat().st_ino == blob.stat().st_ino  # hardlinks, the default
@@ -155,23 +156,23 @@ def test_an_edit_through_a_hardlink_is_caught_and_every_target_repaired(
     done = cli("verify", "--target", str(second))
     assert done.returncode == 1 and "component.weights.h5" in done.stdout
     # A new target gets the verified bytes: the store re-hashed the changed blob, evicted and re-fetched it.
-    report = Shelf(str(shelf_path)).install(MLM, target=later)
+    report = Shelf(str(stack_shelf)).install(MLM, target=later)
     assert report.objects_fetched == 1 and sha256_of(later / WEIGHTS) == good
     assert sha256_of(blob) == good
     # Installing again into a target sharing the damaged file repairs it; the edited folder is kept aside.
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(second))
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(second))
     assert done.returncode == 0 and f"installed {MLM}" in done.stdout, done.stderr
     assert sha256_of(second / WEIGHTS) == good and cli("verify", "--target", str(second)).returncode == 0
-    report = Shelf(str(shelf_path)).install(MLM, target=first)
+    report = Shelf(str(stack_shelf)).install(MLM, target=first)
     assert (MLM, VERSION) in report.installed and sha256_of(first / WEIGHTS) == good
     (kept,) = _trash(first)
     assert (kept / "component" / "component.weights.h5").read_bytes().startswith(b"fine-tuned!")
 
 
-def test_copy_mode_keeps_an_edit_in_its_own_target(shelf_path: Path, tmp_path: Path) -> None:
+def test_copy_mode_keeps_an_edit_in_its_own_target(stack_shelf: Path, tmp_path: Path) -> None:
     linked, copied = tmp_path / "linked", tmp_path / "copied"
-    Shelf(str(shelf_path)).install(MLM, target=linked)
-    done = cli("--shelf", str(shelf_path), "install", MLM, "--target", str(copied), "--link-mode", "copy")
+    Shelf(str(stack_shelf)).install(MLM, target=linked)
+    done = cli("--shelf", str(stack_shelf), "install", MLM, "--target", str(copied), "--link-mode", "copy")
     assert done.returncode == 0, done.stderr
     good = sha256_of(linked / WEIGHTS)
     assert (copied / WEIGHTS).stat().st_ino != (linked / WEIGHTS).stat().st_ino
@@ -179,21 +180,21 @@ def test_copy_mode_keeps_an_edit_in_its_own_target(shelf_path: Path, tmp_path: P
     assert sha256_of(linked / WEIGHTS) == good and sha256_of(_store().path(good)) == good
     assert cli("verify", "--target", str(linked)).returncode == 0
     # A warm reinstall in the same mode notices the edit, keeps it aside and restores the copy.
-    report = Shelf(str(shelf_path)).install(MLM, target=copied, link_mode="copy")
+    report = Shelf(str(stack_shelf)).install(MLM, target=copied, link_mode="copy")
     assert report.installed == [(MLM, VERSION)] and sha256_of(copied / WEIGHTS) == good
     assert len(_trash(copied)) == 1
     # With no mode chosen, installed components keep theirs (and new ones are hardlinked).
-    report = Shelf(str(shelf_path)).install(MLM, target=copied)
+    report = Shelf(str(stack_shelf)).install(MLM, target=copied)
     assert report.installed == [] and (MLM, VERSION) in report.unchanged
     assert (copied / WEIGHTS).stat().st_ino != _store().path(good).stat().st_ino
 
 
 def test_the_link_mode_comes_from_the_environment_and_the_project_file(
-    shelf_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack_shelf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "cclm-shelf.toml").write_text(f'shelf = "{shelf_path}"\nlink-mode = "symlink"\n')
+    (project / "cclm-shelf.toml").write_text(f'shelf = "{stack_shelf}"\nlink-mode = "symlink"\n')
     done = cli("install", MLM, cwd=project)
     assert done.returncode == 0, done.stderr
     weights = project / ".cclm" / WEIGHTS
@@ -208,16 +209,16 @@ def test_the_link_mode_comes_from_the_environment_and_the_project_file(
     assert "Traceback" not in done.stderr
     monkeypatch.setenv("CCLM_SHELF_LINK_MODE", "bogus")
     with pytest.raises(ConfigError, match="CCLM_SHELF_LINK_MODE: unknown link mode"):
-        Shelf(str(shelf_path)).install(MLM, target=tmp_path / "other")
+        Shelf(str(stack_shelf)).install(MLM, target=tmp_path / "other")
     assert not (tmp_path / "other").exists()
 
 
 def test_a_cache_path_that_is_a_file_and_verify_of_an_empty_target_fail_in_one_line(
-    shelf_path: Path, tmp_path: Path
+    stack_shelf: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache-file"
     cache.write_text("x")
-    done = cli("--shelf", str(shelf_path), "install", MLM, env={"CCLM_SHELF_CACHE_DIR": str(cache)})
+    done = cli("--shelf", str(stack_shelf), "install", MLM, env={"CCLM_SHELF_CACHE_DIR": str(cache)})
     assert done.returncode == 1 and "is a file, not a folder" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 2  # error + hint
     (tmp_path / "empty").mkdir()

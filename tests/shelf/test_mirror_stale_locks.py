@@ -11,8 +11,6 @@ from tests.support.shelves import (
     MLM,
     VERSION,
     publish_folder,
-    published_shelf_path,  # noqa: F401 - the shelf_path fixture
-    saved_stack,
 )
 
 # What a `kill -9` during `git fetch`, `update-ref` or `symbolic-ref` in the mirror leaves behind.
@@ -30,22 +28,21 @@ def _plant_locks(mirror: Path) -> list[Path]:
 
 
 def test_stale_git_locks_in_the_mirror_do_not_stop_publish_or_install(
-    tmp_path_factory, shelf_path: Path, tmp_path: Path
+    tiny_stack, stack_shelf: Path, tmp_path: Path
 ) -> None:
-    Shelf(str(shelf_path)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
-    mirror = mirror_path(str(shelf_path))
+    Shelf(str(stack_shelf)).install(f"{MLM}@v{VERSION}", target=tmp_path / "one")
+    mirror = mirror_path(str(stack_shelf))
     ours = mirror / "shelf-notes.lock.txt"  # not a git lock file: never touched
     ours.write_text("kept")
     planted = _plant_locks(mirror)
 
-    stack = saved_stack(tmp_path_factory)
-    report = publish_folder(str(shelf_path), stack.base, BASE, "0.2.0", cache_dir=mirror.parents[1])
+    report = publish_folder(str(stack_shelf), tiny_stack.base, BASE, "0.2.0", cache_dir=mirror.parents[1])
     assert report.version == "0.2.0"
     assert [path for path in planted if path.exists()] == []
     assert ours.read_text() == "kept"
 
     planted = _plant_locks(mirror)
-    installed = Shelf(str(shelf_path)).install(f"{BASE}>=0.2", target=tmp_path / "two")
+    installed = Shelf(str(stack_shelf)).install(f"{BASE}>=0.2", target=tmp_path / "two")
     assert installed.installed == [(BASE, "0.2.0")]
     assert [path for path in planted if path.exists()] == []
     assert ours.read_text() == "kept"

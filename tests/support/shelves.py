@@ -151,12 +151,6 @@ def published_shelf(tmp_path_factory: pytest.TempPathFactory, dest: Path) -> Pat
     return dest
 
 
-@pytest.fixture(name="shelf_path")
-def published_shelf_path(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
-    """``shelf_path`` in a test module that imports this: its own copy of the published stack."""
-    return published_shelf(tmp_path_factory, tmp_path / "shelf.git")
-
-
 def lfs_object(shelf: Path, oid: str) -> Path:
     """Where a local shelf keeps one blob (git-lfs's own layout)."""
     return shelf / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
