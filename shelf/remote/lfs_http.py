@@ -83,6 +83,16 @@ def _check_local_file(obj: LfsObject, path: Path, verified: bool = False) -> Non
         )
 
 
+class _AsGiven(AuthBase):
+    """Sends a request with the headers it has: no credentials added, not even from ~/.netrc."""
+
+    def __call__(self, request: Any) -> Any:
+        return request
+
+
+_AS_GIVEN = _AsGiven()
+
+
 # The client ---------------------------------------------------------------------------------------------
 
 
@@ -125,12 +135,17 @@ class LfsClient:
             raise gave_up(what, exc, self.retry) from None
 
     def _auth_for(self, action: Action) -> AuthBase | None:
-        """Our credentials go with an action only to our own server, and only if it brings none."""
+        """Our credentials go with an action only to our own server, and only if it brings none.
+
+        Otherwise the request goes exactly as the action says: ``_AS_GIVEN`` also keeps requests from
+        putting ~/.netrc credentials over the action's own Authorization header (or sending them to
+        another host, such as a bucket's signed URL).
+        """
         if any(name.lower() == "authorization" for name in action.header):
-            return None
+            return _AS_GIVEN
         ours, theirs = urlsplit(self.endpoint), urlsplit(action.href)
         same = (ours.scheme, ours.hostname, ours.port) == (theirs.scheme, theirs.hostname, theirs.port)
-        return self.auth if same else None
+        return self.auth if same else _AS_GIVEN
 
     # Batch ------------------------------------------------------------------------------------------------
 

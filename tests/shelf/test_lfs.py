@@ -310,15 +310,20 @@ class _FaultHandler(BaseHTTPRequestHandler):
         if self.server.malformed_batch:
             answer = {"objects": [{"oid": o["oid"], "actions": "none"} for o in body["objects"]]}
             return self._send(200, json.dumps(answer).encode())
-        base = f"http://127.0.0.1:{self.server.server_port}"
+        base = f"http://{self.server.href_host}:{self.server.server_port}"
+        action = {
+            "expires_in": 60,
+            **({"header": self.server.action_header} if self.server.action_header else {}),
+        }
         objects = [
-            {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}?jwt=SECRET", "expires_in": 60}}}
+            {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}?jwt=SECRET", **action}}}
             for o in body["objects"]
         ]
         self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode())
 
     def do_GET(self) -> None:
         self.server.ranges.append(self.headers.get("Range"))
+        self.server.authorizations.append(self.headers.get("Authorization"))
         fault = self.server.script.pop(0) if self.server.script else None
         data = self.server.blobs[self.path.split("/")[-1].split("?")[0]]
         if fault in (503, 429):
@@ -354,7 +359,10 @@ class _FaultServer(ThreadingHTTPServer):
         self.blobs: dict[str, bytes] = {}
         self.script: list[object] = []
         self.ranges: list[str | None] = []
+        self.authorizations: list[str | None] = []  # each GET's Authorization header
         self.malformed_batch = False
+        self.href_host = "127.0.0.1"  # "localhost": download links on another host than the endpoint
+        self.action_header: dict[str, str] = {}  # headers the batch answer gives each download action
 
     def add(self, data: bytes) -> LfsObject:
         obj = _blob(data)
@@ -390,6 +398,24 @@ def test_retries_5xx_and_honours_retry_after(faults: _FaultServer, store: BlobSt
     assert waits == [0.0, 1.0]  # urllib3 retries at once after the first failure; then the Retry-After: 1
     assert report.downloaded == (obj.oid,) and store.has(obj.oid, obj.size)
     assert len(faults.ranges) == 3
+
+
+@network
+def test_netrc_credentials_never_replace_an_actions_own_header_nor_go_to_another_host(
+    faults: _FaultServer, store: BlobStore, tmp_path: Path, monkeypatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login me password mine\nmachine localhost login me password mine\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    first, second = faults.add(b"a" * 100), faults.add(b"b" * 100)
+    faults.action_header = {"Authorization": "RemoteAuth from-the-batch"}
+    LfsClient(faults.endpoint, retry=FAST).download([first], store)
+    assert faults.authorizations == ["RemoteAuth from-the-batch"]  # not netrc's Basic credentials
+    faults.action_header, faults.href_host = {}, "localhost"
+    LfsClient(faults.endpoint, auth=BearerAuth("ours"), retry=FAST).download([second], store)
+    assert faults.authorizations[1] is None  # neither our token nor netrc's go to another host
+    assert store.has(first.oid, first.size) and store.has(second.oid, second.size)
 
 
 @network
