@@ -87,6 +87,52 @@ def test_blobs_go_to_the_bucket_and_installs_verify(cli, served, s3, saved_model
     assert not (tmp_path / "bad" / BASE).exists()
 
 
+def test_fsck_checks_the_objects_in_the_bucket_and_rehashes_only_when_asked(
+    cli, served, s3, saved_models, monkeypatch
+):
+    root, shelf, _git_port = served
+    monkeypatch.setenv("CCLM_SHELF_TOKEN", TOKEN)
+    args = ("--shelf", f"{root}/{shelf.name}", "publish", saved_models / BASE, "--name", BASE)
+    published = cli(*args, "--version", "0.1.0")
+    assert published.code == 0, published.err
+    keys = bucket_keys(s3)
+    sizes = {key: s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] for key in keys}
+    fsck = ("fsck", shelf, "--s3-bucket", BUCKET, "--s3-prefix", PREFIX, "--json")
+
+    clean = cli(*fsck)
+    assert clean.code == 0, clean.out
+    data = clean.json()
+    assert [key.rsplit("/", 1)[0] for key in keys] == [f"{PREFIX}/cclm/{shelf.name.removesuffix('.git')}"] * 3
+    assert data["objects_in"] == f"s3://{BUCKET}/{keys[0].rsplit('/', 1)[0]}"
+    assert (data["objects"], data["problems"], data["rehashed"], data["bytes_verified"]) == (3, [], False, 0)
+    hashed = cli(*fsck, "--rehash")
+    assert hashed.code == 0 and hashed.json()["bytes_verified"] == sum(sizes.values()), hashed.err
+
+    gone, flipped, cut = keys
+    s3.delete_object(Bucket=BUCKET, Key=gone)
+    body = s3.get_object(Bucket=BUCKET, Key=flipped)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=flipped, Body=bytes([body[0] ^ 0xFF]) + body[1:])  # same size
+    body = s3.get_object(Bucket=BUCKET, Key=cut)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=cut, Body=body[:-1])
+    oid = {key: key.rsplit("/", 1)[1] for key in keys}
+    by_size = cli(*fsck)
+    assert by_size.code == 1
+    assert {(p["oid"], p["state"]) for p in by_size.json()["problems"]} == {
+        (oid[gone], "missing"),
+        (oid[cut], "damaged"),
+    }
+    by_hash = cli(*fsck[:-1], "--rehash")
+    assert by_hash.code == 1 and f"damaged  {BASE} 0.1.0" in by_hash.out
+    assert f"{oid[flipped]}" in by_hash.out and f"missing  {BASE} 0.1.0" in by_hash.out
+    assert "first delete the damaged objects" in by_hash.out
+    assert bucket_keys(s3) == sorted([flipped, cut])  # fsck changed nothing in the bucket
+
+    refused = cli("fsck", shelf, "--rehash")
+    assert refused.code == 2 and "--rehash is for --s3-bucket" in refused.err
+    absent = cli("fsck", shelf, "--s3-bucket", "absent-bucket")
+    assert absent.code == 2 and "bucket 'absent-bucket' cannot be reached: no such bucket" in absent.err
+
+
 def test_an_upload_whose_bytes_do_not_match_never_counts(served, s3, tmp_path, monkeypatch):
     import hashlib
 
