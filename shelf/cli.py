@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bundle": ("shelf.commands.bundling:bundle_cmd", "Write the lockfile and all it pins to one file."),
     "export": ("shelf.commands.export:export_cmd", "Write a shelf as static files: sparse index, pages."),
     "cache": ("shelf.commands.cache:cache_group", "Inspect, verify, prune and import into the blob store."),
-    "fsck": ("shelf.commands.fsck:fsck_cmd", "Re-hash a local shelf's blobs; name what is missing or bad."),
+    "fsck": ("shelf.commands.fsck:fsck_cmd", "Check a shelf's blobs (or its bucket's); name what is lost."),
     "serve": ("shelf.commands.serve:serve_cmd", "Serve one shelf to a team: git, Git LFS, web pages."),
     "quickstart": ("shelf.commands.quickstart:quickstart_cmd", "Train, publish, install and compose a demo."),
 }
