@@ -31,7 +31,7 @@ from shelf import constants, frameworks
 from shelf.errors import IntegrityError, NotFoundError, TargetError
 from shelf.fsutil import hash_file, new_staging, remove_tree
 from shelf.linking import DEFAULT_LINK_MODE, choose_link_mode
-from shelf.stack import check_stack, dependents, disagreements, installed_members, member
+from shelf.stack import check_stack, dependents, disagreements, installed_members, member, unmet_requirements
 from shelf.store import BlobStore
 from shelf.target import InstallTarget, file_stat, safe_relative
 
@@ -277,7 +277,7 @@ def verify_installed(target: Path) -> list[str]:
     """Re-hash every installed file (components and legacy items) against its recorded sha256.
 
     Returns the problems, one line each, naming the file and what is wrong with it, then any base on which
-    the installed components disagree.
+    the installed components disagree, then any component whose requirement is not installed.
     """
     install_target = InstallTarget(target)
     record = install_target.read_record()
@@ -293,6 +293,9 @@ def verify_installed(target: Path) -> list[str]:
                 problems.append(f"{label}/{rel}: {problem}")
     members = installed_members(install_target.root, record["components"])
     problems += [f"{target} is not one stack: {line}" for line in disagreements(members)]
+    problems += [
+        f"{target}: {line}" for line in unmet_requirements(install_target.root, record["components"])
+    ]
     return problems
 
 

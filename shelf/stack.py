@@ -4,7 +4,8 @@ The resolver already refuses a set whose bases disagree; this module checks the 
 components from earlier installs: before an install changes it (``check_stack``) and when ``verify`` reads
 it (``disagreements``). A component's base is the one its manifest names; an embedder package stands for
 the base it provides. Values are compared on the keys the resolver binds (embedder, vocabulary, input
-length), a missing value binding nothing.
+length), a missing value binding nothing. ``dependents`` says what the components staying in a target
+need of those an uninstall takes away, and ``unmet_requirements`` what ``verify`` finds missing.
 """
 
 from __future__ import annotations
@@ -145,6 +146,16 @@ def dependents(root: Path, components: Mapping[str, dict], leaving: set[str]) ->
         if needed:
             found[name] = sorted(needed)
     return found
+
+
+def unmet_requirements(root: Path, components: Mapping[str, dict]) -> list[str]:
+    """One line per installed component whose required component is not installed beside it (what
+    ``uninstall --force`` leaves)."""
+    return [
+        f"{name} needs {needed}, which is not installed"
+        for name in sorted(components)
+        for needed in sorted(_required_names(_installed_manifest(root, name)) - set(components))
+    ]
 
 
 def _installed_manifest(root: Path, name: str) -> dict[str, Any]:

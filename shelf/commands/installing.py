@@ -136,7 +136,8 @@ def _size(n: float) -> str:
 @click.option(
     "--force",
     is_flag=True,
-    help="Remove them even when other installed components need them (those are left broken).",
+    help="Remove them even when other installed components need them (those are left broken, and "
+    "verify says so).",
 )
 @json_option
 @click.pass_context
@@ -207,10 +208,11 @@ def verify_cmd(target, behaviour, as_json):
     """Re-hash every installed file against the sha256 its manifest gave, and check the stack's base.
 
     \b
-    Exits 1 when a file does not match, when the installed components disagree on their base, or when
-    nothing is installed. With --behaviour, also rebuild every installed model whose manifest records
-    behaviour probes (publish --probes), run the probes under the TensorFlow and Keras installed here,
-    and report, per component and item, the probe that deviates most and by how much.
+    Exits 1 when a file does not match, when the installed components disagree on their base, when one
+    needs a component that is not installed (uninstall --force), or when nothing is installed. With
+    --behaviour, also rebuild every installed model whose manifest records behaviour probes (publish
+    --probes), run the probes under the TensorFlow and Keras installed here, and report, per component
+    and item, the probe that deviates most and by how much.
     """
     from shelf.install import installed_file_count, verify_installed
 

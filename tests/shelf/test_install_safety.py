@@ -111,9 +111,12 @@ def test_uninstall_force_removes_what_others_need_and_verify_still_passes_the_re
     with pytest.raises(NotFoundError, match="nothing is not installed"):
         uninstall(target, [MLM, BASE, "nothing"])
     assert_installed(target, BASE) and assert_installed(target, MLM)
+    assert cli("verify", "--target", str(target)).returncode == 0
     assert uninstall(target, [BASE], force=True) == [(BASE, VERSION, None)]
     assert not (target / BASE).exists()
     assert_installed(target, MLM)
+    done = cli("verify", "--target", str(target))
+    assert done.returncode == 1 and f"{MLM} needs {BASE}, which is not installed" in done.stdout
     done = cli("uninstall", MLM, "--target", str(target))
     assert done.returncode == 0 and f"removed {MLM} {VERSION}" in done.stdout, done.stderr
 
