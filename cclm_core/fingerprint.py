@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import h5py
 
 PREFIX = "sha256:"
-_SLICE_BYTES = 16 << 20  # how much of one weight is read at a time
+_SLICE_BYTES = 4 << 20  # how much of one weight is read at a time
 
 
 def _record(digest: Any, label: str, payload: bytes) -> None:
