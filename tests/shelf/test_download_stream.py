@@ -3,14 +3,11 @@ bytes kept up to a break, connections back in the pool, and the disk started ear
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
-import json
 import os
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,99 +17,16 @@ from shelf import blob_writer, fsutil
 from shelf.errors import IntegrityError
 from shelf.remote.http import BodyReader, plain_body
 from shelf.remote.lfs_http import LfsClient, RetryPolicy
-from shelf.remote.lfs_protocol import LfsObject
 from shelf.store import BlobStore
+from tests.support.lfs_script import ScriptServer
 
 pytestmark = pytest.mark.network
 FAST = RetryPolicy(attempts=3, total_seconds=20, base_delay=0.05)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Batch answers point at /obj/<oid>; each GET answers in the next way of ``server.script``."""
-
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections += 1
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        objects = [
-            {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}"}}} for o in body["objects"]
-        ]
-        self._plain(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), {})
-
-    def do_GET(self) -> None:
-        self.server.ranges.append(self.headers.get("Range"))
-        way = self.server.script.pop(0) if self.server.script else "plain"
-        data = self.server.blobs[self.path.rsplit("/", 1)[-1]]
-        start = int((self.headers.get("Range") or "bytes=0-")[6:].rstrip("-"))
-        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
-        status, data = (206 if start else 200), data[start:]
-        if way == "gzip":
-            self._plain(status, gzip.compress(data), {**headers, "Content-Encoding": "gzip"})
-        elif way == "chunked":
-            self._chunked(status, [data[:1000], data[1000:50_000], data[50_000:]], headers)
-        elif way == "chunked-cut":  # two whole chunks, then the connection closes mid-body
-            self._chunked(status, [data[:30_000], data[30_000:60_000]], headers, end=False)
-        elif way == "chunked-long":
-            self._chunked(status, [data, b"extra bytes"], headers)
-        else:
-            self._plain(status, data, headers)
-
-    def _plain(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(body)), **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _chunked(self, status: int, parts: list[bytes], headers: dict[str, str], end: bool = True) -> None:
-        self.send_response(status)
-        for name, value in {"Transfer-Encoding": "chunked", **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        for part in parts:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-        if end:
-            self.wfile.write(b"0\r\n\r\n")
-        else:
-            self.wfile.flush()
-            self.close_connection = True
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.blobs: dict[str, bytes] = {}
-        self.script: list[str] = []
-        self.ranges: list[str | None] = []
-        self.connections = 0
-
-    def add(self, data: bytes) -> LfsObject:
-        oid = hashlib.sha256(data).hexdigest()
-        self.blobs[oid] = data
-        return LfsObject(oid, len(data))
-
-    def url(self, obj: LfsObject) -> str:
-        return f"http://127.0.0.1:{self.server_port}/obj/{obj.oid}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/org/shelf.git/info/lfs"
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    running = _Server()
+def server() -> Iterator[ScriptServer]:
+    running = ScriptServer()
     thread = threading.Thread(target=running.serve_forever, daemon=True)
     thread.start()
     yield running
@@ -125,7 +39,7 @@ def store(tmp_path: Path) -> BlobStore:
     return BlobStore(tmp_path / "store")
 
 
-def test_a_plain_body_is_read_from_http_client_not_through_urllib3(server: _Server, monkeypatch) -> None:
+def test_a_plain_body_is_read_from_http_client_not_through_urllib3(server: ScriptServer, monkeypatch) -> None:
     data = os.urandom(100_000)
     obj = server.add(data)
 
@@ -144,7 +58,7 @@ def test_a_plain_body_is_read_from_http_client_not_through_urllib3(server: _Serv
     assert b"".join(parts) == data
 
 
-def test_a_gzip_encoded_body_is_decoded_then_verified(server: _Server, store: BlobStore) -> None:
+def test_a_gzip_encoded_body_is_decoded_then_verified(server: ScriptServer, store: BlobStore) -> None:
     data = b"weights " * 20_000
     obj = server.add(data)
     server.script = ["gzip"]
@@ -155,7 +69,7 @@ def test_a_gzip_encoded_body_is_decoded_then_verified(server: _Server, store: Bl
     assert store.path(obj.oid).read_bytes() == data
 
 
-def test_a_chunked_body_downloads_and_verifies(server: _Server, store: BlobStore) -> None:
+def test_a_chunked_body_downloads_and_verifies(server: ScriptServer, store: BlobStore) -> None:
     data = os.urandom(120_000)
     obj = server.add(data)
     server.script = ["chunked"]
@@ -165,7 +79,7 @@ def test_a_chunked_body_downloads_and_verifies(server: _Server, store: BlobStore
 
 
 def test_a_chunked_body_that_breaks_off_resumes_after_the_bytes_that_came(
-    server: _Server, store: BlobStore
+    server: ScriptServer, store: BlobStore
 ) -> None:
     data = os.urandom(120_000)
     obj = server.add(data)
@@ -176,7 +90,7 @@ def test_a_chunked_body_that_breaks_off_resumes_after_the_bytes_that_came(
     assert store.path(obj.oid).read_bytes() == data
 
 
-def test_a_chunked_body_longer_than_declared_is_refused(server: _Server, store: BlobStore) -> None:
+def test_a_chunked_body_longer_than_declared_is_refused(server: ScriptServer, store: BlobStore) -> None:
     obj = server.add(os.urandom(70_000))
     server.script = ["chunked-long"]
     with pytest.raises(IntegrityError, match="longer than its declared size"):
@@ -184,7 +98,7 @@ def test_a_chunked_body_longer_than_declared_is_refused(server: _Server, store: 
     assert not store.has(obj.oid) and store.partial_size(obj.oid) == 0
 
 
-def test_connections_go_back_to_the_pool_after_each_body(server: _Server, store: BlobStore) -> None:
+def test_connections_go_back_to_the_pool_after_each_body(server: ScriptServer, store: BlobStore) -> None:
     objects = [server.add(os.urandom(50_000 + i)) for i in range(3)]
     server.script = ["plain", "chunked", "plain"]
     LfsClient(server.endpoint, retry=FAST, jobs=1).download(objects, store)

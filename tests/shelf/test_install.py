@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +20,7 @@ from shelf.errors import ConfigError, IntegrityError, OfflineError, UnsafeConten
 from shelf.install import install_components
 from shelf.lockfile import load_lockfile
 from shelf.store import BlobStore
+from tests.support.lfs_script import ScriptServer
 from tests.support.shelves import (
     BASE,
     CHARS,
@@ -363,40 +363,9 @@ def test_debris_of_an_interrupted_run_and_a_damaged_record_are_not_trusted(
     assert cli("verify", "--target", str(target)).returncode == 0
 
 
-class _RangeLfsHandler(BaseHTTPRequestHandler):
-    """A minimal LFS server that honours Range requests (206), recording each GET's Range header."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        objects = [
-            {**o, "actions": {"download": {"href": f"{base}/obj/{o['oid']}"}}} for o in body["objects"]
-        ]
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), {})
-
-    def do_GET(self) -> None:
-        self.server.ranges.append(self.headers.get("Range"))
-        data = self.server.blob
-        start = int((self.headers.get("Range") or "bytes=0-")[6:].rstrip("-"))
-        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
-        self._send(206 if start else 200, data[start:], headers)
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(body)), **headers}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def _range_server(data: bytes) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeLfsHandler)
-    server.blob, server.ranges = data, []
+def _range_server(data: bytes) -> ScriptServer:
+    server = ScriptServer()  # honours Range requests (206) and records each GET's Range header
+    server.add(data)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
