@@ -17,7 +17,7 @@ from typing import BinaryIO, cast
 
 from shelf import constants
 from shelf.errors import IntegrityError, StoreError
-from shelf.fsutil import WRITEBACK_BYTES, fsync_dir, start_writeback
+from shelf.fsutil import Writeback, fsync_dir
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # 2000-01-01T00:00:00Z: the mtime of every verified blob; any write through a link changes it.
@@ -47,19 +47,21 @@ class BlobWriter:
         self._handle: BinaryIO | None = None
         self.offset = 0
         self.written = 0
-        self._flushed = 0  # where the last writeback hint ended
+        self._writeback: Writeback | None = None
 
     def _open(self) -> None:
         """Open the partial file, re-hashing a prefix left by an earlier run."""
         mode = "r+b" if self._partial.exists() else "w+b"
         handle = cast(BinaryIO, open(self._partial, mode))  # noqa: SIM115 - closed in close()
         self._handle = handle
+        self._writeback = Writeback(handle)
         if self._partial.stat().st_size > self.size:
             self.restart()
             return
         while chunk := handle.read(constants.CHUNK_SIZE):
             self._digest.update(chunk)
             self.offset += len(chunk)
+        self._writeback = Writeback(handle, self.offset)  # the prefix is an earlier run's, on disk
 
     def write(self, data: bytes | memoryview) -> None:
         """Append bytes; more bytes than the declared size is an integrity failure."""
@@ -75,15 +77,8 @@ class BlobWriter:
         self._digest.update(data)
         self.offset += len(data)
         self.written += len(data)
-        if self.offset - self._flushed >= WRITEBACK_BYTES:
-            self._start_writeback()
-
-    def _start_writeback(self) -> None:
-        """Let the disk start on the bytes written since the last hint (``_commit`` still fsyncs)."""
-        assert self._handle is not None
-        self._handle.flush()
-        start_writeback(self._handle.fileno(), self._flushed, self.offset - self._flushed)
-        self._flushed = self.offset
+        assert self._writeback is not None
+        self._writeback.wrote(len(data))  # the disk starts early; ``_commit`` still fsyncs
 
     def restart(self) -> None:
         """Throw away what was written and start from byte 0 (a server ignored a Range request)."""
@@ -92,7 +87,8 @@ class BlobWriter:
         self._handle.truncate()
         self._digest = hashlib.sha256()
         self.offset = 0
-        self._flushed = 0
+        if self._writeback is not None:
+            self._writeback.restart()
 
     def _check(self) -> None:
         if self.offset != self.size:

@@ -4,8 +4,8 @@
 - ``atomic_file(path)`` yields a handle for a streamed file and renames it into place on a clean exit;
 - ``atomic_create(path, data)`` writes a new file that must not replace one (keys);
 - ``copy_hashing(src, dst)`` copies a stream while hashing it (sha256, bytes), ``hash_file`` only hashes;
-- ``start_writeback(fd, offset, length)`` lets the disk start on a file being streamed (its fsync then
-  finds little left to write);
+- ``Writeback(handle)`` lets the disk start on a file being streamed (``start_writeback`` every few MiB),
+  so its fsync finds little left to write;
 - ``new_staging(final)`` + ``swap_dir(staging, final)`` build a folder aside and replace the old one with
   it; ``discard`` removes a folder by first renaming it aside.
 
@@ -76,6 +76,41 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
     """
     call = _sync_file_range()
     return call is not None and call(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
+
+
+class Writeback:
+    """Hands a file's bytes to the disk while it is written: ``start_writeback`` every ``WRITEBACK_BYTES``.
+
+    ``wrote(count)`` after each write of ``count`` bytes at the end of the file; ``restart()`` after
+    truncating it to nothing.
+    """
+
+    def __init__(self, handle: IO[bytes], start: int = 0) -> None:
+        self._handle = handle
+        self._end = self._hinted = start  # the file's length; where the last hint ended
+
+    @classmethod
+    def of(cls, dst: IO[bytes]) -> Writeback | None:
+        """One for ``dst`` from where it stands, or None when it is no file on disk (a pipe, a buffer)."""
+        try:
+            dst.fileno()
+            return cls(dst, dst.tell())
+        except (
+            OSError,
+            ValueError,
+            AttributeError,
+        ):  # io.UnsupportedOperation is an OSError and a ValueError
+            return None
+
+    def wrote(self, count: int) -> None:
+        self._end += count
+        if self._end - self._hinted >= WRITEBACK_BYTES:
+            self._handle.flush()
+            start_writeback(self._handle.fileno(), self._hinted, self._end - self._hinted)
+            self._hinted = self._end
+
+    def restart(self) -> None:
+        self._end = self._hinted = 0
 
 
 def file_in_the_way(path: Path) -> Path | None:
@@ -161,7 +196,8 @@ def copy_hashing(src: IO[bytes], dst: IO[bytes] | None = None, limit: int | None
     ``WRITEBACK_BYTES`` (``start_writeback``), so that its caller's fsync finds little left to write.
     """
     digest = hashlib.sha256()
-    size = hinted = 0
+    size = 0
+    writeback = Writeback.of(dst) if dst is not None else None
     while True:
         want = constants.CHUNK_SIZE if limit is None else min(constants.CHUNK_SIZE, limit - size)
         if want <= 0:
@@ -173,21 +209,9 @@ def copy_hashing(src: IO[bytes], dst: IO[bytes] | None = None, limit: int | None
         if dst is not None:
             dst.write(chunk)
         size += len(chunk)
-        if dst is not None and size - hinted >= WRITEBACK_BYTES:
-            _hint(dst, size - hinted)
-            hinted = size
+        if writeback is not None:
+            writeback.wrote(len(chunk))
     return digest.hexdigest(), size
-
-
-def _hint(dst: IO[bytes], length: int) -> None:
-    """``start_writeback`` of the last ``length`` bytes written to ``dst``, when it is a file on disk (not
-    a pipe, a socket or a buffer in memory)."""
-    try:
-        fd, end = dst.fileno(), dst.tell()
-    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError and a ValueError
-        return
-    dst.flush()
-    start_writeback(fd, end - length, length)
 
 
 def hash_file(path: Path) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shelf import blob_writer, fsutil
+from shelf import fsutil
 from shelf.errors import IntegrityError
 from shelf.remote.http import BodyReader, plain_body
 from shelf.remote.lfs_http import LfsClient, RetryPolicy
@@ -116,8 +116,8 @@ def test_large_blobs_are_handed_to_the_disk_while_they_stream(
         hints.append((offset, length))
         real(fd, offset, length)
 
-    monkeypatch.setattr(blob_writer, "WRITEBACK_BYTES", 64 * 1024)
-    monkeypatch.setattr(blob_writer, "start_writeback", record)
+    monkeypatch.setattr(fsutil, "WRITEBACK_BYTES", 64 * 1024)
+    monkeypatch.setattr(fsutil, "start_writeback", record)
     data = os.urandom(300_000)
     store = BlobStore(tmp_path / "store")
     oid = hashlib.sha256(data).hexdigest()
