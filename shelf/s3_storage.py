@@ -18,14 +18,13 @@ only inside the giftless server process.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from typing import Any
 
 from giftless.storage.amazon_s3 import AmazonS3Storage
 
 from registry_index.pointer import is_sha256_hex
-from shelf import constants
+from shelf.fsutil import copy_hashing
 
 INCOMING = "incoming"
 
@@ -52,10 +51,7 @@ class VerifiedS3Storage(AmazonS3Storage):
         """Hash the uploaded object; move it to its verified key when it matches, delete it either way."""
         staged = self._get_blob_path(_incoming(prefix), oid)
         body = self.s3_client.get_object(Bucket=self.bucket_name, Key=staged)["Body"]
-        digest = hashlib.sha256()
-        for chunk in body.iter_chunks(constants.CHUNK_SIZE):
-            digest.update(chunk)
-        matches = digest.hexdigest() == oid
+        matches = copy_hashing(body)[0] == oid
         if matches:
             source = {"Bucket": self.bucket_name, "Key": staged}
             final = self._get_blob_path(prefix, oid)

@@ -34,12 +34,12 @@ def fsck_cmd(ctx, shelf_path, s3_bucket, s3_prefix, rehash, as_json):
     when anything is missing or damaged; publishing the same folder again (same name and version)
     restores it. Changes nothing else.
     """
-    from shelf.commands.serve import _local_shelf
+    from shelf.commands.serve import local_shelf
     from shelf.fsck import fsck
     from shelf.source import ShelfSource, ensure_embedded_shelf
 
     named = shelf_path or settings(ctx).shelf
-    path = (_local_shelf(named, "fsck") or Path(ensure_embedded_shelf())).resolve()
+    path = (local_shelf(named, "fsck") or Path(ensure_embedded_shelf())).resolve()
     objects = _bucket_objects(path, s3_bucket, s3_prefix, rehash)
     source = ShelfSource(str(path), cache_dir=settings(ctx).cache_dir)
     source.refresh()
@@ -60,7 +60,7 @@ def fsck_cmd(ctx, shelf_path, s3_bucket, s3_prefix, rehash, as_json):
 
 def _bucket_objects(path: Path, bucket: str | None, prefix: str, rehash: bool):
     """The objects in the bucket a served shelf keeps them in (None: the shelf's own)."""
-    from shelf.commands.serve import _s3_settings
+    from shelf.commands.serve import s3_settings
     from shelf.errors import ConfigError
 
     if rehash and not bucket:
@@ -68,7 +68,7 @@ def _bucket_objects(path: Path, bucket: str | None, prefix: str, rehash: bool):
             "--rehash is for --s3-bucket: a shelf's own blobs are always re-hashed",
             hint="name the bucket the shelf is served with (--s3-bucket), or leave --rehash out",
         )
-    s3 = _s3_settings(bucket, prefix)  # checks that boto3 reaches the bucket
+    s3 = s3_settings(bucket, prefix)  # checks that boto3 reaches the bucket
     if s3 is None:
         return None
     from shelf.s3_objects import BucketObjects

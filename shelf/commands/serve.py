@@ -59,7 +59,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
     from shelf import serve
     from shelf.source import ShelfSource, ensure_embedded_shelf
 
-    shelf_path = Path(path) if path else _local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
+    shelf_path = Path(path) if path else local_shelf(settings(ctx).shelf) or Path(ensure_embedded_shelf())
     source = ShelfSource(str(shelf_path.resolve()), cache_dir=settings(ctx).cache_dir)
     source.refresh()
     _check_is_shelf(source, shelf_path)
@@ -70,7 +70,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
         # start() stops what it started when interrupted; the with block stops both servers otherwise.
         pages = _pages_folder(source)
         static = {"/": pages}  # the shelf's web pages at the HTTP root
-        s3 = _s3_settings(s3_bucket, s3_prefix)
+        s3 = s3_settings(s3_bucket, s3_prefix)
         with serve.start(
             shelf_path, host, git_port, http_port, url_host, token_file=token_file, static=static, s3=s3
         ) as servers:
@@ -92,7 +92,7 @@ def serve_cmd(ctx, path, host, git_port, http_port, url_host, token_file, s3_buc
 PAGE_CHECK_TICKS = 4  # the pages follow a publish or a yank within about two seconds
 
 
-def _s3_settings(bucket: str | None, prefix: str) -> dict[str, str] | None:
+def s3_settings(bucket: str | None, prefix: str) -> dict[str, str] | None:
     """The bucket settings for the LFS server, after checking that boto3 can reach the bucket."""
     from shelf.errors import ConfigError
 
@@ -179,7 +179,7 @@ def _check_is_shelf(source, shelf_path: Path) -> None:
         )
 
 
-def _local_shelf(url: str | None, command: str = "serve") -> Path | None:
+def local_shelf(url: str | None, command: str = "serve") -> Path | None:
     """The shelf named by ``url`` (--shelf), which must be on this machine for ``command``."""
     from shelf.errors import ConfigError
     from shelf.remote.transport import local_path
